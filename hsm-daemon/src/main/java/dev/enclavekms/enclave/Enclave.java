@@ -1,0 +1,67 @@
+package dev.enclavekms.enclave;
+
+import java.security.PublicKey;
+import java.util.List;
+
+/**
+ * The hardware boundary. Every operation that needs a master key happens behind this
+ * interface, on the device; no method returns secret or private key bytes, so nothing
+ * above this package can ever hold a master key.
+ *
+ * <p>Keys are addressed by {@link ObjectId} (the key version's id; CKA_ID on a PKCS#11
+ * token, the slot id on the card). Implementations are thread-safe.
+ *
+ * <p>Errors: {@link EnclaveException.ObjectNotFound} when no key has the id,
+ * {@link EnclaveException.AuthenticationFailed} when a ciphertext does not verify (never
+ * retried: it is the caller's data, not the device, that is bad),
+ * {@link EnclaveException.Unavailable} when the device cannot be reached even after one
+ * reopen, {@link EnclaveException.Unsupported} for an algorithm the device lacks.
+ */
+public interface Enclave extends AutoCloseable {
+
+    /** What the device says about itself: label, manufacturer, model, serial, free space. */
+    EnclaveInfo info() throws EnclaveException;
+
+    /**
+     * Generates a key inside the device. AES keys get encrypt+decrypt only; key pairs get
+     * sign (private) and verify (public) only. Every key is sensitive, non-extractable,
+     * non-modifiable and non-copyable.
+     *
+     * @return the public key of a generated key pair; {@code null} for a secret key
+     */
+    PublicKey generate(ObjectId id, KeyAlgorithm algorithm, String label) throws EnclaveException;
+
+    /**
+     * AEAD-encrypts {@code plaintext} under a secret key with additional data {@code aad}.
+     * The device chooses the IV from its own random generator.
+     */
+    Sealed encrypt(ObjectId key, byte[] aad, byte[] plaintext) throws EnclaveException;
+
+    /**
+     * Reverses {@link #encrypt}. A wrong key, AAD, IV or a modified ciphertext all give
+     * {@link EnclaveException.AuthenticationFailed} and reveal nothing else.
+     */
+    SecretBytes decrypt(ObjectId key, byte[] aad, Sealed sealed) throws EnclaveException;
+
+    /**
+     * Signs with a private key. {@code input} is the digest for ECDSA and RSA-PSS (its
+     * length must match the algorithm's hash) and the whole message for Ed25519.
+     * ECDSA signatures are DER-encoded (X9.62), as OpenSSL and JCA expect.
+     */
+    byte[] sign(ObjectId key, KeyAlgorithm algorithm, byte[] input) throws EnclaveException;
+
+    /** The public key of a key pair, read from the device. */
+    PublicKey publicKey(ObjectId key, KeyAlgorithm algorithm) throws EnclaveException;
+
+    /** {@code length} bytes from the device's random generator. */
+    SecretBytes random(int length) throws EnclaveException;
+
+    /** Destroys the key (both halves of a pair). Destroying a missing key is not an error. */
+    void destroy(ObjectId key) throws EnclaveException;
+
+    /** Every key object on the device with its protection attributes, for reconciliation. */
+    List<EnclaveObject> list() throws EnclaveException;
+
+    @Override
+    void close();
+}
