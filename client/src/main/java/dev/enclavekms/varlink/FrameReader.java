@@ -1,0 +1,119 @@
+package dev.enclavekms.varlink;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+
+/**
+ * Splits a varlink byte stream into messages: UTF-8 JSON texts each terminated by one
+ * NUL byte. A message longer than the limit is discarded up to its NUL and reported,
+ * so that one oversized call does not cost the connection; invalid UTF-8 is reported
+ * rather than replaced, so the JSON reader never sees substituted characters.
+ */
+public final class FrameReader {
+    private final InputStream in;
+    private final int maxMessageBytes;
+    private final byte[] chunk = new byte[16 * 1024];
+    private int chunkPos;
+    private int chunkLen;
+    private byte[] message = new byte[1024];
+
+    /** One frame: either a decoded text or the reason it could not be decoded. */
+    public sealed interface Frame {
+        record Text(String json) implements Frame { }
+        record TooLarge(long bytes) implements Frame { }
+        record BadEncoding() implements Frame { }
+    }
+
+    public FrameReader(InputStream in, int maxMessageBytes) {
+        this.in = in;
+        this.maxMessageBytes = maxMessageBytes;
+    }
+
+    /**
+     * Reads the next frame; {@code null} at a clean end of stream (no partial message).
+     *
+     * @throws java.io.EOFException when the stream ends inside a message (missing NUL)
+     */
+    public Frame next() throws IOException {
+        int len = 0;
+        long skipped = -1; // >= 0 while discarding an oversized message
+        while (true) {
+            if (chunkPos == chunkLen) {
+                chunkLen = in.read(chunk);
+                chunkPos = 0;
+                if (chunkLen < 0) {
+                    chunkLen = 0;
+                    if (len == 0 && skipped < 0) {
+                        return null;
+                    }
+                    throw new java.io.EOFException("connection closed inside a message (no NUL terminator)");
+                }
+            }
+            int start = chunkPos;
+            int nul = -1;
+            for (int i = chunkPos; i < chunkLen; i++) {
+                if (chunk[i] == 0) {
+                    nul = i;
+                    break;
+                }
+            }
+            int end = nul < 0 ? chunkLen : nul;
+            int n = end - start;
+            chunkPos = nul < 0 ? chunkLen : nul + 1;
+            if (skipped >= 0) {
+                skipped += n;
+            } else if (len + n > maxMessageBytes) {
+                skipped = (long) len + n;
+                len = 0;
+            } else {
+                if (len + n > message.length) {
+                    message = Arrays.copyOf(message, Math.min(maxMessageBytes, Math.max(len + n, message.length * 2)));
+                }
+                System.arraycopy(chunk, start, message, len, n);
+                len += n;
+            }
+            if (nul >= 0) {
+                if (skipped >= 0) {
+                    shrink();
+                    return new Frame.TooLarge(skipped);
+                }
+                Frame f = decode(len);
+                shrink();
+                return f;
+            }
+        }
+    }
+
+    /** Don't let one big message pin a large buffer for the life of the connection. */
+    private void shrink() {
+        if (message.length > 64 * 1024) {
+            message = new byte[1024];
+        }
+    }
+
+    private Frame decode(int len) {
+        try {
+            CharBuffer chars = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(message, 0, len));
+            return new Frame.Text(chars.toString());
+        } catch (CharacterCodingException e) {
+            return new Frame.BadEncoding();
+        }
+    }
+
+    /** Encodes one message for the wire: UTF-8 JSON followed by NUL. */
+    public static byte[] encode(String json) {
+        byte[] body = json.getBytes(StandardCharsets.UTF_8);
+        byte[] framed = Arrays.copyOf(body, body.length + 1);
+        framed[body.length] = 0;
+        return framed;
+    }
+}

@@ -1,0 +1,180 @@
+package dev.enclavekms.varlink;
+
+import dev.enclavekms.json.Json;
+import dev.enclavekms.json.JsonException;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
+
+/**
+ * A varlink connection over a Unix-domain stream socket. Calls on one connection are
+ * serialised (varlink answers in order); open one client per thread for parallelism.
+ */
+public final class VarlinkClient implements AutoCloseable {
+    /** Largest reply accepted: a DecryptBatch of 10,000 data keys is about 1.5 MB. */
+    public static final int DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024;
+
+    private final SocketChannel channel;
+    private final OutputStream out;
+    private final FrameReader reader;
+    private final ReentrantLock lock = new ReentrantLock();
+
+    private VarlinkClient(SocketChannel channel, int maxReplyBytes) {
+        this.channel = channel;
+        this.out = Channels.newOutputStream(channel);
+        InputStream in = Channels.newInputStream(channel);
+        this.reader = new FrameReader(in, maxReplyBytes);
+    }
+
+    public static VarlinkClient connect(Path socket) throws IOException {
+        return connect(socket, DEFAULT_MAX_REPLY_BYTES);
+    }
+
+    public static VarlinkClient connect(Path socket, int maxReplyBytes) throws IOException {
+        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+        } catch (IOException e) {
+            ch.close();
+            throw new IOException("cannot connect to " + socket + ": " + e.getMessage(), e);
+        }
+        return new VarlinkClient(ch, maxReplyBytes);
+    }
+
+    /** Calls {@code method} and returns the reply's parameters (never null). */
+    public Map<String, Object> call(String method, Map<String, ?> parameters) throws IOException, VarlinkError {
+        lock.lock();
+        try {
+            send(method, parameters, false, false);
+            Reply r = receive();
+            if (r.continues()) {
+                throw new IOException("server sent a 'continues' reply to a call without 'more'");
+            }
+            return r.parameters();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Calls {@code method} with {@code more: true}; every reply's parameters go to
+     * {@code onReply}, the last one included.
+     */
+    public void callMore(String method, Map<String, ?> parameters, Consumer<Map<String, Object>> onReply)
+            throws IOException, VarlinkError {
+        lock.lock();
+        try {
+            send(method, parameters, true, false);
+            while (true) {
+                Reply r = receive();
+                onReply.accept(r.parameters());
+                if (!r.continues()) {
+                    return;
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Sends a call with {@code oneway: true}: the server sends no reply. */
+    public void oneway(String method, Map<String, ?> parameters) throws IOException {
+        lock.lock();
+        try {
+            send(method, parameters, false, true);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Sends raw bytes (tests of malformed input). */
+    public void sendRaw(byte[] bytes) throws IOException {
+        lock.lock();
+        try {
+            out.write(bytes);
+            out.flush();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Reads one raw reply (tests of malformed input). */
+    public Map<String, Object> receiveRaw() throws IOException {
+        lock.lock();
+        try {
+            return readMessage();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void send(String method, Map<String, ?> parameters, boolean more, boolean oneway) throws IOException {
+        Map<String, Object> msg = new LinkedHashMap<>();
+        msg.put("method", method);
+        if (parameters != null && !parameters.isEmpty()) {
+            msg.put("parameters", parameters);
+        }
+        if (more) msg.put("more", true);
+        if (oneway) msg.put("oneway", true);
+        out.write(FrameReader.encode(Json.write(msg)));
+        out.flush();
+    }
+
+    private record Reply(Map<String, Object> parameters, boolean continues) { }
+
+    @SuppressWarnings("unchecked")
+    private Reply receive() throws IOException, VarlinkError {
+        Map<String, Object> msg = readMessage();
+        Object params = msg.get("parameters");
+        Map<String, Object> p = params instanceof Map ? (Map<String, Object>) params : Map.of();
+        if (msg.get("error") instanceof String error) {
+            throw new VarlinkError(error, p);
+        }
+        return new Reply(p, Boolean.TRUE.equals(msg.get("continues")));
+    }
+
+    private Map<String, Object> readMessage() throws IOException {
+        FrameReader.Frame f = reader.next();
+        if (f == null) {
+            throw new IOException("connection closed by the server");
+        }
+        return switch (f) {
+            case FrameReader.Frame.Text t -> {
+                try {
+                    yield Json.parseObject(t.json());
+                } catch (JsonException e) {
+                    throw new IOException("malformed reply from server: " + e.getMessage(), e);
+                }
+            }
+            case FrameReader.Frame.TooLarge t -> throw new IOException("reply of " + t.bytes() + " bytes exceeds the limit");
+            case FrameReader.Frame.BadEncoding b -> throw new IOException("reply is not valid UTF-8");
+        };
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+    }
+
+    /** Convenience for building parameter maps that may contain nulls (omitted). */
+    public static Map<String, Object> params(Object... keyValues) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < keyValues.length; i += 2) {
+            if (keyValues[i + 1] != null) {
+                m.put((String) keyValues[i], keyValues[i + 1]);
+            }
+        }
+        return m;
+    }
+
+}

@@ -1,0 +1,49 @@
+package dev.enclavekms.server.varlink;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A varlink interface served by the server: its name, its IDL description (returned by
+ * {@code org.varlink.service.GetInterfaceDescription}) and a handler per method.
+ *
+ * @param invalidParameterError the error name used when a parameter has the wrong type
+ * @param internalError         the error name sent when a handler fails unexpectedly
+ */
+public record VarlinkInterface(String name, String description, Map<String, MethodHandler> methods,
+                               String invalidParameterError, String internalError) {
+
+    public static Builder builder(String name, String description) {
+        return new Builder(name, description);
+    }
+
+    public static final class Builder {
+        private final String name;
+        private final String description;
+        private final Map<String, MethodHandler> methods = new LinkedHashMap<>();
+        private String invalidParameterError = "org.varlink.service.InvalidParameter";
+        private String internalError = "org.varlink.service.InternalError";
+
+        private Builder(String name, String description) {
+            this.name = name;
+            this.description = description;
+        }
+
+        public Builder method(String method, MethodHandler handler) {
+            if (methods.put(method, handler) != null) {
+                throw new IllegalArgumentException("method " + method + " registered twice");
+            }
+            return this;
+        }
+
+        public Builder errors(String invalidParameter, String internal) {
+            this.invalidParameterError = invalidParameter;
+            this.internalError = internal;
+            return this;
+        }
+
+        public VarlinkInterface build() {
+            return new VarlinkInterface(name, description, Map.copyOf(methods), invalidParameterError, internalError);
+        }
+    }
+}
