@@ -1,0 +1,101 @@
+# Shared by the launchers: find a JDK 25, install missing system packages, build jars.
+# Sourced, not run.
+
+ENCLAVE_KMS_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DAEMON_JAR="$ENCLAVE_KMS_HOME/hsm-daemon/target/enclave-kmsd-0.1.0-SNAPSHOT.jar"
+
+say() { printf 'enclave-kms: %s\n' "$*" >&2; }
+
+# java_major JAVA -> prints the feature version (17, 25, ...) or nothing
+java_major() {
+  "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p' | head -n1
+}
+
+# Sets JAVA_HOME to a JDK 25 or newer, or explains how to get one and returns 1.
+find_jdk25() {
+  local c v
+  for c in "${ENCLAVE_KMS_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25* /usr/lib/jvm/java-25* \
+           /usr/lib/jvm/*-25-* /usr/lib/jvm/jdk-25* /opt/java/openjdk /usr/lib/jvm/*; do
+    [ -n "$c" ] && [ -x "$c/bin/javac" ] || continue
+    v=$(java_major "$c/bin/java")
+    if [ -n "$v" ] && [ "$v" -ge 25 ] 2>/dev/null; then
+      export JAVA_HOME="$c"
+      return 0
+    fi
+  done
+  if command -v javac >/dev/null 2>&1; then
+    c=$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")
+    v=$(java_major "$c/bin/java")
+    if [ -n "$v" ] && [ "$v" -ge 25 ] 2>/dev/null; then
+      export JAVA_HOME="$c"
+      return 0
+    fi
+  fi
+  if apt_install_possible && apt-cache show openjdk-25-jdk-headless >/dev/null 2>&1; then
+    say "installing openjdk-25-jdk-headless"
+    apt_run install -y -q openjdk-25-jdk-headless >/dev/null && find_jdk25_no_install && return 0
+  fi
+  say "no JDK 25 found. Install one (e.g. 'apt-get install openjdk-25-jdk-headless', or Temurin 25"
+  say "from adoptium.net) and set JAVA_HOME or ENCLAVE_KMS_JAVA_HOME to it."
+  return 1
+}
+
+find_jdk25_no_install() {
+  local c v
+  for c in /usr/lib/jvm/*; do
+    [ -x "$c/bin/javac" ] || continue
+    v=$(java_major "$c/bin/java")
+    if [ -n "$v" ] && [ "$v" -ge 25 ] 2>/dev/null; then export JAVA_HOME="$c"; return 0; fi
+  done
+  return 1
+}
+
+apt_install_possible() {
+  command -v apt-get >/dev/null 2>&1 || return 1
+  [ "$(id -u)" -eq 0 ] && return 0
+  command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null
+}
+
+apt_run() {
+  if [ "$(id -u)" -eq 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get "$@"
+  else sudo -n env DEBIAN_FRONTEND=noninteractive apt-get "$@"; fi
+}
+
+# ensure_packages: the system packages enclave-kms uses, installed when missing.
+ensure_packages() {
+  local missing=() pair cmd pkg
+  for pair in softhsm2-util:softhsm2 pkcs11-tool:opensc p11-kit:p11-kit \
+              varlink-go-certification:varlink-go python3:python3; do
+    cmd=${pair%%:*}; pkg=${pair##*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if apt_install_possible; then
+    say "installing missing packages: ${missing[*]}"
+    apt_run update -q >/dev/null 2>&1 || true
+    if apt_run install -y -q "${missing[@]}" >/dev/null; then return 0; fi
+    say "apt-get install ${missing[*]} failed"
+  fi
+  say "missing system packages: ${missing[*]}"
+  say "install them with: sudo apt-get install ${missing[*]}"
+  return 1
+}
+
+# ensure_built: builds the daemon jar and its lib/ when missing or older than the sources.
+ensure_built() {
+  local stale=""
+  if [ ! -f "$DAEMON_JAR" ]; then
+    stale=yes
+  elif [ -n "$(find "$ENCLAVE_KMS_HOME/hsm-daemon/src/main" "$ENCLAVE_KMS_HOME/client/src/main" \
+                 "$ENCLAVE_KMS_HOME/pom.xml" "$ENCLAVE_KMS_HOME/hsm-daemon/pom.xml" \
+                 -newer "$DAEMON_JAR" -type f 2>/dev/null | head -n1)" ]; then
+    stale=yes
+  fi
+  [ -z "$stale" ] && return 0
+  say "building enclave-kms (first run, or sources changed)"
+  (cd "$ENCLAVE_KMS_HOME" && ./mvnw -B -q -DskipTests -pl hsm-daemon -am package) >&2
+}
+
+daemon_classpath() {
+  printf '%s:%s/*' "$DAEMON_JAR" "$ENCLAVE_KMS_HOME/hsm-daemon/target/lib"
+}

@@ -1,0 +1,19 @@
+package dev.enclavekms.registry;
+
+/** A registry command was refused (its precondition failed) or the store failed. */
+public class RegistryException extends Exception {
+    public RegistryException(String message) {
+        super(message);
+    }
+
+    public RegistryException(String message, Throwable cause) {
+        super(message, cause);
+    }
+
+    /** The command conflicts with the registry's state (e.g. the key exists already). */
+    public static final class Conflict extends RegistryException {
+        public Conflict(String message) {
+            super(message);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+package dev.enclavekms.registry;
+
+import dev.enclavekms.enclave.KeyAlgorithm;
+import dev.enclavekms.enclave.ObjectId;
+import dev.enclavekms.json.Json;
+import dev.enclavekms.json.JsonException;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The registry in one SQLite file (WAL, synchronous=FULL: a key version the daemon has
+ * reported must survive a power cut). The whole registry is small — keys and versions,
+ * never data keys — so reads are served from an in-memory copy that is replaced only
+ * after a command has committed; writers are serialised.
+ */
+public final class SqliteRegistryStore implements RegistryStore {
+    private static final int SCHEMA_VERSION = 1;
+
+    private final Connection db;
+    private final Map<String, KeyRecord> cache = new ConcurrentHashMap<>();
+
+    private SqliteRegistryStore(Connection db) {
+        this.db = db;
+    }
+
+    public static SqliteRegistryStore open(Path file) throws RegistryException {
+        try {
+            Path parent = file.toAbsolutePath().getParent();
+            Files.createDirectories(parent);
+            if (!Files.exists(file)) {
+                Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            }
+            Connection c = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
+            try (Statement s = c.createStatement()) {
+                s.execute("PRAGMA journal_mode=WAL");
+                s.execute("PRAGMA synchronous=FULL");
+                s.execute("PRAGMA foreign_keys=ON");
+                s.execute("PRAGMA busy_timeout=5000");
+            }
+            SqliteRegistryStore store = new SqliteRegistryStore(c);
+            store.migrate();
+            store.reload();
+            return store;
+        } catch (SQLException | java.io.IOException e) {
+            throw new RegistryException("cannot open registry " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void migrate() throws SQLException, RegistryException {
+        try (Statement s = db.createStatement()) {
+            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+            int current = 0;
+            try (ResultSet rs = s.executeQuery("SELECT max(version) FROM schema_version")) {
+                if (rs.next()) current = rs.getInt(1);
+            }
+            if (current > SCHEMA_VERSION) {
+                throw new RegistryException("registry schema version " + current
+                        + " is newer than this daemon understands (" + SCHEMA_VERSION + ")");
+            }
+            if (current < 1) {
+                db.setAutoCommit(false);
+                s.execute("""
+                        CREATE TABLE keys (
+                          name TEXT PRIMARY KEY,
+                          purpose INTEGER NOT NULL,
+                          algorithm INTEGER NOT NULL,
+                          description TEXT NOT NULL,
+                          created TEXT NOT NULL,
+                          primary_version INTEGER NOT NULL,
+                          required_context TEXT NOT NULL
+                        )""");
+                s.execute("""
+                        CREATE TABLE key_versions (
+                          key_name TEXT NOT NULL REFERENCES keys(name),
+                          version INTEGER NOT NULL,
+                          object_id TEXT NOT NULL UNIQUE,
+                          state INTEGER NOT NULL,
+                          created TEXT NOT NULL,
+                          state_changed TEXT NOT NULL,
+                          PRIMARY KEY (key_name, version)
+                        )""");
+                s.execute("INSERT INTO schema_version VALUES (1)");
+                db.commit();
+                db.setAutoCommit(true);
+            }
+        }
+    }
+
+    private void reload() throws SQLException, RegistryException {
+        cache.clear();
+        try (Statement s = db.createStatement();
+             ResultSet rs = s.executeQuery("SELECT name FROM keys")) {
+            List<String> names = new ArrayList<>();
+            while (rs.next()) names.add(rs.getString(1));
+            for (String n : names) {
+                cache.put(n, load(n).orElseThrow());
+            }
+        }
+    }
+
+    private Optional<KeyRecord> load(String name) throws SQLException, RegistryException {
+        try (PreparedStatement k = db.prepareStatement(
+                "SELECT purpose, algorithm, description, created, primary_version, required_context FROM keys WHERE name = ?")) {
+            k.setString(1, name);
+            try (ResultSet rs = k.executeQuery()) {
+                if (!rs.next()) return Optional.empty();
+                List<KeyVersion> versions = new ArrayList<>();
+                try (PreparedStatement v = db.prepareStatement(
+                        "SELECT version, object_id, state, created, state_changed FROM key_versions WHERE key_name = ? ORDER BY version")) {
+                    v.setString(1, name);
+                    try (ResultSet vr = v.executeQuery()) {
+                        while (vr.next()) {
+                            versions.add(new KeyVersion(vr.getInt(1), ObjectId.ofHex(vr.getString(2)),
+                                    VersionState.ofCode(vr.getInt(3)), Instant.parse(vr.getString(4)),
+                                    Instant.parse(vr.getString(5))));
+                        }
+                    }
+                }
+                return Optional.of(new KeyRecord(name, Purpose.ofCode(rs.getInt(1)), KeyAlgorithm.ofCode(rs.getInt(2)),
+                        rs.getString(3), Instant.parse(rs.getString(4)), rs.getInt(5),
+                        parseStringList(rs.getString(6)), versions));
+            }
+        }
+    }
+
+    private static List<String> parseStringList(String json) throws RegistryException {
+        try {
+            List<String> out = new ArrayList<>();
+            for (Object o : (List<?>) Json.parse(json)) out.add((String) o);
+            return out;
+        } catch (JsonException | ClassCastException e) {
+            throw new RegistryException("corrupt required_context in registry: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public synchronized void apply(RegistryCommand command) throws RegistryException {
+        String name = switch (command) {
+            case RegistryCommand.CreateKey c -> c.name();
+            case RegistryCommand.AddVersion c -> c.name();
+            case RegistryCommand.SetPrimaryVersion c -> c.name();
+            case RegistryCommand.SetVersionState c -> c.name();
+        };
+        try {
+            db.setAutoCommit(false);
+            try {
+                execute(command, cache.get(name));
+                db.commit();
+            } catch (SQLException | RegistryException | RuntimeException e) {
+                db.rollback();
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+            // Only a committed change becomes visible to readers.
+            cache.put(name, load(name).orElseThrow());
+        } catch (SQLException e) {
+            throw new RegistryException("registry write failed: " + e.getMessage(), e);
+        }
+    }
+
+    private void execute(RegistryCommand command, KeyRecord current) throws SQLException, RegistryException {
+        switch (command) {
+            case RegistryCommand.CreateKey c -> {
+                if (current != null) {
+                    throw new RegistryException.Conflict("key " + c.name() + " already exists");
+                }
+                if (!c.purpose().allows(c.algorithm())) {
+                    throw new RegistryException.Conflict(c.algorithm() + " is not allowed for purpose " + c.purpose());
+                }
+                update("INSERT INTO keys (name, purpose, algorithm, description, created, primary_version, required_context) VALUES (?,?,?,?,?,?,?)",
+                        c.name(), c.purpose().code(), c.algorithm().code(), c.description(), c.at().toString(), 1,
+                        Json.write(c.requiredContext()));
+                insertVersion(c.name(), 1, c.firstVersionObject(), c.firstVersionState(), c.at());
+            }
+            case RegistryCommand.AddVersion c -> {
+                requireKey(current, c.name());
+                if (c.version() != current.latestVersion() + 1) {
+                    throw new RegistryException.Conflict("version " + c.version() + " of " + c.name()
+                            + " is not the next version (" + (current.latestVersion() + 1) + ")");
+                }
+                insertVersion(c.name(), c.version(), c.objectId(), c.state(), c.at());
+            }
+            case RegistryCommand.SetPrimaryVersion c -> {
+                requireKey(current, c.name());
+                KeyVersion v = current.version(c.version()).orElseThrow(
+                        () -> new RegistryException.Conflict("key " + c.name() + " has no version " + c.version()));
+                if (v.state() != VersionState.ENABLED) {
+                    throw new RegistryException.Conflict("version " + c.version() + " of " + c.name()
+                            + " is " + v.state() + "; only an ENABLED version can be primary");
+                }
+                update("UPDATE keys SET primary_version = ? WHERE name = ?", c.version(), c.name());
+            }
+            case RegistryCommand.SetVersionState c -> {
+                requireKey(current, c.name());
+                KeyVersion v = current.version(c.version()).orElseThrow(
+                        () -> new RegistryException.Conflict("key " + c.name() + " has no version " + c.version()));
+                if (!v.state().canBecome(c.state())) {
+                    throw new RegistryException.Conflict("version " + c.version() + " of " + c.name() + " is "
+                            + v.state() + " and cannot become " + c.state());
+                }
+                if (c.version() == current.primaryVersion() && c.state() != VersionState.ENABLED) {
+                    throw new RegistryException.Conflict("version " + c.version() + " of " + c.name()
+                            + " is the primary version; make another version primary first");
+                }
+                update("UPDATE key_versions SET state = ?, state_changed = ? WHERE key_name = ? AND version = ?",
+                        c.state().code(), c.at().toString(), c.name(), c.version());
+            }
+        }
+    }
+
+    private static void requireKey(KeyRecord current, String name) throws RegistryException {
+        if (current == null) {
+            throw new RegistryException.Conflict("no key named " + name);
+        }
+    }
+
+    private void insertVersion(String name, int version, ObjectId id, VersionState state, Instant at) throws SQLException {
+        update("INSERT INTO key_versions (key_name, version, object_id, state, created, state_changed) VALUES (?,?,?,?,?,?)",
+                name, version, id.hex(), state.code(), at.toString(), at.toString());
+    }
+
+    private void update(String sql, Object... args) throws SQLException {
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) {
+                p.setObject(i + 1, args[i]);
+            }
+            p.executeUpdate();
+        }
+    }
+
+    @Override
+    public Optional<KeyRecord> find(String name) {
+        return Optional.ofNullable(cache.get(name));
+    }
+
+    @Override
+    public List<KeyRecord> list() {
+        List<KeyRecord> all = new ArrayList<>(cache.values());
+        all.sort(Comparator.comparing(KeyRecord::name));
+        return all;
+    }
+
+    @Override
+    public synchronized void close() {
+        try {
+            db.close();
+        } catch (SQLException ignored) {
+            // closing at shutdown: the WAL is already durable
+        }
+    }
+}

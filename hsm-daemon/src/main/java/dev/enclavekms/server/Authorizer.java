@@ -1,0 +1,24 @@
+package dev.enclavekms.server;
+
+import dev.enclavekms.server.varlink.Peer;
+import dev.enclavekms.service.KmsError;
+
+/**
+ * Who may call what, until the policy engine exists: the socket's mode (0660) admits
+ * only the daemon's user and the socket's group to the Kms methods; Admin methods are
+ * further limited to the daemon's own user and root. Default deny for anything else.
+ */
+final class Authorizer {
+    private final String daemonUser;
+
+    Authorizer(String daemonUser) {
+        this.daemonUser = daemonUser;
+    }
+
+    void requireAdmin(Peer peer) throws KmsError.PermissionDenied {
+        if (!peer.user().equals(daemonUser) && !peer.user().equals("root")) {
+            throw new KmsError.PermissionDenied("Admin methods need an admin grant; user '" + peer.user()
+                    + "' has none (only '" + daemonUser + "' and root are admins without a policy)");
+        }
+    }
+}

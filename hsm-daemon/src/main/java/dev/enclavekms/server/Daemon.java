@@ -1,0 +1,89 @@
+package dev.enclavekms.server;
+
+import dev.enclavekms.enclave.Enclave;
+import dev.enclavekms.enclave.EnclaveException;
+import dev.enclavekms.enclave.EnclaveInfo;
+import dev.enclavekms.registry.RegistryException;
+import dev.enclavekms.registry.RegistryStore;
+import dev.enclavekms.registry.SqliteRegistryStore;
+import dev.enclavekms.server.varlink.ServerLimits;
+import dev.enclavekms.server.varlink.VarlinkServer;
+import dev.enclavekms.service.CryptoService;
+import dev.enclavekms.service.KeyAdmin;
+import dev.enclavekms.service.KeyHealth;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+
+/**
+ * A running daemon: enclave, registry and varlink server wired together. Start order
+ * matters: the enclave and registry are opened and reconciled before the socket
+ * exists, so a client that can connect can be served.
+ */
+public final class Daemon implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(Daemon.class.getName());
+    public static final String VERSION = "0.1.0";
+
+    private final Enclave enclave;
+    private final RegistryStore registry;
+    private final VarlinkServer server;
+    private final KeyHealth health;
+
+    private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health) {
+        this.enclave = enclave;
+        this.registry = registry;
+        this.server = server;
+        this.health = health;
+    }
+
+    /** Takes ownership of {@code enclave}; binds {@code socket}. */
+    public static Daemon start(Enclave enclave, Path registryFile, Path socket, ServerLimits limits)
+            throws EnclaveException, RegistryException, IOException {
+        RegistryStore registry = null;
+        try {
+            EnclaveInfo info = enclave.info();
+            registry = SqliteRegistryStore.open(registryFile);
+            KeyHealth health = KeyHealth.reconcile(enclave, registry.list());
+            Clock clock = Clock.systemUTC();
+            CryptoService crypto = new CryptoService(enclave, registry, health);
+            KeyAdmin admin = new KeyAdmin(enclave, registry, clock);
+            KmsApi api = new KmsApi(crypto, admin, health, () -> info, System.getProperty("user.name"),
+                    Instant.now(), VERSION);
+            VarlinkServer server = new VarlinkServer(
+                    new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
+                    List.of(api.kmsInterface(), api.adminInterface()), limits, KmsApi.KMS, null);
+            server.bind(socket);
+            LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
+                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + socket);
+            return new Daemon(enclave, registry, server, health);
+        } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
+            if (registry != null) registry.close();
+            enclave.close();
+            throw e;
+        }
+    }
+
+    public KeyHealth health() {
+        return health;
+    }
+
+    public Path socket() {
+        return server.boundPath();
+    }
+
+    /** Stops accepting, answers calls in flight within {@code drain}, then releases the hardware. */
+    public void stop(Duration drain) {
+        server.shutdown(drain);
+        registry.close();
+        enclave.close();
+    }
+
+    @Override
+    public void close() {
+        stop(Duration.ofSeconds(10));
+    }
+}

@@ -1,0 +1,66 @@
+package dev.enclavekms.server;
+
+import dev.enclavekms.server.varlink.ServerLimits;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Properties;
+import java.util.Set;
+
+/**
+ * The daemon's configuration: which PKCS#11 module and token, where the PIN, registry
+ * and socket are, and the server's limits. Read from a properties file
+ * ({@code key = value}, documented in docs/operations.md); unknown keys are refused so
+ * that a typo never silently falls back to a default.
+ */
+public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
+                           ServerLimits limits) {
+
+    public static final Path DEFAULT_SOCKET = Path.of("/run/enclave-kms/kms.sock");
+    private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
+            "registry", "socket", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds");
+
+    public static DaemonConfig load(Path file) throws IOException {
+        Properties p = new Properties();
+        try (Reader r = Files.newBufferedReader(file)) {
+            p.load(r);
+        }
+        for (String k : p.stringPropertyNames()) {
+            if (!KEYS.contains(k)) {
+                throw new IOException(file + ": unknown setting '" + k + "' (known: " + KEYS + ")");
+            }
+        }
+        ServerLimits limits = ServerLimits.DEFAULT;
+        try {
+            if (p.containsKey("limits.max-message-bytes")) {
+                limits = limits.withMaxMessageBytes(Integer.parseInt(p.getProperty("limits.max-message-bytes").trim()));
+            }
+            if (p.containsKey("limits.max-connections")) {
+                limits = limits.withMaxConnections(Integer.parseInt(p.getProperty("limits.max-connections").trim()));
+            }
+            if (p.containsKey("limits.idle-timeout-seconds")) {
+                limits = limits.withIdleTimeout(Duration.ofSeconds(Long.parseLong(p.getProperty("limits.idle-timeout-seconds").trim())));
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": invalid limit: " + e.getMessage());
+        }
+        return new DaemonConfig(
+                Path.of(required(p, file, "pkcs11.module")),
+                required(p, file, "pkcs11.token-label"),
+                Path.of(required(p, file, "pkcs11.pin-file")),
+                Path.of(p.getProperty("registry", "/var/lib/enclave-kms/registry.db").trim()),
+                Path.of(p.getProperty("socket", DEFAULT_SOCKET.toString()).trim()),
+                limits);
+    }
+
+    private static String required(Properties p, Path file, String key) throws IOException {
+        String v = p.getProperty(key);
+        if (v == null || v.isBlank()) {
+            throw new IOException(file + ": missing required setting '" + key + "'");
+        }
+        return v.trim();
+    }
+}

@@ -1,0 +1,352 @@
+package dev.enclavekms.server;
+
+import dev.enclavekms.enclave.EnclaveInfo;
+import dev.enclavekms.enclave.KeyAlgorithm;
+import dev.enclavekms.enclave.SecretBytes;
+import dev.enclavekms.format.EncryptionContext;
+import dev.enclavekms.registry.KeyRecord;
+import dev.enclavekms.registry.KeyVersion;
+import dev.enclavekms.registry.Purpose;
+import dev.enclavekms.server.varlink.Call;
+import dev.enclavekms.server.varlink.Params;
+import dev.enclavekms.server.varlink.VarlinkInterface;
+import dev.enclavekms.service.CryptoService;
+import dev.enclavekms.service.KeyAdmin;
+import dev.enclavekms.service.KeyHealth;
+import dev.enclavekms.service.KmsError;
+import dev.enclavekms.varlink.VarlinkError;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.PublicKey;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * The {@code dev.enclavekms.Kms} and {@code dev.enclavekms.Admin} varlink interfaces:
+ * parameters in, service call, reply out. No logic of its own beyond translation.
+ */
+public final class KmsApi {
+    public static final String KMS = "dev.enclavekms.Kms";
+    public static final String ADMIN = "dev.enclavekms.Admin";
+    private static final int MAX_KEY_NAME = 128;
+    private static final Base64.Encoder B64 = Base64.getEncoder();
+
+    private final CryptoService crypto;
+    private final KeyAdmin admin;
+    private final KeyHealth health;
+    private final Supplier<EnclaveInfo> enclaveInfo;
+    private final Authorizer authorizer;
+    private final Instant started;
+    private final String version;
+
+    public KmsApi(CryptoService crypto, KeyAdmin admin, KeyHealth health, Supplier<EnclaveInfo> enclaveInfo,
+                  String daemonUser, Instant started, String version) {
+        this.crypto = crypto;
+        this.admin = admin;
+        this.health = health;
+        this.enclaveInfo = enclaveInfo;
+        this.authorizer = new Authorizer(daemonUser);
+        this.started = started;
+        this.version = version;
+    }
+
+    @FunctionalInterface
+    private interface Operation {
+        Map<String, Object> run(Call call) throws KmsError, VarlinkError;
+    }
+
+    private static VarlinkInterface.Builder builder(String name) {
+        return VarlinkInterface.builder(name, idl(name)).errors(name + ".InvalidParameter", name + ".InternalError");
+    }
+
+    private static dev.enclavekms.server.varlink.MethodHandler op(String iface, Operation o) {
+        return call -> {
+            try {
+                return o.run(call);
+            } catch (KmsError e) {
+                throw ErrorMapping.toVarlink(iface, e);
+            }
+        };
+    }
+
+    public VarlinkInterface kmsInterface() {
+        return builder(KMS)
+                .method("GenerateDataKey", op(KMS, this::generateDataKey))
+                .method("GenerateDataKeys", op(KMS, this::generateDataKeys))
+                .method("Encrypt", op(KMS, this::encrypt))
+                .method("Decrypt", op(KMS, this::decrypt))
+                .method("DecryptBatch", op(KMS, this::decryptBatch))
+                .method("Sign", op(KMS, this::sign))
+                .method("Verify", op(KMS, this::verify))
+                .method("GetPublicKey", op(KMS, this::getPublicKey))
+                .method("Status", op(KMS, c -> status()))
+                .build();
+    }
+
+    public VarlinkInterface adminInterface() {
+        return builder(ADMIN)
+                .method("CreateKey", op(ADMIN, this::createKey))
+                .method("ListKeys", op(ADMIN, this::listKeys))
+                .method("DescribeKey", op(ADMIN, this::describeKey))
+                .build();
+    }
+
+    // ------------------------------------------------------------------ Kms
+
+    private Map<String, Object> generateDataKey(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        int bytes = (int) (long) orDefault(p.optInteger("bytes", 1, CryptoService.MAX_DATA_KEY_BYTES),
+                CryptoService.DEFAULT_DATA_KEY_BYTES);
+        CryptoService.GeneratedDataKey dk = crypto.generateDataKey(p.string("key", MAX_KEY_NAME), context(p), bytes);
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", dk.key());
+        r.put("version", (long) dk.version());
+        r.put("plaintext", base64AndClose(dk.plaintext()));
+        r.put("ciphertext", B64.encodeToString(dk.ciphertext()));
+        return r;
+    }
+
+    private Map<String, Object> generateDataKeys(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        int count = (int) p.integer("count", 1, CryptoService.MAX_BATCH);
+        int bytes = (int) (long) orDefault(p.optInteger("bytes", 1, CryptoService.MAX_DATA_KEY_BYTES),
+                CryptoService.DEFAULT_DATA_KEY_BYTES);
+        List<CryptoService.GeneratedDataKey> keys = crypto.generateDataKeys(p.string("key", MAX_KEY_NAME), context(p),
+                bytes, count);
+        List<Object> out = new ArrayList<>(keys.size());
+        for (CryptoService.GeneratedDataKey dk : keys) {
+            out.add(Map.of("plaintext", base64AndClose(dk.plaintext()), "ciphertext", B64.encodeToString(dk.ciphertext())));
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", keys.getFirst().key());
+        r.put("version", (long) keys.getFirst().version());
+        r.put("keys", out);
+        return r;
+    }
+
+    private Map<String, Object> encrypt(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        byte[] plaintext = p.bytes("plaintext", CryptoService.MAX_SECRET_BYTES);
+        try {
+            CryptoService.Encrypted e = crypto.encrypt(p.string("key", MAX_KEY_NAME), plaintext, context(p));
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("key", e.key());
+            r.put("version", (long) e.version());
+            r.put("ciphertext", B64.encodeToString(e.ciphertext()));
+            return r;
+        } finally {
+            Arrays.fill(plaintext, (byte) 0);
+        }
+    }
+
+    private Map<String, Object> decrypt(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        CryptoService.Decrypted d = crypto.decrypt(p.bytes("ciphertext", dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES),
+                context(p));
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", d.key());
+        r.put("version", (long) d.version());
+        r.put("plaintext", base64AndClose(d.plaintext()));
+        return r;
+    }
+
+    private Map<String, Object> decryptBatch(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        List<?> items = p.list("ciphertexts", CryptoService.MAX_BATCH);
+        List<byte[]> ciphertexts = new ArrayList<>(items.size());
+        for (int i = 0; i < items.size(); i++) {
+            if (!(items.get(i) instanceof String s)) {
+                throw p.invalid("ciphertexts", "entry " + i + " must be a base64 string");
+            }
+            ciphertexts.add(p.decodeBase64("ciphertexts[" + i + "]", s, dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES));
+        }
+        List<Object> results = new ArrayList<>(ciphertexts.size());
+        for (CryptoService.BatchEntry e : crypto.decryptBatch(ciphertexts, context(p))) {
+            Map<String, Object> r = new LinkedHashMap<>();
+            if (e.result() != null) {
+                r.put("plaintext", base64AndClose(e.result().plaintext()));
+                r.put("key", e.result().key());
+                r.put("version", (long) e.result().version());
+            } else {
+                r.put("error", ErrorMapping.shortName(e.error()));
+                r.put("message", e.error().getMessage());
+            }
+            results.add(r);
+        }
+        return Map.of("results", results);
+    }
+
+    private Map<String, Object> sign(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        CryptoService.Signed s = crypto.sign(p.string("key", MAX_KEY_NAME),
+                p.optBytes("message", CryptoService.MAX_MESSAGE_BYTES), p.optBytes("digest", 64));
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", s.key());
+        r.put("version", (long) s.version());
+        r.put("algorithm", s.algorithm().name());
+        r.put("signature", B64.encodeToString(s.signature()));
+        return r;
+    }
+
+    private Map<String, Object> verify(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        boolean valid = crypto.verify(p.string("key", MAX_KEY_NAME), (int) p.integer("version", 1, Integer.MAX_VALUE),
+                p.bytes("signature", 1024), p.optBytes("message", CryptoService.MAX_MESSAGE_BYTES),
+                p.optBytes("digest", 64));
+        return Map.of("valid", valid);
+    }
+
+    private Map<String, Object> getPublicKey(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        Long v = p.optInteger("version", 1, Integer.MAX_VALUE);
+        CryptoService.PublicKeyOf k = crypto.publicKey(p.string("key", MAX_KEY_NAME), v == null ? null : v.intValue());
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", k.key());
+        r.put("version", (long) k.version());
+        r.put("algorithm", k.algorithm().name());
+        r.put("pem", pem(k.publicKey()));
+        return r;
+    }
+
+    private Map<String, Object> status() throws KmsError {
+        List<KeyRecord> keys = admin.list();
+        long versions = keys.stream().mapToLong(k -> k.versions().size()).sum();
+        EnclaveInfo info = enclaveInfo.get();
+        Map<String, Object> enclave = new LinkedHashMap<>();
+        enclave.put("kind", info.kind());
+        enclave.put("label", info.label());
+        enclave.put("manufacturer", info.manufacturer());
+        enclave.put("model", info.model());
+        enclave.put("serial", info.serial());
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("version", version);
+        r.put("uptime_seconds", Duration.between(started, Instant.now()).toSeconds());
+        r.put("enclave", enclave);
+        r.put("keys", (long) keys.size());
+        r.put("key_versions", versions);
+        r.put("orphans", health.orphans());
+        r.put("missing", health.missing());
+        return r;
+    }
+
+    // ------------------------------------------------------------------ Admin
+
+    private Map<String, Object> createKey(Call c) throws KmsError, VarlinkError {
+        authorizer.requireAdmin(c.peer());
+        Params p = c.parameters();
+        Purpose purpose = enumValue(p, "purpose", Purpose.class, true);
+        KeyAlgorithm algorithm = enumValue(p, "algorithm", KeyAlgorithm.class, false);
+        List<String> required = new ArrayList<>();
+        if (p.has("required_context")) {
+            for (Object o : p.list("required_context", KeyAdmin.MAX_REQUIRED_CONTEXT)) {
+                if (!(o instanceof String s)) throw p.invalid("required_context", "entries must be strings");
+                required.add(s);
+            }
+        }
+        KeyRecord k = admin.createKey(p.string("name", MAX_KEY_NAME), purpose, algorithm,
+                p.optString("description", 1024), required);
+        return Map.of("key", describe(k));
+    }
+
+    private Map<String, Object> listKeys(Call c) throws KmsError {
+        authorizer.requireAdmin(c.peer());
+        List<Object> out = new ArrayList<>();
+        for (KeyRecord k : admin.list()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", k.name());
+            m.put("purpose", k.purpose().name());
+            m.put("algorithm", k.algorithm().name());
+            m.put("primary_version", (long) k.primaryVersion());
+            m.put("versions", (long) k.versions().size());
+            out.add(m);
+        }
+        return Map.of("keys", out);
+    }
+
+    private Map<String, Object> describeKey(Call c) throws KmsError, VarlinkError {
+        authorizer.requireAdmin(c.peer());
+        return Map.of("key", describe(admin.describe(c.parameters().string("name", MAX_KEY_NAME))));
+    }
+
+    private static Map<String, Object> describe(KeyRecord k) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("name", k.name());
+        m.put("purpose", k.purpose().name());
+        m.put("algorithm", k.algorithm().name());
+        m.put("description", k.description());
+        m.put("created", k.created().toString());
+        m.put("primary_version", (long) k.primaryVersion());
+        m.put("required_context", k.requiredContext());
+        List<Object> versions = new ArrayList<>();
+        for (KeyVersion v : k.versions()) {
+            Map<String, Object> vm = new LinkedHashMap<>();
+            vm.put("version", (long) v.version());
+            vm.put("state", v.state().name());
+            vm.put("created", v.created().toString());
+            vm.put("object_id", v.objectId().hex());
+            versions.add(vm);
+        }
+        m.put("versions", versions);
+        return m;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private static EncryptionContext context(Params p) throws VarlinkError {
+        Map<String, String> m = p.optStringMap("context", EncryptionContext.MAX_ENTRIES, EncryptionContext.MAX_LENGTH);
+        try {
+            return EncryptionContext.of(m);
+        } catch (IllegalArgumentException e) {
+            throw p.invalid("context", e.getMessage());
+        }
+    }
+
+    private static <E extends Enum<E>> E enumValue(Params p, String name, Class<E> type, boolean required)
+            throws VarlinkError {
+        String s = required ? p.string(name, 64) : p.optString(name, 64);
+        if (s == null) return null;
+        try {
+            return Enum.valueOf(type, s);
+        } catch (IllegalArgumentException e) {
+            throw p.invalid(name, "must be one of " + Arrays.toString(type.getEnumConstants()));
+        }
+    }
+
+    private static Long orDefault(Long v, long d) {
+        return v == null ? d : v;
+    }
+
+    /** Encodes a secret for the reply and wipes our copies; the JSON string is the one that remains. */
+    private static String base64AndClose(SecretBytes s) {
+        byte[] b = s.reveal();
+        try {
+            return B64.encodeToString(b);
+        } finally {
+            Arrays.fill(b, (byte) 0);
+            s.close();
+        }
+    }
+
+    static String pem(PublicKey key) {
+        String body = Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII)).encodeToString(key.getEncoded());
+        return "-----BEGIN PUBLIC KEY-----\n" + body + "\n-----END PUBLIC KEY-----\n";
+    }
+
+    static String idl(String iface) {
+        try (InputStream in = KmsApi.class.getResourceAsStream("/varlink/" + iface + ".varlink")) {
+            if (in == null) throw new IllegalStateException("missing IDL for " + iface);
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read IDL for " + iface, e);
+        }
+    }
+}

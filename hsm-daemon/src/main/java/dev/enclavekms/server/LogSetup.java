@@ -1,0 +1,82 @@
+package dev.enclavekms.server;
+
+import java.io.PrintStream;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.logging.ConsoleHandler;
+import java.util.logging.Formatter;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogManager;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+
+/**
+ * Daemon logging to stderr. Under systemd (JOURNAL_STREAM set) each line starts with
+ * its syslog priority ({@code <3>} error … {@code <7>} debug) and carries no timestamp,
+ * since the journal adds its own; on a terminal, lines carry a UTC time and the level.
+ * Stack traces are logged only for internal faults, never for a caller's bad input.
+ */
+public final class LogSetup {
+    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
+            .withZone(ZoneOffset.UTC);
+
+    private LogSetup() {
+    }
+
+    public static void configure(boolean verbose) {
+        boolean journal = System.getenv("JOURNAL_STREAM") != null;
+        LogManager.getLogManager().reset();
+        Logger root = Logger.getLogger("");
+        Handler h = new ConsoleHandler() {
+            {
+                setOutputStream(new PrintStream(System.err, true, java.nio.charset.StandardCharsets.UTF_8));
+            }
+        };
+        h.setLevel(Level.ALL);
+        h.setFormatter(new Formatter() {
+            @Override
+            public String format(LogRecord r) {
+                StringBuilder sb = new StringBuilder(128);
+                if (journal) {
+                    sb.append('<').append(priority(r.getLevel())).append('>');
+                } else {
+                    sb.append(TIME.format(Instant.ofEpochMilli(r.getMillis()))).append(' ')
+                            .append(String.format("%-7s", r.getLevel().getName())).append(' ');
+                }
+                String logger = r.getLoggerName() == null ? "" : r.getLoggerName();
+                sb.append(logger.substring(logger.lastIndexOf('.') + 1)).append(": ").append(formatMessage(r));
+                if (r.getThrown() != null) {
+                    // One journal entry per line: continuation lines repeat the priority.
+                    String prefix = "\n" + (journal ? "<" + priority(r.getLevel()) + ">" : "") + "    ";
+                    appendTrace(sb, r.getThrown(), prefix);
+                }
+                return sb.append('\n').toString();
+            }
+        });
+        root.addHandler(h);
+        root.setLevel(verbose ? Level.FINE : Level.INFO);
+        // Third-party libraries speak only when something is wrong.
+        Logger.getLogger("org.xipki").setLevel(Level.WARNING);
+        Logger.getLogger("org.sqlite").setLevel(Level.WARNING);
+    }
+
+    /** The throwable and its causes, one frame per line (a cause chain is bounded to 8). */
+    private static void appendTrace(StringBuilder sb, Throwable t, String prefix) {
+        for (int depth = 0; t != null && depth < 8; depth++, t = t.getCause()) {
+            sb.append(prefix).append(depth == 0 ? "" : "caused by: ").append(t);
+            for (StackTraceElement e : t.getStackTrace()) {
+                sb.append(prefix).append("  at ").append(e);
+            }
+        }
+    }
+
+    static int priority(Level l) {
+        int v = l.intValue();
+        if (v >= Level.SEVERE.intValue()) return 3;
+        if (v >= Level.WARNING.intValue()) return 4;
+        if (v >= Level.INFO.intValue()) return 6;
+        return 7;
+    }
+}

@@ -1,0 +1,331 @@
+package dev.enclavekms.service;
+
+import dev.enclavekms.enclave.Enclave;
+import dev.enclavekms.enclave.EnclaveException;
+import dev.enclavekms.enclave.KeyAlgorithm;
+import dev.enclavekms.enclave.ObjectId;
+import dev.enclavekms.enclave.Sealed;
+import dev.enclavekms.enclave.SecretBytes;
+import dev.enclavekms.format.EncryptionContext;
+import dev.enclavekms.format.Envelope;
+import dev.enclavekms.format.MalformedEnvelopeException;
+import dev.enclavekms.registry.KeyRecord;
+import dev.enclavekms.registry.KeyVersion;
+import dev.enclavekms.registry.Purpose;
+import dev.enclavekms.registry.RegistryStore;
+import dev.enclavekms.registry.VersionState;
+
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.PublicKey;
+import java.security.Signature;
+import java.security.interfaces.RSAPublicKey;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The data plane: data keys, small secrets, signatures. Every master-key operation is
+ * done by the enclave; this class chooses the key version, builds the envelope and
+ * its AAD, and enforces purpose, state and required context.
+ *
+ * <p>Encrypt and sign use the primary version only; decrypt and verify accept any
+ * ENABLED version (phased rollout: old versions keep working for existing data).
+ */
+public final class CryptoService {
+    public static final int MAX_SECRET_BYTES = 65536;
+    public static final int MAX_DATA_KEY_BYTES = 64;
+    public static final int DEFAULT_DATA_KEY_BYTES = 32;
+    public static final int MAX_BATCH = 10_000;
+    public static final int MAX_MESSAGE_BYTES = 1024 * 1024;
+
+    private final Enclave enclave;
+    private final RegistryStore registry;
+    private final KeyHealth health;
+    private final Map<ObjectId, PublicKey> publicKeys = new ConcurrentHashMap<>();
+
+    public CryptoService(Enclave enclave, RegistryStore registry, KeyHealth health) {
+        this.enclave = enclave;
+        this.registry = registry;
+        this.health = health;
+    }
+
+    /** A data key in the clear and sealed under the key's primary version. */
+    public record GeneratedDataKey(String key, int version, SecretBytes plaintext, byte[] ciphertext) { }
+
+    public record Encrypted(String key, int version, byte[] ciphertext) { }
+
+    public record Decrypted(String key, int version, SecretBytes plaintext) { }
+
+    /** One DecryptBatch entry: a plaintext or the error for that entry. */
+    public record BatchEntry(Decrypted result, KmsError error) { }
+
+    public record Signed(String key, int version, KeyAlgorithm algorithm, byte[] signature) { }
+
+    public record PublicKeyOf(String key, int version, KeyAlgorithm algorithm, PublicKey publicKey) { }
+
+    public GeneratedDataKey generateDataKey(String keyName, EncryptionContext context, int bytes) throws KmsError {
+        return generateDataKeys(keyName, context, bytes, 1).getFirst();
+    }
+
+    public List<GeneratedDataKey> generateDataKeys(String keyName, EncryptionContext context, int bytes, int count)
+            throws KmsError {
+        if (bytes < 1 || bytes > MAX_DATA_KEY_BYTES) {
+            throw new KmsError.InvalidParameter("bytes", "bytes: a data key is 1 to " + MAX_DATA_KEY_BYTES + " bytes");
+        }
+        if (count < 1 || count > MAX_BATCH) {
+            throw new KmsError.InvalidParameter("count", "count: 1 to " + MAX_BATCH + " data keys per call");
+        }
+        KeyRecord key = encryptionKey(keyName, context);
+        KeyVersion v = primaryForUse(key);
+        byte[] aad = Envelope.aad(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, context);
+        List<GeneratedDataKey> out = new ArrayList<>(count);
+        try {
+            for (int i = 0; i < count; i++) {
+                SecretBytes dk = enclave.random(bytes);
+                byte[] clear = dk.reveal();
+                try {
+                    Sealed s = enclave.encrypt(v.objectId(), aad, clear);
+                    out.add(new GeneratedDataKey(key.name(), v.version(), dk, envelope(key, v, s)));
+                } finally {
+                    Arrays.fill(clear, (byte) 0);
+                }
+            }
+        } catch (EnclaveException e) {
+            out.forEach(g -> g.plaintext().close());
+            throw Failures.of(e, key.name());
+        }
+        return out;
+    }
+
+    public Encrypted encrypt(String keyName, byte[] plaintext, EncryptionContext context) throws KmsError {
+        if (plaintext.length > MAX_SECRET_BYTES) {
+            throw new KmsError.InvalidParameter("plaintext", "plaintext: Encrypt takes at most " + MAX_SECRET_BYTES
+                    + " bytes; encrypt larger data locally with a data key");
+        }
+        KeyRecord key = encryptionKey(keyName, context);
+        KeyVersion v = primaryForUse(key);
+        byte[] aad = Envelope.aad(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, context);
+        try {
+            return new Encrypted(key.name(), v.version(), envelope(key, v, enclave.encrypt(v.objectId(), aad, plaintext)));
+        } catch (EnclaveException e) {
+            throw Failures.of(e, key.name());
+        }
+    }
+
+    private static byte[] envelope(KeyRecord key, KeyVersion v, Sealed s) {
+        return new Envelope(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, s.iv(), s.ciphertext()).encode();
+    }
+
+    public Decrypted decrypt(byte[] ciphertext, EncryptionContext context) throws KmsError {
+        Envelope env;
+        try {
+            env = Envelope.parse(ciphertext);
+        } catch (MalformedEnvelopeException e) {
+            throw new KmsError.DecryptionFailed();
+        }
+        KeyRecord key = find(env.keyName());
+        if (key.purpose() != Purpose.ENCRYPT) {
+            throw new KmsError.DecryptionFailed();
+        }
+        checkRequiredContext(key, context);
+        KeyVersion v = key.version(env.keyVersion())
+                .orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), env.keyVersion()));
+        requireUsable(key, v, false);
+        try {
+            SecretBytes plain = enclave.decrypt(v.objectId(), env.aad(context), new Sealed(env.iv(), env.ciphertext()));
+            return new Decrypted(key.name(), v.version(), plain);
+        } catch (EnclaveException e) {
+            throw Failures.of(e, key.name());
+        }
+    }
+
+    public List<BatchEntry> decryptBatch(List<byte[]> ciphertexts, EncryptionContext context) throws KmsError {
+        if (ciphertexts.size() > MAX_BATCH) {
+            throw new KmsError.InvalidParameter("ciphertexts", "ciphertexts: at most " + MAX_BATCH + " per call");
+        }
+        List<BatchEntry> out = new ArrayList<>(ciphertexts.size());
+        for (byte[] c : ciphertexts) {
+            try {
+                out.add(new BatchEntry(decrypt(c, context), null));
+            } catch (KmsError.CallerError e) {
+                out.add(new BatchEntry(null, e));
+            } catch (KmsError.ServiceFault e) {
+                // The device is gone: the rest would fail the same way. Release what we hold.
+                out.forEach(b -> {
+                    if (b.result() != null) b.result().plaintext().close();
+                });
+                throw e;
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Signs with the primary version. Exactly one of {@code message} and {@code digest};
+     * messages are hashed here (the hash is not secret), except for Ed25519, which signs
+     * the message itself.
+     */
+    public Signed sign(String keyName, byte[] message, byte[] digest) throws KmsError {
+        if ((message == null) == (digest == null)) {
+            throw new KmsError.InvalidParameter("message", "give exactly one of message and digest");
+        }
+        KeyRecord key = signingKey(keyName);
+        KeyVersion v = primaryForUse(key);
+        byte[] input = signatureInput(key, message, digest);
+        try {
+            return new Signed(key.name(), v.version(), key.algorithm(), enclave.sign(v.objectId(), key.algorithm(), input));
+        } catch (EnclaveException e) {
+            throw Failures.of(e, key.name());
+        }
+    }
+
+    public boolean verify(String keyName, int version, byte[] signature, byte[] message, byte[] digest) throws KmsError {
+        if ((message == null) == (digest == null)) {
+            throw new KmsError.InvalidParameter("message", "give exactly one of message and digest");
+        }
+        KeyRecord key = signingKey(keyName);
+        KeyVersion v = key.version(version).orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), version));
+        requireUsable(key, v, true);
+        PublicKey pub = publicKey(key, v);
+        byte[] input = signatureInput(key, message, digest);
+        try {
+            return switch (key.algorithm()) {
+                case EC_P256_SHA256, EC_P384_SHA384 -> jcaVerify("NONEwithECDSA", pub, input, signature);
+                case ED25519 -> jcaVerify("Ed25519", pub, input, signature);
+                // JCA's RSASSA-PSS always hashes its input, so the digest is checked by EMSA-PSS directly.
+                case RSA_3072_PSS_SHA256 -> PssDigestVerifier.verify((RSAPublicKey) pub, input, signature);
+                case AES_256_GCM -> throw new KmsError.InvalidKeyUsage(key.name(), "not a signing key");
+            };
+        } catch (GeneralSecurityException e) {
+            throw new KmsError.Internal("signature verification failed to run", e);
+        }
+    }
+
+    private static boolean jcaVerify(String algorithm, PublicKey pub, byte[] input, byte[] signature)
+            throws GeneralSecurityException {
+        Signature s = Signature.getInstance(algorithm);
+        s.initVerify(pub);
+        s.update(input);
+        try {
+            return s.verify(signature);
+        } catch (java.security.SignatureException malformed) {
+            return false; // a signature that does not even parse is simply not valid
+        }
+    }
+
+    public PublicKeyOf publicKey(String keyName, Integer version) throws KmsError {
+        KeyRecord key = signingKey(keyName);
+        int n = version == null ? key.primaryVersion() : version;
+        KeyVersion v = key.version(n).orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), n));
+        if (v.state() == VersionState.DESTROYED) {
+            throw new KmsError.KeyVersionUnusable(key.name(), n, v.state().name(),
+                    "version " + n + " of '" + key.name() + "' is destroyed");
+        }
+        return new PublicKeyOf(key.name(), n, key.algorithm(), publicKey(key, v));
+    }
+
+    private PublicKey publicKey(KeyRecord key, KeyVersion v) throws KmsError {
+        PublicKey cached = publicKeys.get(v.objectId());
+        if (cached != null) {
+            return cached;
+        }
+        refuseIfUnhealthy(key, v);
+        try {
+            PublicKey p = enclave.publicKey(v.objectId(), key.algorithm());
+            publicKeys.put(v.objectId(), p);
+            return p;
+        } catch (EnclaveException e) {
+            throw Failures.of(e, key.name());
+        }
+    }
+
+    private byte[] signatureInput(KeyRecord key, byte[] message, byte[] digest) throws KmsError {
+        KeyAlgorithm alg = key.algorithm();
+        if (alg == KeyAlgorithm.ED25519) {
+            if (digest != null) {
+                throw new KmsError.InvalidParameter("digest", "digest: Ed25519 signs the message itself; send message");
+            }
+            if (message.length > MAX_MESSAGE_BYTES) {
+                throw new KmsError.InvalidParameter("message", "message: at most " + MAX_MESSAGE_BYTES
+                        + " bytes for Ed25519");
+            }
+            return message;
+        }
+        if (digest != null) {
+            if (digest.length != alg.digestLength()) {
+                throw new KmsError.InvalidParameter("digest", "digest: " + alg + " needs a " + alg.digestName()
+                        + " digest of " + alg.digestLength() + " bytes, got " + digest.length);
+            }
+            return digest;
+        }
+        try {
+            return MessageDigest.getInstance(alg.digestName()).digest(message);
+        } catch (GeneralSecurityException e) {
+            throw new KmsError.Internal("digest " + alg.digestName() + " unavailable", e);
+        }
+    }
+
+    private KeyRecord find(String name) throws KmsError {
+        return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
+    }
+
+    private KeyRecord encryptionKey(String name, EncryptionContext context) throws KmsError {
+        KeyNames.check("key", name);
+        KeyRecord key = find(name);
+        if (key.purpose() != Purpose.ENCRYPT) {
+            throw new KmsError.InvalidKeyUsage(name, "key '" + name + "' is a " + key.purpose()
+                    + " key; encryption needs an ENCRYPT key");
+        }
+        checkRequiredContext(key, context);
+        return key;
+    }
+
+    private KeyRecord signingKey(String name) throws KmsError {
+        KeyNames.check("key", name);
+        KeyRecord key = find(name);
+        if (key.purpose() != Purpose.SIGN) {
+            throw new KmsError.InvalidKeyUsage(name, "key '" + name + "' is a " + key.purpose()
+                    + " key; signing needs a SIGN key");
+        }
+        return key;
+    }
+
+    private static void checkRequiredContext(KeyRecord key, EncryptionContext context) throws KmsError {
+        for (String required : key.requiredContext()) {
+            if (!context.containsKey(required)) {
+                throw new KmsError.InvalidParameter("context", "context: key '" + key.name()
+                        + "' requires the context entry '" + required + "'");
+            }
+        }
+    }
+
+    private KeyVersion primaryForUse(KeyRecord key) throws KmsError {
+        KeyVersion v = key.primary();
+        requireUsable(key, v, false);
+        return v;
+    }
+
+    /**
+     * ENABLED versions serve every operation this class offers; PENDING versions only
+     * publish their public key (verify), so verifiers can learn it before first use.
+     */
+    private void requireUsable(KeyRecord key, KeyVersion v, boolean verifying) throws KmsError {
+        boolean ok = v.state() == VersionState.ENABLED || (verifying && v.state() == VersionState.PENDING);
+        if (!ok) {
+            throw new KmsError.KeyVersionUnusable(key.name(), v.version(), v.state().name(),
+                    "version " + v.version() + " of '" + key.name() + "' is " + v.state());
+        }
+        refuseIfUnhealthy(key, v);
+    }
+
+    private void refuseIfUnhealthy(KeyRecord key, KeyVersion v) throws KmsError {
+        var refusal = health.refusal(v.objectId());
+        if (refusal.isPresent()) {
+            throw new KmsError.KeyVersionUnusable(key.name(), v.version(), v.state().name(),
+                    "version " + v.version() + " of '" + key.name() + "' is refused: " + refusal.get());
+        }
+    }
+}

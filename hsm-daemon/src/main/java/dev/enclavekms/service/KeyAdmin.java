@@ -1,0 +1,98 @@
+package dev.enclavekms.service;
+
+import dev.enclavekms.enclave.Enclave;
+import dev.enclavekms.enclave.EnclaveException;
+import dev.enclavekms.enclave.KeyAlgorithm;
+import dev.enclavekms.enclave.ObjectId;
+import dev.enclavekms.registry.KeyRecord;
+import dev.enclavekms.registry.Purpose;
+import dev.enclavekms.registry.RegistryCommand;
+import dev.enclavekms.registry.RegistryException;
+import dev.enclavekms.registry.RegistryStore;
+import dev.enclavekms.registry.VersionState;
+
+import java.time.Clock;
+import java.util.List;
+
+/** Key administration: create, list, describe. */
+public final class KeyAdmin {
+    private static final System.Logger LOG = System.getLogger(KeyAdmin.class.getName());
+    public static final int MAX_REQUIRED_CONTEXT = 16;
+
+    private final Enclave enclave;
+    private final RegistryStore registry;
+    private final Clock clock;
+
+    public KeyAdmin(Enclave enclave, RegistryStore registry, Clock clock) {
+        this.enclave = enclave;
+        this.registry = registry;
+        this.clock = clock;
+    }
+
+    /**
+     * Creates a key and its first version. The hardware object is made first and the
+     * registry committed second: a crash in between leaves an orphan object that the
+     * next start reports, never a registry entry without key material.
+     */
+    public KeyRecord createKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
+                               List<String> requiredContext) throws KmsError {
+        KeyNames.check("name", name);
+        KeyAlgorithm alg = algorithm == null ? purpose.defaultAlgorithm() : algorithm;
+        if (purpose == Purpose.CERT_AUTHORITY) {
+            throw new KmsError.InvalidParameter("purpose", "purpose: CERT_AUTHORITY keys are not supported yet");
+        }
+        if (!purpose.allows(alg)) {
+            throw new KmsError.InvalidParameter("algorithm", "algorithm: " + alg + " cannot be used for purpose "
+                    + purpose + " (allowed: " + purpose.allowedAlgorithms() + ")");
+        }
+        List<String> required = requiredContext == null ? List.of() : List.copyOf(requiredContext);
+        if (required.size() > MAX_REQUIRED_CONTEXT || required.stream().anyMatch(s -> s.isEmpty() || s.length() > 128)) {
+            throw new KmsError.InvalidParameter("required_context", "required_context: at most "
+                    + MAX_REQUIRED_CONTEXT + " non-empty names of at most 128 characters");
+        }
+        if (registry.find(name).isPresent()) {
+            throw new KmsError.KeyAlreadyExists(name);
+        }
+        ObjectId id = ObjectId.random();
+        try {
+            enclave.generate(id, alg, label(name, 1));
+        } catch (EnclaveException e) {
+            throw Failures.of(e, name);
+        }
+        try {
+            registry.apply(new RegistryCommand.CreateKey(name, purpose, alg, description == null ? "" : description,
+                    required, id, VersionState.ENABLED, clock.instant()));
+        } catch (RegistryException e) {
+            discard(id);
+            if (e instanceof RegistryException.Conflict) {
+                throw new KmsError.KeyAlreadyExists(name);
+            }
+            throw new KmsError.Internal("registry write failed", e);
+        }
+        LOG.log(System.Logger.Level.INFO, "created key " + name + " (" + purpose + ", " + alg + "), version 1 object "
+                + id.hex());
+        return describe(name);
+    }
+
+    /** Best effort: a failed registry commit should not leave an orphan behind. */
+    private void discard(ObjectId id) {
+        try {
+            enclave.destroy(id);
+        } catch (EnclaveException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not destroy object " + id.hex()
+                    + " after a failed registry write; it will be reported as an orphan");
+        }
+    }
+
+    static String label(String name, int version) {
+        return "enclave-kms:" + name + ":v" + version;
+    }
+
+    public List<KeyRecord> list() {
+        return registry.list();
+    }
+
+    public KeyRecord describe(String name) throws KmsError {
+        return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
+    }
+}

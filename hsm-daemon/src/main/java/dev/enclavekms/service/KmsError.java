@@ -1,0 +1,150 @@
+package dev.enclavekms.service;
+
+/**
+ * Every failure the service reports. Two kinds, as in Vault: the caller's fault
+ * ({@link CallerError}: bad input, unknown key, denied, undecryptable) and ours
+ * ({@link ServiceFault}: the enclave or the daemon failed). The server maps each
+ * subclass to its varlink error in one place. Messages are for humans and never
+ * contain key material, plaintext, PINs or tokens.
+ */
+public abstract sealed class KmsError extends Exception permits KmsError.CallerError, KmsError.ServiceFault {
+
+    private KmsError(String message, Throwable cause) {
+        super(message, cause, false, cause != null);
+    }
+
+    /** The caller sent something we will not or cannot act on. */
+    public abstract static sealed class CallerError extends KmsError {
+        private CallerError(String message) {
+            super(message, null);
+        }
+    }
+
+    /** The daemon or the hardware failed; the caller may retry later. */
+    public abstract static sealed class ServiceFault extends KmsError {
+        private ServiceFault(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    public static final class InvalidParameter extends CallerError {
+        private final String parameter;
+
+        public InvalidParameter(String parameter, String message) {
+            super(message);
+            this.parameter = parameter;
+        }
+
+        public String parameter() {
+            return parameter;
+        }
+    }
+
+    public static final class KeyNotFound extends CallerError {
+        private final String key;
+
+        public KeyNotFound(String key) {
+            super("no key named '" + key + "'");
+            this.key = key;
+        }
+
+        public String key() {
+            return key;
+        }
+    }
+
+    public static final class KeyAlreadyExists extends CallerError {
+        private final String key;
+
+        public KeyAlreadyExists(String key) {
+            super("a key named '" + key + "' already exists");
+            this.key = key;
+        }
+
+        public String key() {
+            return key;
+        }
+    }
+
+    public static final class KeyVersionNotFound extends CallerError {
+        private final String key;
+        private final int version;
+
+        public KeyVersionNotFound(String key, int version) {
+            super("key '" + key + "' has no version " + version);
+            this.key = key;
+            this.version = version;
+        }
+
+        public String key() {
+            return key;
+        }
+
+        public int version() {
+            return version;
+        }
+    }
+
+    public static final class InvalidKeyUsage extends CallerError {
+        private final String key;
+
+        public InvalidKeyUsage(String key, String message) {
+            super(message);
+            this.key = key;
+        }
+
+        public String key() {
+            return key;
+        }
+    }
+
+    public static final class KeyVersionUnusable extends CallerError {
+        private final String key;
+        private final int version;
+        private final String state;
+
+        public KeyVersionUnusable(String key, int version, String state, String message) {
+            super(message);
+            this.key = key;
+            this.version = version;
+            this.state = state;
+        }
+
+        public String key() {
+            return key;
+        }
+
+        public int version() {
+            return version;
+        }
+
+        public String state() {
+            return state;
+        }
+    }
+
+    public static final class PermissionDenied extends CallerError {
+        public PermissionDenied(String message) {
+            super(message);
+        }
+    }
+
+    /** One generic message whatever went wrong, so a failure reveals nothing about the data. */
+    public static final class DecryptionFailed extends CallerError {
+        public DecryptionFailed() {
+            super("decryption failed: the ciphertext is malformed, was modified, or the context differs");
+        }
+    }
+
+    public static final class EnclaveUnavailable extends ServiceFault {
+        public EnclaveUnavailable(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    public static final class Internal extends ServiceFault {
+        public Internal(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+}
