@@ -126,11 +126,9 @@ public final class CryptoService {
         } catch (MalformedEnvelopeException e) {
             throw new KmsError.DecryptionFailed();
         }
-        KeyRecord key = find(env.keyName());
-        if (key.purpose() != Purpose.ENCRYPT) {
-            throw new KmsError.DecryptionFailed();
-        }
-        checkRequiredContext(key, context);
+        // The envelope's header is read before authentication, so an unknown key or
+        // version is reported as such; the authentication failure itself is generic.
+        KeyRecord key = requireEncryptionKey(find(env.keyName()), context);
         KeyVersion v = key.version(env.keyVersion())
                 .orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), env.keyVersion()));
         requireUsable(key, v, false);
@@ -274,9 +272,12 @@ public final class CryptoService {
 
     private KeyRecord encryptionKey(String name, EncryptionContext context) throws KmsError {
         KeyNames.check("key", name);
-        KeyRecord key = find(name);
+        return requireEncryptionKey(find(name), context);
+    }
+
+    private static KeyRecord requireEncryptionKey(KeyRecord key, EncryptionContext context) throws KmsError {
         if (key.purpose() != Purpose.ENCRYPT) {
-            throw new KmsError.InvalidKeyUsage(name, "key '" + name + "' is a " + key.purpose()
+            throw new KmsError.InvalidKeyUsage(key.name(), "key '" + key.name() + "' is a " + key.purpose()
                     + " key; encryption needs an ENCRYPT key");
         }
         checkRequiredContext(key, context);

@@ -46,9 +46,10 @@ public final class KeyAdmin {
                     + purpose + " (allowed: " + purpose.allowedAlgorithms() + ")");
         }
         List<String> required = requiredContext == null ? List.of() : List.copyOf(requiredContext);
-        if (required.size() > MAX_REQUIRED_CONTEXT || required.stream().anyMatch(s -> s.isEmpty() || s.length() > 128)) {
+        if (required.size() > MAX_REQUIRED_CONTEXT || required.stream().anyMatch(s -> s.isEmpty() || s.length() > 128)
+                || required.stream().distinct().count() != required.size()) {
             throw new KmsError.InvalidParameter("required_context", "required_context: at most "
-                    + MAX_REQUIRED_CONTEXT + " non-empty names of at most 128 characters");
+                    + MAX_REQUIRED_CONTEXT + " distinct, non-empty names of at most 128 characters");
         }
         if (registry.find(name).isPresent()) {
             throw new KmsError.KeyAlreadyExists(name);
@@ -56,6 +57,9 @@ public final class KeyAdmin {
         ObjectId id = ObjectId.random();
         try {
             enclave.generate(id, alg, label(name, 1));
+        } catch (EnclaveException.Unsupported e) {
+            throw new KmsError.InvalidParameter("algorithm", "algorithm: the enclave cannot generate " + alg
+                    + " keys: " + e.getMessage());
         } catch (EnclaveException e) {
             throw Failures.of(e, name);
         }
