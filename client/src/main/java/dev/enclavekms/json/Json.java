@@ -1,6 +1,7 @@
 package dev.enclavekms.json;
 
 import java.math.BigDecimal;
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -16,14 +17,23 @@ import java.util.Map;
  * null → {@code null}, number → {@code Long} when it is an integer that fits, else
  * {@code Double}. Parsed maps and lists are unmodifiable.
  *
- * <p>The reader is meant for untrusted input: nesting depth and string length are
- * bounded, duplicate object keys and lone surrogates are rejected (two readers must
- * never disagree about what a message says), and it never recurses deeper than the
- * depth limit.
+ * <p>The reader is meant for untrusted input: nesting depth and number length are
+ * bounded (string length is bounded by the size of the text, which the varlink frame
+ * limit bounds), duplicate object keys, lone surrogates and numbers beyond the range
+ * of a double are rejected (two readers must never disagree about what a message
+ * says), and it never recurses deeper than the depth limit. It fails only with
+ * {@link JsonException}.
+ *
+ * <p>The writer emits what the reader accepts: {@code parse(write(v))} equals
+ * {@code v} for every value the reader returns.
  */
 public final class Json {
     /** Default nesting limit; varlink messages need far less. */
     public static final int DEFAULT_MAX_DEPTH = 64;
+    /** The reader recurses once per level: a larger limit would risk the caller's stack. */
+    private static final int LARGEST_MAX_DEPTH = 512;
+    /** Longest number accepted; a double needs at most 17 significant digits. */
+    private static final int MAX_NUMBER_LENGTH = 400;
 
     private final String text;
     private final int maxDepth;
@@ -39,6 +49,9 @@ public final class Json {
     }
 
     public static Object parse(String text, int maxDepth) throws JsonException {
+        if (maxDepth < 1 || maxDepth > LARGEST_MAX_DEPTH) {
+            throw new IllegalArgumentException("maxDepth must be between 1 and " + LARGEST_MAX_DEPTH);
+        }
         Json p = new Json(text, maxDepth);
         p.skipWhitespace();
         Object value = p.readValue(0);
@@ -208,7 +221,8 @@ public final class Json {
                     }
                     int cp = 0;
                     for (int i = 0; i < 4; i++) {
-                        int d = Character.digit(text.charAt(pos + i), 16);
+                        // ASCII hex only: Character.digit would also take e.g. Arabic-Indic digits.
+                        int d = hexDigit(text.charAt(pos + i));
                         if (d < 0) {
                             throw new JsonException("invalid \\u escape", pos);
                         }
@@ -273,10 +287,23 @@ public final class Json {
                 // fall through: represent as a double like other JSON readers do
             }
         }
-        if (n.length() > 400) {
-            throw new JsonException("number too long", start);
+        if (n.length() > MAX_NUMBER_LENGTH) {
+            throw new JsonException("number longer than " + MAX_NUMBER_LENGTH + " characters", start);
         }
-        return new BigDecimal(n).doubleValue();
+        // The grammar was checked above, so parseDouble cannot fail; it rounds correctly
+        // and, unlike BigDecimal, copes with any exponent (1e999999999999 → infinity).
+        double d = Double.parseDouble(n);
+        if (Double.isInfinite(d)) {
+            throw new JsonException("number out of range", start);
+        }
+        return d;
+    }
+
+    private static int hexDigit(char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
     }
 
     private static boolean isDigit(char c) {
@@ -313,7 +340,13 @@ public final class Json {
 
     // ---------------------------------------------------------------- writing
 
-    /** Serialises maps, lists, strings, booleans, numbers and null as compact JSON. */
+    /**
+     * Serialises maps, lists, strings, booleans, numbers and null as compact JSON.
+     *
+     * @throws IllegalArgumentException for a value JSON cannot carry: NaN, an infinity,
+     *         a string with a lone surrogate (not encodable as UTF-8), or an object of
+     *         another type
+     */
     public static String write(Object value) {
         StringBuilder sb = new StringBuilder(128);
         write(sb, value);
@@ -327,7 +360,12 @@ public final class Json {
             case Boolean b -> sb.append(b.booleanValue());
             case Double d -> writeDouble(sb, d);
             case Float f -> writeDouble(sb, f.doubleValue());
-            case Number n -> sb.append(n.longValue());
+            case Long n -> sb.append(n.longValue());
+            case Integer n -> sb.append(n.intValue());
+            case Short n -> sb.append(n.shortValue());
+            case Byte n -> sb.append(n.byteValue());
+            case BigInteger n -> sb.append(n);
+            case BigDecimal n -> sb.append(n); // toString's form (1.5, 1E+3, 0E-10) is valid JSON
             case Map<?, ?> m -> {
                 sb.append('{');
                 boolean first = true;
@@ -351,6 +389,7 @@ public final class Json {
                 sb.append(']');
             }
             case Enum<?> e -> writeString(sb, e.name());
+            // Other Numbers (AtomicLong, DoubleAdder…) land here too: their longValue() would truncate silently.
             default -> throw new IllegalArgumentException("cannot write " + v.getClass().getName() + " as JSON");
         }
     }
@@ -359,9 +398,12 @@ public final class Json {
         if (Double.isNaN(d) || Double.isInfinite(d)) {
             throw new IllegalArgumentException("JSON has no NaN or infinity");
         }
-        if (d == Math.rint(d) && Math.abs(d) < 1e15) {
+        if (d == 0 && 1 / d < 0) {
+            sb.append("-0.0"); // (long) -0.0 would lose the sign
+        } else if (d == Math.rint(d) && Math.abs(d) < 1e15) {
             sb.append((long) d).append(".0");
         } else {
+            // Shortest representation that reads back as the same double; "1.0E20" is valid JSON.
             sb.append(d);
         }
     }
@@ -381,6 +423,12 @@ public final class Json {
                 default -> {
                     if (c < 0x20 || c == 0x2028 || c == 0x2029) {
                         sb.append(String.format("\\u%04x", (int) c));
+                    } else if (Character.isSurrogate(c)) {
+                        if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                            sb.append(c).append(s.charAt(++i));
+                        } else {
+                            throw new IllegalArgumentException("string with a lone surrogate at index " + i + " cannot be written as JSON");
+                        }
                     } else {
                         sb.append(c);
                     }

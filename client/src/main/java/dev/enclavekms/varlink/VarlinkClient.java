@@ -19,6 +19,11 @@ import java.util.function.Consumer;
 /**
  * A varlink connection over a Unix-domain stream socket. Calls on one connection are
  * serialised (varlink answers in order); open one client per thread for parallelism.
+ *
+ * <p>Replies are matched to calls only by their order, so once a reply could not be
+ * read whole — a malformed or unexpected reply, or a {@code callMore} consumer that
+ * threw before the last reply — the connection is closed: reading on would hand one
+ * call's reply to the next call. Later calls fail with an {@link IOException}.
  */
 public final class VarlinkClient implements AutoCloseable {
     /** Largest reply accepted: a DecryptBatch of 10,000 data keys is about 1.5 MB. */
@@ -58,7 +63,7 @@ public final class VarlinkClient implements AutoCloseable {
             send(method, parameters, false, false);
             Reply r = receive();
             if (r.continues()) {
-                throw new IOException("server sent a 'continues' reply to a call without 'more'");
+                throw broken(new IOException("server sent a 'continues' reply to a call without 'more'"));
             }
             return r.parameters();
         } finally {
@@ -77,7 +82,14 @@ public final class VarlinkClient implements AutoCloseable {
             send(method, parameters, true, false);
             while (true) {
                 Reply r = receive();
-                onReply.accept(r.parameters());
+                try {
+                    onReply.accept(r.parameters());
+                } catch (RuntimeException | Error e) {
+                    if (r.continues()) {
+                        broken(null); // the rest of the stream is still coming
+                    }
+                    throw e;
+                }
                 if (!r.continues()) {
                     return;
                 }
@@ -126,39 +138,67 @@ public final class VarlinkClient implements AutoCloseable {
         }
         if (more) msg.put("more", true);
         if (oneway) msg.put("oneway", true);
-        out.write(FrameReader.encode(Json.write(msg)));
-        out.flush();
+        byte[] frame = FrameReader.encode(Json.write(msg));
+        try {
+            out.write(frame);
+            out.flush();
+        } catch (IOException e) {
+            throw broken(e); // part of the call may have gone out
+        }
     }
 
     private record Reply(Map<String, Object> parameters, boolean continues) { }
 
+    /** Reads one reply; {@code parameters} missing, null or {} all give an empty map. */
     @SuppressWarnings("unchecked")
     private Reply receive() throws IOException, VarlinkError {
         Map<String, Object> msg = readMessage();
         Object params = msg.get("parameters");
-        Map<String, Object> p = params instanceof Map ? (Map<String, Object>) params : Map.of();
-        if (msg.get("error") instanceof String error) {
-            throw new VarlinkError(error, p);
+        Object error = msg.get("error");
+        Object continues = msg.get("continues");
+        if ((params != null && !(params instanceof Map)) || (error != null && !(error instanceof String))
+                || (continues != null && !(continues instanceof Boolean))) {
+            throw broken(new IOException("malformed reply from server: \"parameters\" must be an object, "
+                    + "\"error\" a string and \"continues\" a boolean"));
         }
-        return new Reply(p, Boolean.TRUE.equals(msg.get("continues")));
+        Map<String, Object> p = params == null ? Map.of() : (Map<String, Object>) params;
+        if (error != null) {
+            throw new VarlinkError((String) error, p);
+        }
+        return new Reply(p, Boolean.TRUE.equals(continues));
     }
 
     private Map<String, Object> readMessage() throws IOException {
-        FrameReader.Frame f = reader.next();
+        FrameReader.Frame f;
+        try {
+            f = reader.next();
+        } catch (IOException e) {
+            throw broken(e);
+        }
         if (f == null) {
-            throw new IOException("connection closed by the server");
+            throw broken(new IOException("connection closed by the server"));
         }
         return switch (f) {
             case FrameReader.Frame.Text t -> {
                 try {
                     yield Json.parseObject(t.json());
                 } catch (JsonException e) {
-                    throw new IOException("malformed reply from server: " + e.getMessage(), e);
+                    throw broken(new IOException("malformed reply from server: " + e.getMessage(), e));
                 }
             }
-            case FrameReader.Frame.TooLarge t -> throw new IOException("reply of " + t.bytes() + " bytes exceeds the limit");
-            case FrameReader.Frame.BadEncoding b -> throw new IOException("reply is not valid UTF-8");
+            case FrameReader.Frame.TooLarge t -> throw broken(new IOException("reply of " + t.bytes() + " bytes exceeds the limit"));
+            case FrameReader.Frame.BadEncoding b -> throw broken(new IOException("reply is not valid UTF-8"));
         };
+    }
+
+    /** Closes the connection because replies can no longer be matched to calls. */
+    private IOException broken(IOException cause) {
+        try {
+            channel.close();
+        } catch (IOException suppressed) {
+            if (cause != null) cause.addSuppressed(suppressed);
+        }
+        return cause;
     }
 
     @Override

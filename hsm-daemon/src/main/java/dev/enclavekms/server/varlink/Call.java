@@ -62,11 +62,20 @@ public final class Call {
         return connection.attributes();
     }
 
-    /** Sends an intermediate reply ({@code continues: true}); only valid when {@link #more()}. */
+    /**
+     * Sends an intermediate reply ({@code continues: true}); only valid when {@link #more()}.
+     * Nothing is sent for a {@code oneway} call.
+     *
+     * @throws VarlinkError {@code org.varlink.service.ExpectedMore} when the caller did not
+     *                      ask for more than one reply
+     */
     public void replyMore(Map<String, Object> parameters) throws IOException, VarlinkError {
         if (!more) {
-            throw new VarlinkError("org.varlink.service.ExpectedMore", Map.of());
+            throw new VarlinkError("org.varlink.service.ExpectedMore", Map.of(
+                    "message", qualifiedMethod() + " sends several replies: call it with \"more\": true"));
         }
-        connection.sendReply(parameters, true);
+        if (!oneway) {
+            connection.sendReply(parameters, true);
+        }
     }
 }

@@ -22,6 +22,8 @@ final class Connection {
     private final OutputStream out;
     private final Map<String, Object> attributes = new ConcurrentHashMap<>();
     private volatile long lastActivityNanos = System.nanoTime();
+    /** When the write in progress started, 0 when none: a client that stops reading blocks it. */
+    private volatile long writeStartedNanos;
     private volatile boolean busy;
     private volatile boolean closing;
 
@@ -55,6 +57,12 @@ final class Connection {
         return busy;
     }
 
+    /** How long the write in progress has been blocked, 0 when nothing is being written. */
+    long stalledWriteNanos() {
+        long started = writeStartedNanos;
+        return started == 0 ? 0 : System.nanoTime() - started;
+    }
+
     void busy(boolean b) {
         busy = b;
         touch();
@@ -72,7 +80,12 @@ final class Connection {
         return closing;
     }
 
-    void sendReply(Map<String, Object> parameters, boolean continues) throws IOException {
+    /**
+     * Encodes a reply; empty parameters are omitted (systemd's convention).
+     *
+     * @throws IllegalArgumentException when the parameters hold a value JSON cannot carry
+     */
+    static byte[] replyFrame(Map<String, Object> parameters, boolean continues) {
         Map<String, Object> msg = new LinkedHashMap<>();
         if (parameters != null && !parameters.isEmpty()) {
             msg.put("parameters", parameters);
@@ -80,7 +93,11 @@ final class Connection {
         if (continues) {
             msg.put("continues", true);
         }
-        write(msg);
+        return FrameReader.encode(Json.write(msg));
+    }
+
+    void sendReply(Map<String, Object> parameters, boolean continues) throws IOException {
+        write(replyFrame(parameters, continues));
     }
 
     void sendError(String error, Map<String, Object> parameters) throws IOException {
@@ -89,13 +106,17 @@ final class Connection {
         if (parameters != null && !parameters.isEmpty()) {
             msg.put("parameters", parameters);
         }
-        write(msg);
+        write(FrameReader.encode(Json.write(msg)));
     }
 
-    private void write(Map<String, Object> msg) throws IOException {
-        byte[] frame = FrameReader.encode(Json.write(msg));
+    void write(byte[] frame) throws IOException {
         synchronized (out) {
-            out.write(frame);
+            writeStartedNanos = System.nanoTime() | 1; // never 0 while writing
+            try {
+                out.write(frame);
+            } finally {
+                writeStartedNanos = 0;
+            }
         }
         touch();
     }

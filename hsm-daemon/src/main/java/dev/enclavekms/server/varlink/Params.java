@@ -80,7 +80,10 @@ public final class Params {
         return b;
     }
 
-    /** A standard-base64 string (RFC 4648 §4, padded) of at most {@code maxBytes} decoded bytes. */
+    /**
+     * A standard-base64 string (RFC 4648 §4, padded, canonical) of at most {@code maxBytes}
+     * decoded bytes.
+     */
     public byte[] bytes(String name, int maxBytes) throws VarlinkError {
         byte[] b = optBytes(name, maxBytes);
         if (b == null) throw invalid(name, "required");
@@ -94,15 +97,28 @@ public final class Params {
         return decodeBase64(name, s, maxBytes);
     }
 
+    /**
+     * Decodes strict base64: the JDK decoder alone also takes unpadded input and ignores
+     * non-zero trailing bits, so two spellings would decode to one value; only the
+     * canonical spelling (the one the encoder produces) is accepted.
+     */
     public byte[] decodeBase64(String name, String s, int maxBytes) throws VarlinkError {
-        if ((long) s.length() > 4L * ((maxBytes + 2) / 3)) {
+        if ((long) s.length() > 4L * ((maxBytes + 2L) / 3)) {
             throw invalid(name, "longer than " + maxBytes + " bytes");
         }
+        byte[] decoded;
         try {
-            return Base64.getDecoder().decode(s);
+            decoded = Base64.getDecoder().decode(s);
         } catch (IllegalArgumentException e) {
-            throw invalid(name, "is not valid base64");
+            throw invalid(name, "is not valid base64 (standard alphabet, padded)");
         }
+        if (!Base64.getEncoder().encodeToString(decoded).equals(s)) {
+            throw invalid(name, "is not valid base64 (standard alphabet, padded)");
+        }
+        if (decoded.length > maxBytes) {
+            throw invalid(name, "longer than " + maxBytes + " bytes");
+        }
+        return decoded;
     }
 
     /** A map of string to string, at most {@code maxEntries} entries of bounded length. */

@@ -67,7 +67,9 @@ final class ServiceInterface {
                     String name = call.parameters().string("interface", 255);
                     String d = descriptions.apply(name);
                     if (d == null) {
-                        throw new VarlinkError("org.varlink.service.InterfaceNotFound", Map.of("interface", name));
+                        throw new VarlinkError("org.varlink.service.InterfaceNotFound", Map.of("interface", name,
+                                "message", "this service has no interface " + name
+                                        + "; org.varlink.service.GetInfo lists its interfaces"));
                     }
                     return Map.of("description", d);
                 })

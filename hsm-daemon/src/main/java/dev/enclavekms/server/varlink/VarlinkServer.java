@@ -14,6 +14,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -38,13 +39,17 @@ import jdk.net.UnixDomainPrincipal;
  *
  * <p>Bad input never costs more than the offending call: malformed JSON, invalid
  * UTF-8, an oversized message or an unknown method each get a typed error and the
- * connection keeps being served. A connection whose message never ends is closed
- * after the idle timeout. Only a handler's unexpected exception is logged; the caller
- * gets a generic internal error without the exception's text.
+ * connection keeps being served. A connection whose message never ends, or that stops
+ * reading its replies, is closed after the idle timeout. Only a handler's unexpected
+ * exception is logged; the caller gets a generic internal error without the
+ * exception's text. A {@code oneway} call is never answered, not even with an error.
  */
 public final class VarlinkServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(VarlinkServer.class.getName());
     public static final String SERVICE_INTERFACE = "org.varlink.service";
+    private static final List<String> FLAGS = List.of("more", "oneway", "upgrade");
+    /** Longer than any real interface.Method name; bounds what an error echoes back. */
+    private static final int MAX_METHOD_LENGTH = 255;
 
     /** What {@code GetInfo} reports. */
     public record ServiceInfo(String vendor, String product, String version, String url) { }
@@ -101,12 +106,24 @@ public final class VarlinkServer implements AutoCloseable {
     /**
      * Binds a new socket at {@code path} (replacing a stale socket file) with mode 0660,
      * so that only the owner and the socket's group can connect.
+     *
+     * <p>The socket is bound under a temporary name, given its mode, then renamed into
+     * place: bound directly, it would be connectable with the umask's mode until the
+     * chmod, and the rename also replaces a stale socket without a moment of absence.
      */
     public void bind(Path path) throws IOException {
-        Files.deleteIfExists(path);
+        Path staging = path.resolveSibling(path.getFileName() + "~");
+        Files.deleteIfExists(staging);
         ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        ch.bind(UnixDomainSocketAddress.of(path), 256);
-        Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-rw----"));
+        try {
+            ch.bind(UnixDomainSocketAddress.of(staging), 256);
+            Files.setPosixFilePermissions(staging, PosixFilePermissions.fromString("rw-rw----"));
+            Files.move(staging, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            Files.deleteIfExists(staging);
+            throw e;
+        }
         this.boundPath = path;
         serve(ch);
     }
@@ -161,6 +178,10 @@ public final class VarlinkServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Tells a connection over the limit why it is closed. The error is sent at once, before
+     * the client's first call, so a client reads it as the reply to that call.
+     */
     private void refuse(Connection c) {
         try {
             c.sendError(errorInterface + ".TooManyConnections", Map.of(
@@ -224,12 +245,29 @@ public final class VarlinkServer implements AutoCloseable {
             invalidRequest(c, "malformed JSON: " + e.getMessage());
             return;
         }
-        if (!(msg.get("method") instanceof String method)) {
-            invalidRequest(c, "the message has no \"method\" string");
-            return;
+        for (String flag : FLAGS) {
+            Object f = msg.get(flag);
+            if (f != null && !(f instanceof Boolean)) {
+                invalidRequest(c, "\"" + flag + "\" must be true or false");
+                return;
+            }
         }
+        // A oneway caller reads no reply: answering it anyway, even with an error, would be
+        // taken as the reply to its next call. So nothing below answers a oneway call.
         boolean oneway = Boolean.TRUE.equals(msg.get("oneway"));
         boolean more = Boolean.TRUE.equals(msg.get("more"));
+        Object rawMethod = msg.get("method");
+        if (!(rawMethod instanceof String method)) {
+            if (!oneway) {
+                invalidRequest(c, rawMethod == null ? "the message has no \"method\""
+                        : "\"method\" must be a string");
+            }
+            return;
+        }
+        if (method.length() > MAX_METHOD_LENGTH) {
+            if (!oneway) invalidRequest(c, "\"method\" is longer than " + MAX_METHOD_LENGTH + " characters");
+            return;
+        }
         Object rawParams = msg.get("parameters");
         if (rawParams != null && !(rawParams instanceof Map)) {
             if (!oneway) invalidRequest(c, "\"parameters\" must be an object");
@@ -238,10 +276,10 @@ public final class VarlinkServer implements AutoCloseable {
         long start = System.nanoTime();
         String error = null;
         try {
-            Map<String, Object> reply = dispatch(c, method, (Map<String, Object>) rawParams, more, oneway,
+            byte[] reply = dispatch(c, method, (Map<String, Object>) rawParams, more, oneway,
                     Boolean.TRUE.equals(msg.get("upgrade")));
             if (!oneway) {
-                c.sendReply(reply, false);
+                c.write(reply);
             }
         } catch (VarlinkError e) {
             error = e.error();
@@ -253,28 +291,37 @@ public final class VarlinkServer implements AutoCloseable {
         }
     }
 
-    private Map<String, Object> dispatch(Connection c, String method, Map<String, Object> params, boolean more,
-                                         boolean oneway, boolean upgrade) throws VarlinkError, IOException {
+    /** Runs the call and returns its encoded final reply. */
+    private byte[] dispatch(Connection c, String method, Map<String, Object> params, boolean more,
+                            boolean oneway, boolean upgrade) throws VarlinkError, IOException {
         int dot = method.lastIndexOf('.');
         if (dot <= 0 || dot == method.length() - 1) {
-            throw new VarlinkError("org.varlink.service.MethodNotFound", Map.of("method", method));
+            throw new VarlinkError("org.varlink.service.MethodNotFound", Map.of("method", method,
+                    "message", "\"" + method + "\" is not a qualified method name (interface.Method)"));
         }
-        VarlinkInterface iface = interfaces.get(method.substring(0, dot));
+        String interfaceName = method.substring(0, dot);
+        VarlinkInterface iface = interfaces.get(interfaceName);
         if (iface == null) {
-            throw new VarlinkError("org.varlink.service.InterfaceNotFound", Map.of("interface", method.substring(0, dot)));
+            throw new VarlinkError("org.varlink.service.InterfaceNotFound", Map.of("interface", interfaceName,
+                    "message", "this service has no interface " + interfaceName
+                            + "; org.varlink.service.GetInfo lists its interfaces"));
         }
         MethodHandler handler = iface.methods().get(method.substring(dot + 1));
         if (handler == null) {
-            throw new VarlinkError("org.varlink.service.MethodNotFound", Map.of("method", method));
+            throw new VarlinkError("org.varlink.service.MethodNotFound", Map.of("method", method,
+                    "message", "interface " + interfaceName + " has no method " + method.substring(dot + 1)));
         }
         if (upgrade) {
-            throw new VarlinkError("org.varlink.service.InvalidParameter", Map.of("parameter", "upgrade"));
+            throw new VarlinkError("org.varlink.service.InvalidParameter", Map.of("parameter", "upgrade",
+                    "message", method + " does not upgrade the connection"));
         }
         Call call = new Call(iface.name(), method.substring(dot + 1),
                 new Params(params, iface.invalidParameterError()), more, oneway, c);
         try {
             Map<String, Object> reply = handler.handle(call);
-            return reply == null ? Map.of() : reply;
+            // Encoded here, inside the error boundary: a value JSON cannot carry is our bug,
+            // and the caller must still get an answer rather than a dropped connection.
+            return Connection.replyFrame(reply == null ? Map.of() : reply, false);
         } catch (VarlinkError | IOException e) {
             throw e;
         } catch (Exception | StackOverflowError e) {
@@ -285,10 +332,15 @@ public final class VarlinkServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Closes connections that sent no complete message within the idle timeout, and those
+     * whose reply has been blocked for as long: a client that stops reading would otherwise
+     * hold its connection (and its slot under the connection limit) forever.
+     */
     private void closeIdle() {
         long limit = limits.idleTimeout().toNanos();
         for (Connection c : connections) {
-            if (!c.busy() && c.idleNanos() > limit) {
+            if ((!c.busy() && c.idleNanos() > limit) || c.stalledWriteNanos() > limit) {
                 c.close();
             }
         }
