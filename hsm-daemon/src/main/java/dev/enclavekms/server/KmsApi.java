@@ -65,7 +65,8 @@ public final class KmsApi {
     }
 
     private static VarlinkInterface.Builder builder(String name) {
-        return VarlinkInterface.builder(name, idl(name)).errors(name + ".InvalidParameter", name + ".InternalError");
+        return VarlinkInterface.builder(name, idl(name)).errors(name + ".InvalidParameter", name + ".InternalError")
+                .strictParameters();
     }
 
     private static dev.enclavekms.server.varlink.MethodHandler op(String iface, Operation o) {

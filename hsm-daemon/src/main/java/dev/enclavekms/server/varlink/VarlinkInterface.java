@@ -2,6 +2,7 @@ package dev.enclavekms.server.varlink;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A varlink interface served by the server: its name, its IDL description (returned by
@@ -9,9 +10,13 @@ import java.util.Map;
  *
  * @param invalidParameterError the error name used when a parameter has the wrong type
  * @param internalError         the error name sent when a handler fails unexpectedly
+ * @param declaredParameters    for a strict interface, each method's parameter names as its IDL
+ *                              declares them (calls with any other parameter are refused); empty
+ *                              for a lenient one
  */
 public record VarlinkInterface(String name, String description, Map<String, MethodHandler> methods,
-                               String invalidParameterError, String internalError) {
+                               String invalidParameterError, String internalError,
+                               Map<String, Set<String>> declaredParameters) {
 
     public static Builder builder(String name, String description) {
         return new Builder(name, description);
@@ -23,6 +28,7 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
         private final Map<String, MethodHandler> methods = new LinkedHashMap<>();
         private String invalidParameterError = "org.varlink.service.InvalidParameter";
         private String internalError = "org.varlink.service.InternalError";
+        private boolean strict;
 
         private Builder(String name, String description) {
             this.name = name;
@@ -42,8 +48,26 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
             return this;
         }
 
+        /**
+         * Refuse parameters the IDL does not declare, and check now that every handler
+         * has a method in the IDL and every IDL method a handler.
+         */
+        public Builder strictParameters() {
+            this.strict = true;
+            return this;
+        }
+
         public VarlinkInterface build() {
-            return new VarlinkInterface(name, description, Map.copyOf(methods), invalidParameterError, internalError);
+            Map<String, Set<String>> declared = Map.of();
+            if (strict) {
+                declared = Map.copyOf(IdlParameters.of(description));
+                if (!declared.keySet().equals(methods.keySet())) {
+                    throw new IllegalStateException("interface " + name + ": IDL methods " + declared.keySet()
+                            + " differ from implemented methods " + methods.keySet());
+                }
+            }
+            return new VarlinkInterface(name, description, Map.copyOf(methods), invalidParameterError, internalError,
+                    declared);
         }
     }
 }

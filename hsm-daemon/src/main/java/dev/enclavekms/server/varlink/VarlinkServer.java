@@ -315,8 +315,17 @@ public final class VarlinkServer implements AutoCloseable {
             throw new VarlinkError("org.varlink.service.InvalidParameter", Map.of("parameter", "upgrade",
                     "message", method + " does not upgrade the connection"));
         }
-        Call call = new Call(iface.name(), method.substring(dot + 1),
-                new Params(params, iface.invalidParameterError()), more, oneway, c);
+        Params parameters = new Params(params, iface.invalidParameterError());
+        Set<String> declared = iface.declaredParameters().get(method.substring(dot + 1));
+        if (declared != null && params != null) {
+            for (String name : params.keySet()) {
+                if (!declared.contains(name)) {
+                    throw parameters.invalid(name, "unknown parameter; " + method.substring(dot + 1) + " takes "
+                            + (declared.isEmpty() ? "no parameters" : String.join(", ", declared)));
+                }
+            }
+        }
+        Call call = new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c);
         try {
             Map<String, Object> reply = handler.handle(call);
             // Encoded here, inside the error boundary: a value JSON cannot carry is our bug,
