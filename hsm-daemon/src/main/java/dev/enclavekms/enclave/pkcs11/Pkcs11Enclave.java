@@ -35,6 +35,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKA_ALWAYS_SENSITIVE;
@@ -232,7 +233,7 @@ public final class Pkcs11Enclave implements Enclave {
 
     @Override
     public EnclaveInfo info() throws EnclaveException {
-        return withSession("C_GetTokenInfo", (s, attempt) -> {
+        return withSession("C_GetTokenInfo", s -> {
             TokenInfo t = s.getToken().getTokenInfo();
             long free = t.getFreePrivateMemory();
             // SoftHSM says CK_UNAVAILABLE_INFORMATION (~0); 32-bit modules give 0xFFFFFFFF.
@@ -252,11 +253,14 @@ public final class Pkcs11Enclave implements Enclave {
         if (label.getBytes(StandardCharsets.UTF_8).length > MAX_LABEL_BYTES) {
             throw new EnclaveException.BadInput("label longer than " + MAX_LABEL_BYTES + " bytes");
         }
-        return withSession("generate " + algorithm, (s, attempt) -> {
+        // Set once an attempt has asked the device to generate: from then on, objects with
+        // this id may be that attempt's, not somebody else's.
+        AtomicBoolean generating = new AtomicBoolean();
+        return withSession("generate " + algorithm, s -> {
             requireLogin(s); // a logged-out session sees no private objects: the check below would lie
             List<Long> existing = keyObjects(s, id);
             if (!existing.isEmpty()) {
-                if (attempt == 1) {
+                if (!generating.get()) {
                     throw new EnclaveException.BadInput("a key object with id " + id.hex() + " already exists");
                 }
                 // The first attempt found no object with this id, then lost its session while the
@@ -267,6 +271,7 @@ public final class Pkcs11Enclave implements Enclave {
                 }
                 forget(id);
             }
+            generating.set(true);
             try {
                 if (algorithm.kind() == KeyAlgorithm.Kind.SECRET) {
                     long key = s.generateKey(new Mechanism(KeyTemplates.generationMechanism(algorithm)),
@@ -303,7 +308,7 @@ public final class Pkcs11Enclave implements Enclave {
         Objects.requireNonNull(key, "key");
         Objects.requireNonNull(plaintext, "plaintext");
         byte[] ad = aad == null ? new byte[0] : aad.clone();
-        return withSession("encrypt", (s, attempt) -> {
+        return withSession("encrypt", s -> {
             KeyHandle k = secretKey(s, key);
             // The IV comes from the token's generator, as the SPI promises; a fresh one per call
             // (also per retry), so an IV is never used twice with one key.
@@ -338,7 +343,7 @@ public final class Pkcs11Enclave implements Enclave {
             // Not something encrypt() produced: the same answer as a bad tag, revealing nothing more.
             throw new EnclaveException.AuthenticationFailed();
         }
-        return withSession("decrypt", (s, attempt) -> {
+        return withSession("decrypt", s -> {
             KeyHandle k = secretKey(s, key);
             try {
                 s.decryptInit(new Mechanism(CKM_AES_GCM, new GCM_PARAMS(iv, ad, TAG_BITS)), k.handle());
@@ -377,7 +382,7 @@ public final class Pkcs11Enclave implements Enclave {
             throw new EnclaveException.Unsupported("Ed25519 over an empty message cannot be passed to this token");
         }
         byte[] data = input.clone();
-        return withSession("sign", (s, attempt) -> {
+        return withSession("sign", s -> {
             KeyHandle k = key(s, key, CKO_PRIVATE_KEY);
             requireAlgorithm(key, k, algorithm);
             try {
@@ -408,7 +413,7 @@ public final class Pkcs11Enclave implements Enclave {
         if (!algorithm.signs()) {
             throw new EnclaveException.BadInput(algorithm + " keys have no public key");
         }
-        return withSession("publicKey", (s, attempt) -> {
+        return withSession("publicKey", s -> {
             KeyHandle k = key(s, key, CKO_PUBLIC_KEY);
             requireAlgorithm(key, k, algorithm);
             return readPublicKey(s, k.handle(), algorithm);
@@ -423,13 +428,13 @@ public final class Pkcs11Enclave implements Enclave {
         if (length == 0) {
             return SecretBytes.adopt(new byte[0]);
         }
-        return withSession("C_GenerateRandom", (s, attempt) -> SecretBytes.adopt(s.generateRandom(length)));
+        return withSession("C_GenerateRandom", s -> SecretBytes.adopt(s.generateRandom(length)));
     }
 
     @Override
     public void destroy(ObjectId key) throws EnclaveException {
         Objects.requireNonNull(key, "key");
-        withSession("destroy", (s, attempt) -> {
+        withSession("destroy", s -> {
             requireLogin(s);
             // Forget first: no other thread should pick up a handle that is about to die.
             forget(key);
@@ -460,7 +465,7 @@ public final class Pkcs11Enclave implements Enclave {
      */
     @Override
     public List<EnclaveObject> list() throws EnclaveException {
-        return withSession("list", (s, attempt) -> {
+        return withSession("list", s -> {
             // Logged out, the token would list no private objects, and reconciliation would
             // conclude that every key is gone.
             requireLogin(s);
@@ -696,8 +701,7 @@ public final class Pkcs11Enclave implements Enclave {
 
     @FunctionalInterface
     private interface SessionWork<T> {
-        /** @param attempt 1, or 2 when retrying after recovery */
-        T run(Session session, int attempt) throws TokenException, EnclaveException;
+        T run(Session session) throws TokenException, EnclaveException;
     }
 
     /**
@@ -716,7 +720,7 @@ public final class Pkcs11Enclave implements Enclave {
             boolean discard = true;
             try {
                 session = gen.take();
-                T result = work.run(session, attempt);
+                T result = work.run(session);
                 discard = false;
                 return result;
             } catch (EnclaveException.ObjectNotFound e) {
