@@ -164,9 +164,9 @@ public final class Pkcs11Enclave implements Enclave {
      * What a GCM tag mismatch looks like from C_Decrypt, once C_DecryptInit has accepted key
      * and parameters: CKR_ENCRYPTED_DATA_INVALID or _LEN_RANGE (PKCS#11 2.40),
      * CKR_AEAD_DECRYPT_FAILED (3.0) — and CKR_GENERAL_ERROR, which is what SoftHSM 2.6.1
-     * returns for a bad tag (measured). A real device failure shows up as CKR_DEVICE_ERROR or
-     * in C_DecryptInit, so reading GENERAL_ERROR at this step as "does not authenticate" is
-     * safe, and it is never retried.
+     * returns for a bad tag (measured). Should a module ever report a genuine failure of
+     * C_Decrypt as CKR_GENERAL_ERROR, that one call is misreported as a bad ciphertext: it is
+     * not retried and reveals nothing, and the next call meets the failure again elsewhere.
      */
     private static final Set<Long> TAG_FAILED = Set.of(CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE,
             CKR_AEAD_DECRYPT_FAILED, CKR_GENERAL_ERROR);
@@ -388,8 +388,8 @@ public final class Pkcs11Enclave implements Enclave {
             try {
                 return switch (algorithm) {
                     // CKM_ECDSA signs the digest as given and returns r‖s; JCA and OpenSSL want DER.
-                    case EC_P256_SHA256, EC_P384_SHA384 -> Der.ecdsaSignature(
-                            s.signSingle(new Mechanism(CKM_ECDSA), k.handle(), data), KeyTemplates.fieldLength(algorithm));
+                    case EC_P256_SHA256, EC_P384_SHA384 -> ecdsaDer(
+                            s.signSingle(new Mechanism(CKM_ECDSA), k.handle(), data), algorithm);
                     // Pure Ed25519: no parameters, the whole message.
                     case ED25519 -> s.signSingle(new Mechanism(CKM_EDDSA), k.handle(), data);
                     case RSA_3072_PSS_SHA256 -> s.signSingle(new Mechanism(CKM_RSA_PKCS_PSS,
@@ -404,6 +404,15 @@ public final class Pkcs11Enclave implements Enclave {
                 throw unlessWrongKey(e, key);
             }
         });
+    }
+
+    private static byte[] ecdsaDer(byte[] raw, KeyAlgorithm algorithm) throws EnclaveException {
+        try {
+            return Der.ecdsaSignature(raw, KeyTemplates.fieldLength(algorithm));
+        } catch (IllegalArgumentException e) {
+            throw new EnclaveException.Unavailable("the token returned a malformed " + algorithm + " signature: "
+                    + e.getMessage(), e);
+        }
     }
 
     @Override
