@@ -27,6 +27,8 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         Properties p = new Properties();
         try (Reader r = Files.newBufferedReader(file)) {
             p.load(r);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IOException("configuration file " + file + " does not exist");
         }
         for (String k : p.stringPropertyNames()) {
             if (!KEYS.contains(k)) {

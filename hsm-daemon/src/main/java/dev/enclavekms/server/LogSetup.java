@@ -1,6 +1,5 @@
 package dev.enclavekms.server;
 
-import java.io.PrintStream;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -29,11 +28,8 @@ public final class LogSetup {
         boolean journal = System.getenv("JOURNAL_STREAM") != null;
         LogManager.getLogManager().reset();
         Logger root = Logger.getLogger("");
-        Handler h = new ConsoleHandler() {
-            {
-                setOutputStream(new PrintStream(System.err, true, java.nio.charset.StandardCharsets.UTF_8));
-            }
-        };
+        // ConsoleHandler writes to System.err (replacing its stream would close System.err).
+        Handler h = new ConsoleHandler();
         h.setLevel(Level.ALL);
         h.setFormatter(new Formatter() {
             @Override
@@ -43,7 +39,7 @@ public final class LogSetup {
                     sb.append('<').append(priority(r.getLevel())).append('>');
                 } else {
                     sb.append(TIME.format(Instant.ofEpochMilli(r.getMillis()))).append(' ')
-                            .append(String.format("%-7s", r.getLevel().getName())).append(' ');
+                            .append(String.format("%-5s", levelName(r.getLevel()))).append(' ');
                 }
                 String logger = r.getLoggerName() == null ? "" : r.getLoggerName();
                 sb.append(logger.substring(logger.lastIndexOf('.') + 1)).append(": ").append(formatMessage(r));
@@ -70,6 +66,15 @@ public final class LogSetup {
                 sb.append(prefix).append("  at ").append(e);
             }
         }
+    }
+
+    private static String levelName(Level l) {
+        return switch (priority(l)) {
+            case 3 -> "ERROR";
+            case 4 -> "WARN";
+            case 6 -> "INFO";
+            default -> "DEBUG";
+        };
     }
 
     static int priority(Level l) {
