@@ -1,0 +1,228 @@
+package dev.enclavekms.system;
+
+import dev.enclavekms.client.DataKey;
+import dev.enclavekms.client.DecryptionFailedException;
+import dev.enclavekms.client.KmsClient;
+import dev.enclavekms.client.Signature;
+import dev.enclavekms.json.Json;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * One real daemon process on its own SoftHSM token, used from the Java client, the
+ * Python client and kmsctl; signatures checked by OpenSSL; a restart in the middle.
+ * Every data key the daemon hands out is remembered, and at the end the daemon's whole
+ * output is scanned for each of them in hex and base64.
+ */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class EndToEndIT {
+    private static final Map<String, String> CONTEXT = Map.of("model", "llama-3-8b", "tier", "hot");
+
+    @TempDir
+    static Path dir;
+    static DaemonProcess daemon;
+    static final List<byte[]> secretsHandedOut = new ArrayList<>();
+    static final List<byte[]> ciphertextsBeforeRestart = new ArrayList<>();
+
+    @BeforeAll
+    static void start() throws Exception {
+        daemon = DaemonProcess.start(dir);
+        try (KmsClient kms = KmsClient.connect(daemon.socket())) {
+            kms.createKey("weights", "ENCRYPT", null, "model weights", List.of("model"));
+            kms.createKey("sign-p256", "SIGN", "EC_P256_SHA256", null, null);
+            kms.createKey("sign-p384", "SIGN", "EC_P384_SHA384", null, null);
+            kms.createKey("sign-ed25519", "SIGN", "ED25519", null, null);
+            kms.createKey("sign-rsa", "SIGN", "RSA_3072_PSS_SHA256", null, null);
+        }
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        daemon.close();
+    }
+
+    private static KmsClient client() throws Exception {
+        return KmsClient.connect(daemon.socket());
+    }
+
+    @Test
+    @Order(1)
+    void javaClient_generateThenDecrypt_roundTrips() throws Exception {
+        try (KmsClient kms = client()) {
+            DataKey dk = kms.generateDataKey("weights", CONTEXT);
+            secretsHandedOut.add(dk.plaintext());
+            ciphertextsBeforeRestart.add(dk.ciphertext());
+            assertEquals(32, dk.plaintext().length);
+            assertArrayEquals(dk.plaintext(), kms.decrypt(dk.ciphertext(), CONTEXT).plaintext());
+
+            List<DataKey> batch = kms.generateDataKeys("weights", 50, CONTEXT);
+            List<byte[]> cts = new ArrayList<>();
+            for (DataKey k : batch) {
+                secretsHandedOut.add(k.plaintext());
+                cts.add(k.ciphertext());
+            }
+            var results = kms.decryptBatch(cts, CONTEXT);
+            for (int i = 0; i < batch.size(); i++) {
+                assertArrayEquals(batch.get(i).plaintext(),
+                        ((dev.enclavekms.client.Plaintext) results.get(i)).plaintext());
+            }
+        }
+    }
+
+    @Test
+    @Order(2)
+    void wrongContext_failsToDecrypt() throws Exception {
+        try (KmsClient kms = client()) {
+            DataKey dk = kms.generateDataKey("weights", CONTEXT);
+            secretsHandedOut.add(dk.plaintext());
+            assertThrows(DecryptionFailedException.class,
+                    () -> kms.decrypt(dk.ciphertext(), Map.of("model", "llama-3-70b", "tier", "hot")));
+            assertThrows(DecryptionFailedException.class,
+                    () -> kms.decrypt(dk.ciphertext(), Map.of("model", "llama-3-8b")));
+            byte[] tampered = dk.ciphertext().clone();
+            tampered[tampered.length - 1] ^= 1;
+            assertThrows(DecryptionFailedException.class, () -> kms.decrypt(tampered, CONTEXT));
+        }
+    }
+
+    @Test
+    @Order(3)
+    void pythonClient_decryptsWhatJavaGenerated_andViceVersa() throws Exception {
+        String py = Commands.repoFile("client-python/enclave_kms.py").toString();
+        try (KmsClient kms = client()) {
+            DataKey dk = kms.generateDataKey("weights", CONTEXT);
+            secretsHandedOut.add(dk.plaintext());
+            var r = Commands.run(List.of("python3", py, "--socket", daemon.socket().toString(), "decrypt",
+                    Base64.getEncoder().encodeToString(dk.ciphertext()), "--context", "model=llama-3-8b",
+                    "--context", "tier=hot"), Map.of(), null).requireSuccess();
+            Map<String, Object> out = Json.parseObject(r.stdout().trim());
+            assertArrayEquals(dk.plaintext(), Base64.getDecoder().decode((String) out.get("plaintext")));
+
+            var g = Commands.run(List.of("python3", py, "--socket", daemon.socket().toString(), "generate-data-key",
+                    "weights", "--context", "model=llama-3-8b", "--context", "tier=hot"), Map.of(), null).requireSuccess();
+            Map<String, Object> gen = Json.parseObject(g.stdout().trim());
+            byte[] plain = Base64.getDecoder().decode((String) gen.get("plaintext"));
+            secretsHandedOut.add(plain);
+            assertArrayEquals(plain, kms.decrypt(Base64.getDecoder().decode((String) gen.get("ciphertext")), CONTEXT).plaintext());
+        }
+    }
+
+    @Test
+    @Order(4)
+    void kmsctl_generatesAndDecrypts() throws Exception {
+        String kmsctl = Commands.repoFile("bin/kmsctl").toString();
+        String sock = daemon.socket().toString();
+        var g = Commands.run(List.of(kmsctl, "--socket", sock, "--json", "datakey", "generate", "weights",
+                "--context", "model=llama-3-8b", "--context", "tier=hot"), Map.of(), null).requireSuccess();
+        Map<String, Object> gen = Json.parseObject(g.stdout().trim());
+        byte[] plain = Base64.getDecoder().decode((String) gen.get("plaintext"));
+        secretsHandedOut.add(plain);
+        var d = Commands.run(List.of(kmsctl, "--socket", sock, "decrypt", "--base64", "--context", "model=llama-3-8b",
+                "--context", "tier=hot", (String) gen.get("ciphertext")), Map.of(), null).requireSuccess();
+        assertArrayEquals(plain, Base64.getDecoder().decode(d.stdout().trim()));
+
+        var bad = Commands.run(List.of(kmsctl, "--socket", sock, "decrypt", "--context", "model=other",
+                "--context", "tier=hot", (String) gen.get("ciphertext")), Map.of(), null);
+        assertEquals(4, bad.exit(), bad.stderr());
+        assertTrue(bad.stderr().contains("DecryptionFailed"), bad.stderr());
+    }
+
+    @Test
+    @Order(5)
+    void signatures_verifyWithOpenssl() throws Exception {
+        byte[] message = "checkpoint manifest: sha256 of every shard".getBytes(StandardCharsets.UTF_8);
+        Path msg = dir.resolve("manifest.txt");
+        Files.write(msg, message);
+        try (KmsClient kms = client()) {
+            for (String key : List.of("sign-p256", "sign-p384", "sign-rsa", "sign-ed25519")) {
+                Signature s = kms.sign(key, message);
+                Path pem = dir.resolve(key + ".pem");
+                Files.writeString(pem, kms.getPublicKey(key).pem());
+                Path sig = dir.resolve(key + ".sig");
+                Files.write(sig, s.signature());
+                List<String> cmd = switch (key) {
+                    case "sign-p256" -> List.of("openssl", "dgst", "-sha256", "-verify", pem.toString(), "-signature",
+                            sig.toString(), msg.toString());
+                    case "sign-p384" -> List.of("openssl", "dgst", "-sha384", "-verify", pem.toString(), "-signature",
+                            sig.toString(), msg.toString());
+                    case "sign-rsa" -> List.of("openssl", "dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss",
+                            "-sigopt", "rsa_pss_saltlen:32", "-sigopt", "rsa_mgf1_md:sha256", "-verify", pem.toString(),
+                            "-signature", sig.toString(), msg.toString());
+                    default -> List.of("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pem.toString(), "-rawin",
+                            "-in", msg.toString(), "-sigfile", sig.toString());
+                };
+                var r = Commands.run(cmd, Map.of(), null);
+                assertEquals(0, r.exit(), key + ": " + r.stdout() + r.stderr());
+                assertTrue(r.stdout().contains("Verified"), key + ": " + r.stdout());
+                assertTrue(kms.verify(key, s.version(), s.signature(), message), key);
+                assertFalse(kms.verify(key, s.version(), s.signature(), "other".getBytes(StandardCharsets.UTF_8)), key);
+            }
+            // A caller-computed digest gives a signature OpenSSL verifies against the message.
+            byte[] digest = MessageDigest.getInstance("SHA-256").digest(message);
+            for (String key : List.of("sign-p256", "sign-rsa")) {
+                Signature s = kms.signDigest(key, digest);
+                Path sig = dir.resolve(key + "-digest.sig");
+                Files.write(sig, s.signature());
+                List<String> cmd = new ArrayList<>(List.of("openssl", "dgst", "-sha256"));
+                if (key.equals("sign-rsa")) {
+                    cmd.addAll(List.of("-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"));
+                }
+                cmd.addAll(List.of("-verify", dir.resolve(key + ".pem").toString(), "-signature", sig.toString(), msg.toString()));
+                var r = Commands.run(cmd, Map.of(), null);
+                assertEquals(0, r.exit(), key + ": " + r.stdout() + r.stderr());
+                assertTrue(kms.verifyDigest(key, s.version(), s.signature(), digest), key);
+            }
+        }
+    }
+
+    @Test
+    @Order(6)
+    void restart_oldCiphertextsStillDecrypt() throws Exception {
+        daemon.restart();
+        try (KmsClient kms = client()) {
+            assertEquals(5, kms.listKeys().size());
+            for (byte[] ct : ciphertextsBeforeRestart) {
+                assertEquals(32, kms.decrypt(ct, CONTEXT).plaintext().length);
+            }
+            assertTrue(kms.status().orphans().isEmpty());
+            assertTrue(kms.status().missing().isEmpty());
+        }
+    }
+
+    @Test
+    @Order(7)
+    void daemonOutput_containsNoDataKey() throws Exception {
+        String out = daemon.output();
+        assertFalse(secretsHandedOut.isEmpty());
+        assertTrue(out.contains("created key weights"), "the daemon logs, so the scan has something to scan");
+        for (byte[] secret : secretsHandedOut) {
+            for (String form : List.of(HexFormat.of().formatHex(secret), HexFormat.of().withUpperCase().formatHex(secret),
+                    Base64.getEncoder().encodeToString(secret), Base64.getUrlEncoder().withoutPadding().encodeToString(secret))) {
+                assertFalse(out.contains(form), "daemon output contains a data key");
+            }
+        }
+        String pin = Files.readString(daemon.pinFile()).trim();
+        assertFalse(out.contains(pin), "daemon output contains the PIN");
+    }
+}
