@@ -13,8 +13,8 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.ScopeType;
 import picocli.CommandLine.Spec;
 
+import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
-import java.nio.charset.Charset;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -113,11 +113,10 @@ public final class Kmsctl implements Callable<Integer> {
     /** The configured command tree (exposed for tests and for generating docs). */
     public static CommandLine commandLine(Environment env) {
         CommandLine cl = new CommandLine(new Kmsctl(env));
-        Charset outCharset = env.out().charset();
-        cl.setOut(new PrintWriter(new java.io.OutputStreamWriter(env.out(), outCharset), true));
-        cl.setErr(new PrintWriter(new java.io.OutputStreamWriter(env.err(), env.err().charset()), true));
+        cl.setOut(new PrintWriter(new OutputStreamWriter(env.out(), env.out().charset()), true));
+        cl.setErr(new PrintWriter(new OutputStreamWriter(env.err(), env.err().charset()), true));
         cl.setParameterExceptionHandler(Kmsctl::usageError);
-        cl.setExecutionExceptionHandler((e, cmd, parseResult) -> failure(env, e, cmd));
+        cl.setExecutionExceptionHandler((e, cmd, parseResult) -> failure(e, cmd));
         configure(cl, true);
         return cl;
     }
@@ -149,7 +148,7 @@ public final class Kmsctl implements Callable<Integer> {
         return EXIT_USAGE;
     }
 
-    private static int failure(Environment env, Exception e, CommandLine cmd) {
+    private static int failure(Exception e, CommandLine cmd) {
         PrintWriter err = cmd.getErr();
         int code;
         switch (e) {

@@ -6,6 +6,7 @@ import dev.enclavekms.json.Json;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayInputStream;
@@ -34,6 +35,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * handlers), against a real varlink server that holds it to the IDL
  * ({@link ContractServer}): what it sends, what it prints, how it exits.
  */
+@Timeout(60) // KmsClient has no read timeout: a server bug must fail a test, not hang the build
 class KmsctlTest {
     private static final byte[] ENVELOPE = bytes(60, 0x80); // binary: 0x80.. is never base64 text
     private static final byte[] SECRET = "the secret\n".getBytes(StandardCharsets.UTF_8);

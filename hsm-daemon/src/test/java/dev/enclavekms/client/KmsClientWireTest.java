@@ -5,6 +5,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -39,6 +40,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * client to the shipped IDL (see {@link ContractServer}): exact parameter names and
  * types on the way out, IDL-shaped replies on the way in, every error to its type.
  */
+@Timeout(60) // KmsClient has no read timeout: a server bug must fail a test, not hang the build
 class KmsClientWireTest {
     private static final Map<String, String> CONTEXT = Map.of("model", "llama-3-8b");
     private static final byte[] DATA_KEY = bytes(32, 0x11);
@@ -50,9 +52,13 @@ class KmsClientWireTest {
     KmsClient kms;
 
     @BeforeEach
-    void start() throws IOException {
+    void start() throws IOException, KmsException {
         server = ContractServer.start(dir.resolve("kms.sock"));
         kms = KmsClient.connect(server.socket());
+        // One answered call, so the server has accepted and registered the connection before
+        // any test can shut it down: VarlinkServer loses a connection accepted during
+        // shutdown (never closes it), and a client on it would wait forever.
+        kms.getInfo();
     }
 
     @AfterEach
