@@ -161,7 +161,7 @@ public final class Kmsctl implements Callable<Integer> {
                     cmd.getOut().println(Json.write(reply));
                     cmd.getOut().flush();
                 }
-                err.println("kmsctl: " + k.shortName() + ": " + Output.clean(k.getMessage()));
+                err.println("kmsctl: " + k.shortName() + ": " + Output.clean(describe(k)));
                 code = EXIT_KMS_ERROR;
             }
             case CliFailure f -> {
@@ -177,6 +177,19 @@ public final class Kmsctl implements Callable<Integer> {
         }
         err.flush();
         return code;
+    }
+
+    /**
+     * The daemon's message; for errors without one (those of org.varlink.service), their
+     * parameters, e.g. {@code interface=com.example.Nope}.
+     */
+    private static String describe(KmsException k) {
+        if (k.parameters().get("message") instanceof String m && !m.isEmpty()) {
+            return m;
+        }
+        StringBuilder b = new StringBuilder();
+        k.parameters().forEach((name, value) -> b.append(b.isEmpty() ? "" : ", ").append(name).append('=').append(value));
+        return b.isEmpty() ? k.error() : b.toString();
     }
 
     /** The root command of the tree {@code spec} belongs to. */

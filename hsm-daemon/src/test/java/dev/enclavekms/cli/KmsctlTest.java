@@ -178,7 +178,7 @@ class KmsctlTest {
         Run r = kmsctl("describe-interface", "com.example.Nope");
 
         assertEquals(4, r.code());
-        assertEquals("kmsctl: InterfaceNotFound: org.varlink.service.InterfaceNotFound\n", r.stderr());
+        assertEquals("kmsctl: InterfaceNotFound: interface=com.example.Nope\n", r.stderr());
     }
 
     // ------------------------------------------------------------------------ keys
