@@ -1,0 +1,462 @@
+package dev.enclavekms.client;
+
+import dev.enclavekms.varlink.VarlinkClient;
+import dev.enclavekms.varlink.VarlinkError;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A connection to the enclave-kms daemon: one Java method per method of the
+ * {@code dev.enclavekms.Kms} and {@code dev.enclavekms.Admin} varlink interfaces (plus
+ * {@code org.varlink.service}), with binary values as {@code byte[]} and results as
+ * records.
+ *
+ * <pre>{@code
+ * try (var kms = KmsClient.connectDefault()) {
+ *     DataKey dk = kms.generateDataKey("model-weights", Map.of("model", "llama-3-8b"));
+ *     // encrypt locally with dk.plaintext(); store dk.ciphertext(); forget the plaintext
+ *     byte[] again = kms.decrypt(dk.ciphertext(), Map.of("model", "llama-3-8b")).plaintext();
+ * }
+ * }</pre>
+ *
+ * <p>Guarantees common to every method:
+ * <ul>
+ *   <li>A refusal by the daemon is a {@link KmsException} — its subclass names the
+ *       error of the IDL ({@link KeyNotFoundException}, {@link DecryptionFailedException},
+ *       ...). A transport failure (cannot connect, connection lost, malformed reply) is
+ *       an {@link IOException}. Null arguments, except where documented, throw
+ *       {@link NullPointerException} before anything is sent.</li>
+ *   <li>A context is a map of strings bound to a ciphertext as additional authenticated
+ *       data; decryption must present the same map. {@code null} or an empty map means no
+ *       context (the parameter is not sent).</li>
+ *   <li>Byte arrays passed in are not kept or modified; byte arrays returned are fresh and
+ *       belong to the caller (wipe secret ones when done).</li>
+ *   <li>Calls on one client are serialised (varlink answers in order), so a client may be
+ *       shared between threads but runs one call at a time; open one client per thread
+ *       for parallelism. No call has a timeout: a daemon that never answers blocks the
+ *       caller until the connection is closed.</li>
+ * </ul>
+ */
+public final class KmsClient implements AutoCloseable {
+    private static final String KMS = KmsErrors.KMS + ".";
+    private static final String ADMIN = KmsErrors.ADMIN + ".";
+    private static final String SERVICE = KmsErrors.SERVICE + ".";
+
+    private final VarlinkClient varlink;
+    private final Path socket;
+
+    private KmsClient(VarlinkClient varlink, Path socket) {
+        this.varlink = varlink;
+        this.socket = socket;
+    }
+
+    /**
+     * Connects to the daemon listening on {@code socket}. Sends nothing: a daemon that
+     * accepted the connection but refuses to serve it (e.g. too many connections) is
+     * reported by the first call.
+     *
+     * @throws IOException when nothing accepts connections at {@code socket}; the message
+     *                     names the path and the reason
+     */
+    public static KmsClient connect(Path socket) throws IOException {
+        Objects.requireNonNull(socket, "socket");
+        return new KmsClient(VarlinkClient.connect(socket), socket);
+    }
+
+    /**
+     * Connects to the socket named by {@code $ENCLAVE_KMS_SOCKET}, else
+     * {@code /run/enclave-kms/kms.sock} (see {@link SocketLocator}).
+     *
+     * @throws IOException as {@link #connect(Path)}
+     */
+    public static KmsClient connectDefault() throws IOException {
+        return connect(SocketLocator.locate());
+    }
+
+    /** The socket this client connected to. */
+    public Path socket() {
+        return socket;
+    }
+
+    // ------------------------------------------------------------------ dev.enclavekms.Kms
+
+    /**
+     * Generates a 32-byte data key under the primary version of {@code key}
+     * ({@code Kms.GenerateDataKey}). The plaintext comes from the enclave's random
+     * generator; the ciphertext decrypts with {@link #decrypt} given the same context.
+     *
+     * @param context bound to the ciphertext; null for none
+     * @throws KeyNotFoundException        no such key (or the caller may not know of it)
+     * @throws InvalidKeyUsageException    the key is not an ENCRYPT key
+     * @throws InvalidParameterException   e.g. a required context key is missing
+     * @throws PermissionDeniedException   the policy does not grant this call
+     * @throws EnclaveUnavailableException the hardware could not be used
+     */
+    public DataKey generateDataKey(String key, Map<String, String> context) throws KmsException, IOException {
+        return generateDataKey(key, context, null);
+    }
+
+    /**
+     * As {@link #generateDataKey(String, Map)} with a data key of {@code bytes} bytes
+     * (the daemon decides the allowed range and answers {@link InvalidParameterException}
+     * outside it).
+     */
+    public DataKey generateDataKey(String key, Map<String, String> context, int bytes)
+            throws KmsException, IOException {
+        return generateDataKey(key, context, Integer.valueOf(bytes));
+    }
+
+    private DataKey generateDataKey(String key, Map<String, String> context, Integer bytes)
+            throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "GenerateDataKey", "key", key, "context", wireContext(context), "bytes", bytes);
+        return new DataKey(r.string("key"), r.int32("version"), r.bytes("plaintext"), r.bytes("ciphertext"));
+    }
+
+    /**
+     * Generates {@code count} 32-byte data keys under one key version and context
+     * ({@code Kms.GenerateDataKeys}; the daemon allows at most 10,000 per call). Every
+     * returned {@link DataKey} carries the reply's key name and version.
+     *
+     * @param context bound to every ciphertext; null for none
+     * @return {@code count} data keys in the daemon's order (unmodifiable)
+     * @throws KmsException as {@link #generateDataKey(String, Map)}
+     */
+    public List<DataKey> generateDataKeys(String key, int count, Map<String, String> context)
+            throws KmsException, IOException {
+        return generateDataKeys(key, count, context, null);
+    }
+
+    /** As {@link #generateDataKeys(String, int, Map)} with data keys of {@code bytes} bytes. */
+    public List<DataKey> generateDataKeys(String key, int count, Map<String, String> context, int bytes)
+            throws KmsException, IOException {
+        return generateDataKeys(key, count, context, Integer.valueOf(bytes));
+    }
+
+    private List<DataKey> generateDataKeys(String key, int count, Map<String, String> context, Integer bytes)
+            throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "GenerateDataKeys", "key", key, "count", count, "context", wireContext(context),
+                "bytes", bytes);
+        String name = r.string("key");
+        int version = r.int32("version");
+        List<DataKey> keys = new ArrayList<>();
+        for (Reply k : r.objects("keys")) {
+            keys.add(new DataKey(name, version, k.bytes("plaintext"), k.bytes("ciphertext")));
+        }
+        return List.copyOf(keys);
+    }
+
+    /**
+     * Encrypts a small secret (the daemon allows at most 65,536 bytes) under the primary
+     * version of {@code key} ({@code Kms.Encrypt}). The envelope names key and version
+     * and is authenticated together with the context.
+     *
+     * @param context bound to the ciphertext; null for none
+     * @throws KeyNotFoundException      no such key
+     * @throws InvalidKeyUsageException  the key is not an ENCRYPT key
+     * @throws InvalidParameterException e.g. too large, or a required context key missing
+     * @throws KmsException              any other error of the IDL
+     */
+    public Ciphertext encrypt(String key, byte[] plaintext, Map<String, String> context)
+            throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(plaintext, "plaintext");
+        Reply r = call(KMS + "Encrypt", "key", key, "plaintext", base64(plaintext), "context", wireContext(context));
+        return new Ciphertext(r.string("key"), r.int32("version"), r.bytes("ciphertext"));
+    }
+
+    /**
+     * Decrypts a ciphertext envelope made by {@link #encrypt} or a data key's ciphertext
+     * ({@code Kms.Decrypt}); the envelope names its key and version, and any ENABLED version
+     * decrypts, not only the primary.
+     *
+     * @param context the context given at encryption; null for none
+     * @throws DecryptionFailedException    malformed or tampered envelope, or a different
+     *                                      context (deliberately indistinguishable)
+     * @throws KeyVersionUnusableException  the version's state forbids decryption
+     * @throws KmsException                 any other error of the IDL
+     */
+    public Plaintext decrypt(byte[] ciphertext, Map<String, String> context) throws KmsException, IOException {
+        Objects.requireNonNull(ciphertext, "ciphertext");
+        Reply r = call(KMS + "Decrypt", "ciphertext", base64(ciphertext), "context", wireContext(context));
+        return new Plaintext(r.string("key"), r.int32("version"), r.bytes("plaintext"));
+    }
+
+    /**
+     * Decrypts up to 10,000 envelopes with one context in one round trip
+     * ({@code Kms.DecryptBatch}). An entry that fails is a {@link DecryptResult.Failure}
+     * in its place and does not fail the others.
+     *
+     * @param context the context given at encryption; null for none
+     * @return one result per envelope, in order (unmodifiable)
+     * @throws KmsException when the call as a whole is refused (e.g. too many entries,
+     *                      permission denied)
+     * @throws IOException  on transport failure, or when the reply has a different number
+     *                      of entries than were sent
+     */
+    public List<DecryptResult> decryptBatch(List<byte[]> ciphertexts, Map<String, String> context)
+            throws KmsException, IOException {
+        Objects.requireNonNull(ciphertexts, "ciphertexts");
+        List<String> encoded = new ArrayList<>(ciphertexts.size());
+        for (byte[] c : ciphertexts) {
+            encoded.add(base64(Objects.requireNonNull(c, "ciphertext")));
+        }
+        Reply r = call(KMS + "DecryptBatch", "ciphertexts", encoded, "context", wireContext(context));
+        List<Reply> entries = r.objects("results");
+        if (entries.size() != ciphertexts.size()) {
+            throw new IOException("malformed reply to " + KMS + "DecryptBatch: " + entries.size()
+                    + " results for " + ciphertexts.size() + " ciphertexts");
+        }
+        List<DecryptResult> results = new ArrayList<>(entries.size());
+        for (Reply e : entries) {
+            String error = e.optString("error");
+            if (error != null) {
+                String message = e.optString("message");
+                results.add(new DecryptResult.Failure(error, message == null ? error : message,
+                        e.optString("key"), e.optInt32("version")));
+            } else {
+                results.add(new Plaintext(e.string("key"), e.int32("version"), e.bytes("plaintext")));
+            }
+        }
+        return List.copyOf(results);
+    }
+
+    /**
+     * Signs {@code message} with the primary version of {@code key} ({@code Kms.Sign}
+     * with {@code message}); the daemon hashes it as the key's algorithm prescribes.
+     *
+     * @throws InvalidKeyUsageException the key is not a SIGN key
+     * @throws KmsException             any other error of the IDL
+     */
+    public Signature sign(String key, byte[] message) throws KmsException, IOException {
+        Objects.requireNonNull(message, "message");
+        return sign(key, "message", message);
+    }
+
+    /**
+     * Signs a digest the caller computed with the algorithm's hash (SHA-256 for
+     * {@code EC_P256_SHA256} and {@code RSA_3072_PSS_SHA256}, SHA-384 for
+     * {@code EC_P384_SHA384}) ({@code Kms.Sign} with {@code digest}). Not for Ed25519,
+     * which signs messages only.
+     *
+     * @throws InvalidKeyUsageException for an Ed25519 key, or a key that is not SIGN
+     * @throws InvalidParameterException when the digest has the wrong length
+     */
+    public Signature signDigest(String key, byte[] digest) throws KmsException, IOException {
+        Objects.requireNonNull(digest, "digest");
+        return sign(key, "digest", digest);
+    }
+
+    private Signature sign(String key, String field, byte[] data) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "Sign", "key", key, field, base64(data));
+        return new Signature(r.string("key"), r.int32("version"), r.string("algorithm"), r.bytes("signature"));
+    }
+
+    /**
+     * Verifies a signature over {@code message} made by version {@code version} of
+     * {@code key} ({@code Kms.Verify} with {@code message}).
+     *
+     * @return true when the signature is valid; false when it is not (a wrong signature
+     *         is an answer, not an error)
+     * @throws KeyVersionNotFoundException no such version
+     * @throws KmsException                any other error of the IDL
+     */
+    public boolean verify(String key, int version, byte[] signature, byte[] message) throws KmsException, IOException {
+        Objects.requireNonNull(message, "message");
+        return verify(key, version, signature, "message", message);
+    }
+
+    /**
+     * As {@link #verify(String, int, byte[], byte[])} over a digest the caller computed
+     * ({@code Kms.Verify} with {@code digest}); not for Ed25519.
+     */
+    public boolean verifyDigest(String key, int version, byte[] signature, byte[] digest)
+            throws KmsException, IOException {
+        Objects.requireNonNull(digest, "digest");
+        return verify(key, version, signature, "digest", digest);
+    }
+
+    private boolean verify(String key, int version, byte[] signature, String field, byte[] data)
+            throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(signature, "signature");
+        Reply r = call(KMS + "Verify", "key", key, "version", version, "signature", base64(signature),
+                field, base64(data));
+        return r.bool("valid");
+    }
+
+    /**
+     * The public key of the primary version of a SIGN key ({@code Kms.GetPublicKey}).
+     *
+     * @throws InvalidKeyUsageException the key is not a SIGN key
+     * @throws KmsException             any other error of the IDL
+     */
+    public PublicKeyInfo getPublicKey(String key) throws KmsException, IOException {
+        return getPublicKey(key, null);
+    }
+
+    /**
+     * The public key of version {@code version} of a SIGN key; PENDING versions are
+     * published too, so verifiers can learn a key before its first signature.
+     *
+     * @throws KeyVersionNotFoundException no such version
+     */
+    public PublicKeyInfo getPublicKey(String key, int version) throws KmsException, IOException {
+        return getPublicKey(key, Integer.valueOf(version));
+    }
+
+    private PublicKeyInfo getPublicKey(String key, Integer version) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "GetPublicKey", "key", key, "version", version);
+        return new PublicKeyInfo(r.string("key"), r.int32("version"), r.string("algorithm"), r.string("pem"));
+    }
+
+    /**
+     * The daemon's health ({@code Kms.Status}): version, uptime, enclave, key counts and
+     * the registry/hardware mismatches found at startup.
+     */
+    public Status status() throws KmsException, IOException {
+        Reply r = call(KMS + "Status");
+        Reply e = r.object("enclave");
+        return new Status(r.string("version"), r.int64("uptime_seconds"),
+                new Status.Enclave(e.string("kind"), e.string("label"), e.string("manufacturer"),
+                        e.string("model"), e.string("serial")),
+                r.int64("keys"), r.int64("key_versions"), r.strings("orphans"), r.strings("missing"));
+    }
+
+    // ---------------------------------------------------------------- dev.enclavekms.Admin
+
+    /**
+     * Creates a key with the default algorithm for its purpose ({@code AES_256_GCM} for
+     * ENCRYPT, {@code EC_P256_SHA256} for SIGN) and no required context.
+     *
+     * @see #createKey(String, String, String, String, List)
+     */
+    public KeyDescription createKey(String name, String purpose) throws KmsException, IOException {
+        return createKey(name, purpose, null, null, null);
+    }
+
+    /**
+     * Creates a key and its first version inside the enclave ({@code Admin.CreateKey}).
+     * Needs an admin grant.
+     *
+     * @param purpose         {@code ENCRYPT} or {@code SIGN}
+     * @param algorithm       null for the purpose's default
+     * @param description     null for none
+     * @param requiredContext context keys every Encrypt/Decrypt call must carry; null or
+     *                        empty for none
+     * @return the new key as the daemon recorded it
+     * @throws KeyAlreadyExistsException a key of that name exists
+     * @throws InvalidParameterException e.g. unknown purpose or algorithm, bad name
+     * @throws PermissionDeniedException no admin grant
+     */
+    public KeyDescription createKey(String name, String purpose, String algorithm, String description,
+                                    List<String> requiredContext) throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(purpose, "purpose");
+        List<String> required = requiredContext == null || requiredContext.isEmpty()
+                ? null : List.copyOf(requiredContext);
+        Reply r = call(ADMIN + "CreateKey", "name", name, "purpose", purpose, "algorithm", algorithm,
+                "description", description, "required_context", required);
+        return keyDescription(r.object("key"));
+    }
+
+    /**
+     * Every key the caller may see ({@code Admin.ListKeys}), in the daemon's order.
+     *
+     * @return the keys (unmodifiable)
+     */
+    public List<KeySummary> listKeys() throws KmsException, IOException {
+        Reply r = call(ADMIN + "ListKeys");
+        List<KeySummary> keys = new ArrayList<>();
+        for (Reply k : r.objects("keys")) {
+            keys.add(new KeySummary(k.string("name"), k.string("purpose"), k.string("algorithm"),
+                    k.int32("primary_version"), k.int32("versions")));
+        }
+        return List.copyOf(keys);
+    }
+
+    /**
+     * A key's metadata and versions ({@code Admin.DescribeKey}).
+     *
+     * @throws KeyNotFoundException no such key
+     */
+    public KeyDescription describeKey(String name) throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        return keyDescription(call(ADMIN + "DescribeKey", "name", name).object("key"));
+    }
+
+    private static KeyDescription keyDescription(Reply k) throws IOException {
+        List<KeyVersionInfo> versions = new ArrayList<>();
+        for (Reply v : k.objects("versions")) {
+            versions.add(new KeyVersionInfo(v.int32("version"), v.string("state"), v.instant("created"),
+                    v.string("object_id")));
+        }
+        return new KeyDescription(k.string("name"), k.string("purpose"), k.string("algorithm"),
+                k.string("description"), k.instant("created"), k.int32("primary_version"),
+                k.strings("required_context"), versions);
+    }
+
+    // ----------------------------------------------------------------- org.varlink.service
+
+    /** The implementation and the interfaces it serves ({@code org.varlink.service.GetInfo}). */
+    public ServiceInfo getInfo() throws KmsException, IOException {
+        Reply r = call(SERVICE + "GetInfo");
+        return new ServiceInfo(r.string("vendor"), r.string("product"), r.string("version"), r.string("url"),
+                r.strings("interfaces"));
+    }
+
+    /**
+     * The varlink IDL of an interface the daemon serves
+     * ({@code org.varlink.service.GetInterfaceDescription}).
+     *
+     * @param interfaceName fully qualified, e.g. {@code dev.enclavekms.Kms}
+     * @throws KmsException {@code org.varlink.service.InterfaceNotFound} when not served
+     */
+    public String getInterfaceDescription(String interfaceName) throws KmsException, IOException {
+        Objects.requireNonNull(interfaceName, "interfaceName");
+        return call(SERVICE + "GetInterfaceDescription", "interface", interfaceName).string("description");
+    }
+
+    /** Closes the connection. Idempotent; a call blocked on another thread fails with IOException. */
+    @Override
+    public void close() throws IOException {
+        varlink.close();
+    }
+
+    // -------------------------------------------------------------------------- plumbing
+
+    private Reply call(String method, Object... keyValues) throws KmsException, IOException {
+        try {
+            return new Reply(method, varlink.call(method, VarlinkClient.params(keyValues)));
+        } catch (VarlinkError e) {
+            throw KmsErrors.from(e);
+        }
+    }
+
+    private static String base64(byte[] b) {
+        return Base64.getEncoder().encodeToString(b);
+    }
+
+    /** Null when there is no context, so that "none" has one spelling on the wire. */
+    private static Map<String, String> wireContext(Map<String, String> context) {
+        if (context == null || context.isEmpty()) {
+            return null;
+        }
+        Map<String, String> copy = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : context.entrySet()) {
+            copy.put(Objects.requireNonNull(e.getKey(), "context key"),
+                    Objects.requireNonNull(e.getValue(), "context value"));
+        }
+        return copy;
+    }
+}
