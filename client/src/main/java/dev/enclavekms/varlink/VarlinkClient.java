@@ -104,6 +104,8 @@ public final class VarlinkClient implements AutoCloseable {
         lock.lock();
         try {
             send(method, parameters, false, true);
+        } catch (VarlinkError refused) {
+            throw new IOException(refused.getMessage(), refused);
         } finally {
             lock.unlock();
         }
@@ -130,7 +132,8 @@ public final class VarlinkClient implements AutoCloseable {
         }
     }
 
-    private void send(String method, Map<String, ?> parameters, boolean more, boolean oneway) throws IOException {
+    private void send(String method, Map<String, ?> parameters, boolean more, boolean oneway)
+            throws IOException, VarlinkError {
         Map<String, Object> msg = new LinkedHashMap<>();
         msg.put("method", method);
         if (parameters != null && !parameters.isEmpty()) {
@@ -143,8 +146,34 @@ public final class VarlinkClient implements AutoCloseable {
             out.write(frame);
             out.flush();
         } catch (IOException e) {
-            throw broken(e); // part of the call may have gone out
+            // A server that refuses the connection (TooManyConnections) says so and closes
+            // before our first call: our write fails, but its error waits in the receive buffer.
+            VarlinkError refusal = pendingError();
+            broken(e); // part of the call may have gone out
+            if (refusal != null) {
+                throw refusal;
+            }
+            throw e;
         }
+    }
+
+    /** An error reply already received, if there is one; never blocks on a live server (it closed). */
+    private VarlinkError pendingError() {
+        try {
+            FrameReader.Frame f = reader.next();
+            if (f instanceof FrameReader.Frame.Text t) {
+                Map<String, Object> msg = Json.parseObject(t.json());
+                if (msg.get("error") instanceof String error) {
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> params = msg.get("parameters") instanceof Map<?, ?> p
+                            ? (Map<String, Object>) p : Map.of();
+                    return new VarlinkError(error, params);
+                }
+            }
+        } catch (IOException | JsonException ignored) {
+            // nothing readable: the write failure is the whole story
+        }
+        return null;
     }
 
     private record Reply(Map<String, Object> parameters, boolean continues) { }

@@ -178,7 +178,8 @@ class KmsctlTest {
         Run r = kmsctl("describe-interface", "com.example.Nope");
 
         assertEquals(4, r.code());
-        assertEquals("kmsctl: InterfaceNotFound: interface=com.example.Nope\n", r.stderr());
+        assertEquals("kmsctl: InterfaceNotFound: this service has no interface com.example.Nope;"
+                + " org.varlink.service.GetInfo lists its interfaces\n", r.stderr());
     }
 
     // ------------------------------------------------------------------------ keys

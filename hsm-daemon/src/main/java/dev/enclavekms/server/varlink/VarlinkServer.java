@@ -154,16 +154,28 @@ public final class VarlinkServer implements AutoCloseable {
             } catch (IOException e) {
                 if (!stopping) {
                     LOG.log(System.Logger.Level.WARNING, "accept failed: " + e.getMessage());
+                    // e.g. out of file descriptors: back off instead of spinning on the error
+                    java.util.concurrent.locks.LockSupport.parkNanos(100_000_000L);
                 }
                 continue;
             }
             Connection c = new Connection(ch, peerOf(ch));
+            if (stopping) {
+                c.close(); // accepted while shutting down: nobody would serve it
+                return;
+            }
             if (connections.size() >= limits.maxConnections()) {
                 refuse(c);
                 continue;
             }
             connections.add(c);
-            threads.execute(() -> serveConnection(c));
+            try {
+                threads.execute(() -> serveConnection(c));
+            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+                connections.remove(c);
+                c.close();
+                return;
+            }
         }
     }
 
