@@ -47,6 +47,7 @@ import java.util.concurrent.Callable;
                 PublicKeyCommand.class,
                 InfoCommand.class,
                 DescribeInterfaceCommand.class,
+                ProvisionCommand.class,
                 HelpCommand.class,
         })
 public final class Kmsctl implements Callable<Integer> {
@@ -91,6 +92,8 @@ public final class Kmsctl implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
+        // kmsctl's output is its answer; library chatter (e.g. provisioning progress) stays out of it.
+        java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.WARNING);
         System.exit(run(Environment.system(), args));
     }
 
