@@ -55,7 +55,7 @@ public final class Daemon implements AutoCloseable {
                     Instant.now(), VERSION);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
-                    List.of(api.kmsInterface(), api.adminInterface()), limits, KmsApi.KMS, null);
+                    List.of(api.kmsInterface(), api.adminInterface()), limits, KmsApi.KMS, Daemon::logCall);
             server.bind(socket);
             LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
                     + " token '" + info.label() + "' (serial " + info.serial() + ") on " + socket);
@@ -65,6 +65,13 @@ public final class Daemon implements AutoCloseable {
             enclave.close();
             throw e;
         }
+    }
+
+    /** Every call with its caller's identity (SO_PEERCRED), at debug level; the audit log comes later. */
+    private static void logCall(dev.enclavekms.server.varlink.Peer peer, String method, String error, long nanos) {
+        LOG.log(System.Logger.Level.DEBUG, () -> method + " by user=" + peer.user() + " group=" + peer.group()
+                + " conn=" + peer.connectionId() + " -> " + (error == null ? "ok" : error) + " in "
+                + nanos / 1000 + " us");
     }
 
     public KeyHealth health() {

@@ -83,15 +83,18 @@ public final class CryptoService {
         byte[] aad = Envelope.aad(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, context);
         List<GeneratedDataKey> out = new ArrayList<>(count);
         try {
-            for (int i = 0; i < count; i++) {
-                SecretBytes dk = enclave.random(bytes);
-                byte[] clear = dk.reveal();
-                try {
+            // One call to the token's RNG for the whole batch, then one seal per key.
+            SecretBytes all = enclave.random(bytes * count);
+            byte[] pool = all.reveal();
+            all.close();
+            try {
+                for (int i = 0; i < count; i++) {
+                    byte[] clear = Arrays.copyOfRange(pool, i * bytes, (i + 1) * bytes);
                     Sealed s = enclave.encrypt(v.objectId(), aad, clear);
-                    out.add(new GeneratedDataKey(key.name(), v.version(), dk, envelope(key, v, s)));
-                } finally {
-                    Arrays.fill(clear, (byte) 0);
+                    out.add(new GeneratedDataKey(key.name(), v.version(), SecretBytes.adopt(clear), envelope(key, v, s)));
                 }
+            } finally {
+                Arrays.fill(pool, (byte) 0);
             }
         } catch (EnclaveException e) {
             out.forEach(g -> g.plaintext().close());

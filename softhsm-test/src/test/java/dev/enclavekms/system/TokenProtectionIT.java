@@ -106,4 +106,35 @@ class TokenProtectionIT {
         assertNotEquals(0, r.exit(), "reading CKA_VALUE of the master key must fail: " + r.stdout());
         assertTrue(!Files.exists(out) || Files.size(out) == 0, "no key bytes written");
     }
+
+    @Test
+    void wrappingTheMasterKey_failsWhileAWeakKeyWraps() throws Exception {
+        // An operator's wrapping key and, as the positive control, a deliberately extractable key.
+        pkcs11Tool("--keygen", "--key-type", "AES:32", "--id", "99", "--label", "outside-wrapper", "--usage-wrap")
+                .requireSuccess();
+        pkcs11Tool("--keygen", "--key-type", "AES:32", "--id", "98", "--label", "outside-victim", "--extractable")
+                .requireSuccess();
+        Path control = dir.resolve("control.bin");
+        var weak = pkcs11Tool("--wrap", "--mechanism", "AES-KEY-WRAP", "--id", "99", "--application-id", "98",
+                "--output-file", control.toString());
+        assertEquals(0, weak.exit(), "the control key wraps, so the tool can wrap: " + weak.stderr());
+        assertEquals(40, Files.size(control));
+
+        String id = keys.getFirst().versions().getFirst().objectId();
+        Path stolen = dir.resolve("wrapped-master.bin");
+        var r = pkcs11Tool("--wrap", "--mechanism", "AES-KEY-WRAP", "--id", "99", "--application-id", id,
+                "--output-file", stolen.toString());
+        assertNotEquals(0, r.exit(), "wrapping the master key must fail");
+        assertTrue(r.stderr().contains("CKR_KEY_UNEXTRACTABLE"), r.stderr());
+        assertTrue(!Files.exists(stolen) || Files.size(stolen) == 0);
+    }
+
+    @Test
+    void changingTheMasterKeysAttributes_isRefused() throws Exception {
+        String id = keys.getFirst().versions().getFirst().objectId();
+        // C_SetAttributeValue on a CKA_MODIFIABLE=false object: CKR_ACTION_PROHIBITED (0x1b).
+        var r = pkcs11Tool("--set-id", "42", "--id", id, "--type", "secrkey");
+        assertNotEquals(0, r.exit(), r.stdout());
+        assertTrue(r.stderr().contains("0x1b") || r.stderr().contains("CKR_ACTION_PROHIBITED"), r.stderr());
+    }
 }
