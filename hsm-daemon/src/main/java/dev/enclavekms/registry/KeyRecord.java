@@ -2,6 +2,7 @@ package dev.enclavekms.registry;
 
 import dev.enclavekms.enclave.KeyAlgorithm;
 
+import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
@@ -11,9 +12,19 @@ import java.util.Optional;
  * enclave, referenced by each version's object id.
  *
  * @param requiredContext context keys every call with this key must carry
+ * @param rotationPeriod  automatic rotation period, or null for rotation on demand only
+ * @param destroyWaitDays waiting period between scheduling a version's destruction and doing it
  */
 public record KeyRecord(String name, Purpose purpose, KeyAlgorithm algorithm, String description, Instant created,
-                        int primaryVersion, List<String> requiredContext, List<KeyVersion> versions) {
+                        int primaryVersion, List<String> requiredContext, Duration rotationPeriod,
+                        int destroyWaitDays, List<KeyVersion> versions) {
+
+    /** Destruction waiting periods: default, and the bounds an operator may choose within. */
+    public static final int DEFAULT_DESTROY_WAIT_DAYS = 30;
+    public static final int MIN_DESTROY_WAIT_DAYS = 7;
+    public static final int MAX_DESTROY_WAIT_DAYS = 3650;
+    /** Shortest automatic rotation period. */
+    public static final Duration MIN_ROTATION_PERIOD = Duration.ofHours(1);
 
     public KeyRecord {
         requiredContext = List.copyOf(requiredContext);
@@ -30,6 +41,11 @@ public record KeyRecord(String name, Purpose purpose, KeyAlgorithm algorithm, St
     public KeyVersion primary() {
         return version(primaryVersion).orElseThrow(
                 () -> new IllegalStateException("key " + name + " has no primary version " + primaryVersion));
+    }
+
+    /** When automatic rotation is next due, or null when the key has no rotation period. */
+    public Instant nextRotation() {
+        return rotationPeriod == null ? null : primary().created().plus(rotationPeriod);
     }
 
     /** The highest version number ever used; numbers are never reused. */

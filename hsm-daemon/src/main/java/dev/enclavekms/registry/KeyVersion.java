@@ -4,9 +4,14 @@ import dev.enclavekms.enclave.ObjectId;
 
 import java.time.Instant;
 
-/** One version of a key: its number, its hardware object and its state. Not secret. */
-public record KeyVersion(int version, ObjectId objectId, VersionState state, Instant created, Instant stateChanged) {
-    public KeyVersion withState(VersionState s, Instant at) {
-        return new KeyVersion(version, objectId, s, created, at);
-    }
+/**
+ * One version of a key: its number, its hardware object and its state. Not secret.
+ *
+ * @param destroyAt            for DESTROY_SCHEDULED, when the hardware object will be
+ *                             destroyed; for DESTROYED, when it was; otherwise null
+ * @param encryptionsReserved  encryptions this version may have made: counted in
+ *                             reserved blocks, so after a crash it errs high, never low
+ */
+public record KeyVersion(int version, ObjectId objectId, VersionState state, Instant created, Instant stateChanged,
+                         Instant destroyAt, long encryptionsReserved) {
 }

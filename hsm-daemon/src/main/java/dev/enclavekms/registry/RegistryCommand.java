@@ -3,6 +3,7 @@ package dev.enclavekms.registry;
 import dev.enclavekms.enclave.KeyAlgorithm;
 import dev.enclavekms.enclave.ObjectId;
 
+import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 
@@ -15,14 +16,45 @@ public sealed interface RegistryCommand {
 
     /** A new key with its first version, which becomes primary. */
     record CreateKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
-                     List<String> requiredContext, ObjectId firstVersionObject, VersionState firstVersionState,
-                     Instant at) implements RegistryCommand { }
+                     List<String> requiredContext, Duration rotationPeriod, int destroyWaitDays,
+                     ObjectId firstVersionObject, Instant at) implements RegistryCommand {
 
-    /** A new version of an existing key; its number is the key's latest plus one. */
-    record AddVersion(String name, int version, ObjectId objectId, VersionState state, Instant at)
+        /** A key with no rotation period and the default destruction waiting period. */
+        public CreateKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
+                         List<String> requiredContext, ObjectId firstVersionObject, Instant at) {
+            this(name, purpose, algorithm, description, requiredContext, null, KeyRecord.DEFAULT_DESTROY_WAIT_DAYS,
+                    firstVersionObject, at);
+        }
+    }
+
+    /** Rotation period (null: none) and destruction waiting period of a key. */
+    record UpdateKeyPolicy(String name, Duration rotationPeriod, int destroyWaitDays, Instant at)
             implements RegistryCommand { }
+
+    /**
+     * A new version of an existing key; its number is the key's latest plus one. With
+     * {@code primary} it becomes primary in the same transaction, so a crash can never
+     * leave a key with a new version but an old primary, or the reverse.
+     */
+    record AddVersion(String name, int version, ObjectId objectId, VersionState state, boolean primary, Instant at)
+            implements RegistryCommand { }
+
+    /** PENDING → ENABLED and primary, in one transaction. */
+    record PromoteVersion(String name, int version, Instant at) implements RegistryCommand { }
 
     record SetPrimaryVersion(String name, int version, Instant at) implements RegistryCommand { }
 
-    record SetVersionState(String name, int version, VersionState state, Instant at) implements RegistryCommand { }
+    /**
+     * A state change; {@code destroyAt} is required for DESTROY_SCHEDULED (when) and
+     * DESTROYED (when it happened), and must be null otherwise.
+     */
+    record SetVersionState(String name, int version, VersionState state, Instant destroyAt, Instant at)
+            implements RegistryCommand {
+        public SetVersionState(String name, int version, VersionState state, Instant at) {
+            this(name, version, state, null, at);
+        }
+    }
+
+    /** Raises a version's reserved encryption count (never lowers it). */
+    record ReserveEncryptions(String name, int version, long reservedUpTo) implements RegistryCommand { }
 }

@@ -11,9 +11,23 @@ public class RegistryException extends Exception {
     }
 
     /** The command conflicts with the registry's state (e.g. the key exists already). */
-    public static final class Conflict extends RegistryException {
+    public static sealed class Conflict extends RegistryException {
         public Conflict(String message) {
             super(message);
+        }
+    }
+
+    /** A version state change the state machine does not allow from the current state. */
+    public static final class IllegalTransition extends Conflict {
+        private final VersionState current;
+
+        public IllegalTransition(String message, VersionState current) {
+            super(message);
+            this.current = current;
+        }
+
+        public VersionState current() {
+            return current;
         }
     }
 }

@@ -1,6 +1,11 @@
 package dev.enclavekms.registry;
 
+import dev.enclavekms.enclave.ObjectId;
+
+import java.time.Instant;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.Optional;
 
 /**
@@ -17,6 +22,13 @@ public interface RegistryStore extends AutoCloseable {
 
     /** Every key, ordered by name. */
     List<KeyRecord> list();
+
+    /**
+     * Node-local bookkeeping of orphan hardware objects (not a replicated command: each
+     * node has its own device): remembers when each object in {@code present} was first
+     * seen, forgets the ones no longer present, and returns the first-seen times.
+     */
+    Map<ObjectId, Instant> trackOrphans(Set<ObjectId> present, Instant now) throws RegistryException;
 
     @Override
     void close();

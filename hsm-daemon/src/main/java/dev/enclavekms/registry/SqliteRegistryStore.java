@@ -14,6 +14,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -29,7 +30,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * after a command has committed; writers are serialised.
  */
 public final class SqliteRegistryStore implements RegistryStore {
-    private static final int SCHEMA_VERSION = 1;
+    private static final int SCHEMA_VERSION = 2;
 
     private final Connection db;
     private final Map<String, KeyRecord> cache = new ConcurrentHashMap<>();
@@ -98,6 +99,24 @@ public final class SqliteRegistryStore implements RegistryStore {
                 db.commit();
                 db.setAutoCommit(true);
             }
+            if (current < 2) {
+                // Lifecycle: rotation and destruction policy per key, destruction time and
+                // reserved usage per version, and the node-local record of orphan objects.
+                db.setAutoCommit(false);
+                s.execute("ALTER TABLE keys ADD COLUMN rotation_period_seconds INTEGER");
+                s.execute("ALTER TABLE keys ADD COLUMN destroy_wait_days INTEGER NOT NULL DEFAULT "
+                        + KeyRecord.DEFAULT_DESTROY_WAIT_DAYS);
+                s.execute("ALTER TABLE key_versions ADD COLUMN destroy_at TEXT");
+                s.execute("ALTER TABLE key_versions ADD COLUMN encryptions_reserved INTEGER NOT NULL DEFAULT 0");
+                s.execute("""
+                        CREATE TABLE orphans (
+                          object_id TEXT PRIMARY KEY,
+                          first_seen TEXT NOT NULL
+                        )""");
+                s.execute("INSERT INTO schema_version VALUES (2)");
+                db.commit();
+                db.setAutoCommit(true);
+            }
         }
     }
 
@@ -115,25 +134,31 @@ public final class SqliteRegistryStore implements RegistryStore {
 
     private Optional<KeyRecord> load(String name) throws SQLException, RegistryException {
         try (PreparedStatement k = db.prepareStatement(
-                "SELECT purpose, algorithm, description, created, primary_version, required_context FROM keys WHERE name = ?")) {
+                "SELECT purpose, algorithm, description, created, primary_version, required_context,"
+                        + " rotation_period_seconds, destroy_wait_days FROM keys WHERE name = ?")) {
             k.setString(1, name);
             try (ResultSet rs = k.executeQuery()) {
                 if (!rs.next()) return Optional.empty();
                 List<KeyVersion> versions = new ArrayList<>();
                 try (PreparedStatement v = db.prepareStatement(
-                        "SELECT version, object_id, state, created, state_changed FROM key_versions WHERE key_name = ? ORDER BY version")) {
+                        "SELECT version, object_id, state, created, state_changed, destroy_at, encryptions_reserved"
+                                + " FROM key_versions WHERE key_name = ? ORDER BY version")) {
                     v.setString(1, name);
                     try (ResultSet vr = v.executeQuery()) {
                         while (vr.next()) {
+                            String destroyAt = vr.getString(6);
                             versions.add(new KeyVersion(vr.getInt(1), ObjectId.ofHex(vr.getString(2)),
                                     VersionState.ofCode(vr.getInt(3)), Instant.parse(vr.getString(4)),
-                                    Instant.parse(vr.getString(5))));
+                                    Instant.parse(vr.getString(5)), destroyAt == null ? null : Instant.parse(destroyAt),
+                                    vr.getLong(7)));
                         }
                     }
                 }
+                long period = rs.getLong(7);
+                Duration rotation = rs.wasNull() ? null : Duration.ofSeconds(period);
                 return Optional.of(new KeyRecord(name, Purpose.ofCode(rs.getInt(1)), KeyAlgorithm.ofCode(rs.getInt(2)),
                         rs.getString(3), Instant.parse(rs.getString(4)), rs.getInt(5),
-                        parseStringList(rs.getString(6)), versions));
+                        parseStringList(rs.getString(6)), rotation, rs.getInt(8), versions));
             }
         }
     }
@@ -152,9 +177,12 @@ public final class SqliteRegistryStore implements RegistryStore {
     public synchronized void apply(RegistryCommand command) throws RegistryException {
         String name = switch (command) {
             case RegistryCommand.CreateKey c -> c.name();
+            case RegistryCommand.UpdateKeyPolicy c -> c.name();
             case RegistryCommand.AddVersion c -> c.name();
+            case RegistryCommand.PromoteVersion c -> c.name();
             case RegistryCommand.SetPrimaryVersion c -> c.name();
             case RegistryCommand.SetVersionState c -> c.name();
+            case RegistryCommand.ReserveEncryptions c -> c.name();
         };
         try {
             db.setAutoCommit(false);
@@ -183,10 +211,18 @@ public final class SqliteRegistryStore implements RegistryStore {
                 if (!c.purpose().allows(c.algorithm())) {
                     throw new RegistryException.Conflict(c.algorithm() + " is not allowed for purpose " + c.purpose());
                 }
-                update("INSERT INTO keys (name, purpose, algorithm, description, created, primary_version, required_context) VALUES (?,?,?,?,?,?,?)",
+                checkPolicy(c.rotationPeriod(), c.destroyWaitDays());
+                update("INSERT INTO keys (name, purpose, algorithm, description, created, primary_version,"
+                                + " required_context, rotation_period_seconds, destroy_wait_days) VALUES (?,?,?,?,?,?,?,?,?)",
                         c.name(), c.purpose().code(), c.algorithm().code(), c.description(), c.at().toString(), 1,
-                        Json.write(c.requiredContext()));
-                insertVersion(c.name(), 1, c.firstVersionObject(), c.firstVersionState(), c.at());
+                        Json.write(c.requiredContext()), seconds(c.rotationPeriod()), c.destroyWaitDays());
+                insertVersion(c.name(), 1, c.firstVersionObject(), VersionState.ENABLED, c.at());
+            }
+            case RegistryCommand.UpdateKeyPolicy c -> {
+                requireKey(current, c.name());
+                checkPolicy(c.rotationPeriod(), c.destroyWaitDays());
+                update("UPDATE keys SET rotation_period_seconds = ?, destroy_wait_days = ? WHERE name = ?",
+                        seconds(c.rotationPeriod()), c.destroyWaitDays(), c.name());
             }
             case RegistryCommand.AddVersion c -> {
                 requireKey(current, c.name());
@@ -194,12 +230,28 @@ public final class SqliteRegistryStore implements RegistryStore {
                     throw new RegistryException.Conflict("version " + c.version() + " of " + c.name()
                             + " is not the next version (" + (current.latestVersion() + 1) + ")");
                 }
+                if (c.state() != VersionState.ENABLED && c.state() != VersionState.PENDING) {
+                    throw new RegistryException.Conflict("a new version is ENABLED or PENDING, not " + c.state());
+                }
+                if (c.primary() && c.state() != VersionState.ENABLED) {
+                    throw new RegistryException.Conflict("only an ENABLED version can be primary");
+                }
                 insertVersion(c.name(), c.version(), c.objectId(), c.state(), c.at());
+                if (c.primary()) {
+                    update("UPDATE keys SET primary_version = ? WHERE name = ?", c.version(), c.name());
+                }
+            }
+            case RegistryCommand.PromoteVersion c -> {
+                KeyVersion v = requireVersion(current, c.name(), c.version());
+                if (v.state() != VersionState.PENDING) {
+                    throw new RegistryException.IllegalTransition("version " + c.version() + " of " + c.name()
+                            + " is " + v.state() + "; only a PENDING version can be promoted", v.state());
+                }
+                setState(c.name(), c.version(), VersionState.ENABLED, null, c.at());
+                update("UPDATE keys SET primary_version = ? WHERE name = ?", c.version(), c.name());
             }
             case RegistryCommand.SetPrimaryVersion c -> {
-                requireKey(current, c.name());
-                KeyVersion v = current.version(c.version()).orElseThrow(
-                        () -> new RegistryException.Conflict("key " + c.name() + " has no version " + c.version()));
+                KeyVersion v = requireVersion(current, c.name(), c.version());
                 if (v.state() != VersionState.ENABLED) {
                     throw new RegistryException.Conflict("version " + c.version() + " of " + c.name()
                             + " is " + v.state() + "; only an ENABLED version can be primary");
@@ -207,21 +259,52 @@ public final class SqliteRegistryStore implements RegistryStore {
                 update("UPDATE keys SET primary_version = ? WHERE name = ?", c.version(), c.name());
             }
             case RegistryCommand.SetVersionState c -> {
-                requireKey(current, c.name());
-                KeyVersion v = current.version(c.version()).orElseThrow(
-                        () -> new RegistryException.Conflict("key " + c.name() + " has no version " + c.version()));
+                KeyVersion v = requireVersion(current, c.name(), c.version());
                 if (!v.state().canBecome(c.state())) {
-                    throw new RegistryException.Conflict("version " + c.version() + " of " + c.name() + " is "
-                            + v.state() + " and cannot become " + c.state());
+                    throw new RegistryException.IllegalTransition("version " + c.version() + " of " + c.name()
+                            + " is " + v.state() + " and cannot become " + c.state(), v.state());
                 }
-                if (c.version() == current.primaryVersion() && c.state() != VersionState.ENABLED) {
-                    throw new RegistryException.Conflict("version " + c.version() + " of " + c.name()
-                            + " is the primary version; make another version primary first");
+                if (c.version() == current.primaryVersion()) {
+                    throw new RegistryException.IllegalTransition("version " + c.version() + " of " + c.name()
+                            + " is the primary version; rotate the key first", v.state());
                 }
-                update("UPDATE key_versions SET state = ?, state_changed = ? WHERE key_name = ? AND version = ?",
-                        c.state().code(), c.at().toString(), c.name(), c.version());
+                boolean timed = c.state() == VersionState.DESTROY_SCHEDULED || c.state() == VersionState.DESTROYED;
+                if (timed != (c.destroyAt() != null)) {
+                    throw new RegistryException.Conflict(c.state() + (timed ? " needs" : " takes no") + " destruction time");
+                }
+                setState(c.name(), c.version(), c.state(), c.destroyAt(), c.at());
+            }
+            case RegistryCommand.ReserveEncryptions c -> {
+                requireVersion(current, c.name(), c.version());
+                update("UPDATE key_versions SET encryptions_reserved = max(encryptions_reserved, ?)"
+                        + " WHERE key_name = ? AND version = ?", c.reservedUpTo(), c.name(), c.version());
             }
         }
+    }
+
+    private static void checkPolicy(Duration rotation, int destroyWaitDays) throws RegistryException {
+        if (rotation != null && rotation.compareTo(KeyRecord.MIN_ROTATION_PERIOD) < 0) {
+            throw new RegistryException.Conflict("rotation period must be at least " + KeyRecord.MIN_ROTATION_PERIOD);
+        }
+        if (destroyWaitDays < KeyRecord.MIN_DESTROY_WAIT_DAYS || destroyWaitDays > KeyRecord.MAX_DESTROY_WAIT_DAYS) {
+            throw new RegistryException.Conflict("destruction waiting period must be " + KeyRecord.MIN_DESTROY_WAIT_DAYS
+                    + " to " + KeyRecord.MAX_DESTROY_WAIT_DAYS + " days");
+        }
+    }
+
+    private static Long seconds(Duration d) {
+        return d == null ? null : d.toSeconds();
+    }
+
+    private static KeyVersion requireVersion(KeyRecord current, String name, int version) throws RegistryException {
+        requireKey(current, name);
+        return current.version(version).orElseThrow(
+                () -> new RegistryException.Conflict("key " + name + " has no version " + version));
+    }
+
+    private void setState(String name, int version, VersionState state, Instant destroyAt, Instant at) throws SQLException {
+        update("UPDATE key_versions SET state = ?, destroy_at = ?, state_changed = ? WHERE key_name = ? AND version = ?",
+                state.code(), destroyAt == null ? null : destroyAt.toString(), at.toString(), name, version);
     }
 
     private static void requireKey(KeyRecord current, String name) throws RegistryException {
@@ -241,6 +324,37 @@ public final class SqliteRegistryStore implements RegistryStore {
                 p.setObject(i + 1, args[i]);
             }
             p.executeUpdate();
+        }
+    }
+
+    @Override
+    public synchronized Map<ObjectId, Instant> trackOrphans(java.util.Set<ObjectId> present, Instant now)
+            throws RegistryException {
+        try {
+            Map<ObjectId, Instant> known = new java.util.HashMap<>();
+            try (Statement s = db.createStatement(); ResultSet rs = s.executeQuery("SELECT object_id, first_seen FROM orphans")) {
+                while (rs.next()) known.put(ObjectId.ofHex(rs.getString(1)), Instant.parse(rs.getString(2)));
+            }
+            db.setAutoCommit(false);
+            try {
+                for (ObjectId gone : known.keySet()) {
+                    if (!present.contains(gone)) update("DELETE FROM orphans WHERE object_id = ?", gone.hex());
+                }
+                for (ObjectId p : present) {
+                    if (!known.containsKey(p)) update("INSERT INTO orphans (object_id, first_seen) VALUES (?,?)", p.hex(), now.toString());
+                }
+                db.commit();
+            } catch (SQLException e) {
+                db.rollback();
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+            Map<ObjectId, Instant> out = new java.util.HashMap<>();
+            for (ObjectId p : present) out.put(p, known.getOrDefault(p, now));
+            return out;
+        } catch (SQLException e) {
+            throw new RegistryException("orphan bookkeeping failed: " + e.getMessage(), e);
         }
     }
 

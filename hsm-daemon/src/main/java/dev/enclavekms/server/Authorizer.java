@@ -15,8 +15,20 @@ final class Authorizer {
         this.daemonUser = daemonUser;
     }
 
+    /**
+     * The re-encryption grant: may a REVOKED version be used to migrate data? Until the
+     * policy engine, admins hold it.
+     */
+    boolean mayReEncryptRevoked(Peer peer) {
+        return isAdmin(peer);
+    }
+
+    private boolean isAdmin(Peer peer) {
+        return peer.user().equals(daemonUser) || peer.user().equals("root");
+    }
+
     void requireAdmin(Peer peer) throws KmsError.PermissionDenied {
-        if (!peer.user().equals(daemonUser) && !peer.user().equals("root")) {
+        if (!isAdmin(peer)) {
             throw new KmsError.PermissionDenied("Admin methods need an admin grant; user '" + peer.user()
                     + "' has none (only '" + daemonUser + "' and root are admins without a policy)");
         }

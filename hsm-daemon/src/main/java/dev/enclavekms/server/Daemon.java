@@ -6,11 +6,13 @@ import dev.enclavekms.enclave.EnclaveInfo;
 import dev.enclavekms.registry.RegistryException;
 import dev.enclavekms.registry.RegistryStore;
 import dev.enclavekms.registry.SqliteRegistryStore;
-import dev.enclavekms.server.varlink.ServerLimits;
 import dev.enclavekms.server.varlink.VarlinkServer;
 import dev.enclavekms.service.CryptoService;
 import dev.enclavekms.service.KeyAdmin;
 import dev.enclavekms.service.KeyHealth;
+import dev.enclavekms.service.KeyLifecycle;
+import dev.enclavekms.service.PausePoints;
+import dev.enclavekms.service.UsageMeter;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -32,35 +34,49 @@ public final class Daemon implements AutoCloseable {
     private final RegistryStore registry;
     private final VarlinkServer server;
     private final KeyHealth health;
+    private final LifecycleScheduler scheduler;
 
-    private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health) {
+    private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
+                   LifecycleScheduler scheduler) {
         this.enclave = enclave;
         this.registry = registry;
         this.server = server;
         this.health = health;
+        this.scheduler = scheduler;
     }
 
-    /** Takes ownership of {@code enclave}; binds {@code socket}. */
-    public static Daemon start(Enclave enclave, Path registryFile, Path socket, ServerLimits limits)
+    /**
+     * Takes ownership of {@code enclave}; binds the configured socket. {@code clock} and
+     * {@code pause} are the system clock and {@link PausePoints#NONE} except in tests.
+     */
+    public static Daemon start(Enclave enclave, DaemonConfig config, Clock clock, PausePoints pause)
             throws EnclaveException, RegistryException, IOException {
         RegistryStore registry = null;
+        LifecycleScheduler scheduler = null;
         try {
             EnclaveInfo info = enclave.info();
-            registry = SqliteRegistryStore.open(registryFile);
+            registry = SqliteRegistryStore.open(config.registry());
             KeyHealth health = KeyHealth.reconcile(enclave, registry.list());
-            Clock clock = Clock.systemUTC();
-            CryptoService crypto = new CryptoService(enclave, registry, health);
+            scheduler = new LifecycleScheduler(config.lifecycle().sweepInterval());
+            UsageMeter usage = new UsageMeter(registry, config.lifecycle().rotationLimit(), scheduler::wake);
+            KeyLifecycle lifecycle = new KeyLifecycle(enclave, registry, clock, usage, config.lifecycle().orphanGrace(),
+                    pause);
+            CryptoService crypto = new CryptoService(enclave, registry, health, usage);
             KeyAdmin admin = new KeyAdmin(enclave, registry, clock);
-            KmsApi api = new KmsApi(crypto, admin, health, () -> info, System.getProperty("user.name"),
+            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, () -> info, System.getProperty("user.name"),
                     Instant.now(), VERSION);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
-                    List.of(api.kmsInterface(), api.adminInterface()), limits, KmsApi.KMS, Daemon::logCall);
-            server.bind(socket);
+                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall);
+            // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
+            lifecycle.sweep();
+            server.bind(config.socket());
+            scheduler.start(lifecycle::sweep);
             LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
-                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + socket);
-            return new Daemon(enclave, registry, server, health);
+                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + config.socket());
+            return new Daemon(enclave, registry, server, health, scheduler);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
+            if (scheduler != null) scheduler.close();
             if (registry != null) registry.close();
             enclave.close();
             throw e;
@@ -85,6 +101,7 @@ public final class Daemon implements AutoCloseable {
     /** Stops accepting, answers calls in flight within {@code drain}, then releases the hardware. */
     public void stop(Duration drain) {
         server.shutdown(drain);
+        scheduler.close();
         registry.close();
         enclave.close();
     }

@@ -17,11 +17,24 @@ import java.util.Set;
  * that a typo never silently falls back to a default.
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
-                           ServerLimits limits) {
+                           ServerLimits limits, Lifecycle lifecycle) {
+
+    /**
+     * Background lifecycle work.
+     *
+     * @param rotationLimit encryptions after which a version is rotated (2³⁰; lower only for tests)
+     * @param sweepInterval how often rotations, destructions and orphans are checked
+     * @param orphanGrace   how long an unreferenced object of ours stays before it is removed
+     */
+    public record Lifecycle(long rotationLimit, Duration sweepInterval, Duration orphanGrace) {
+        public static final Lifecycle DEFAULT = new Lifecycle(dev.enclavekms.service.UsageMeter.DEFAULT_ROTATION_LIMIT,
+                Duration.ofMinutes(1), dev.enclavekms.service.KeyLifecycle.DEFAULT_ORPHAN_GRACE);
+    }
 
     public static final Path DEFAULT_SOCKET = Path.of("/run/enclave-kms/kms.sock");
     private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
-            "registry", "socket", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds");
+            "registry", "socket", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
+            "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds");
 
     public static DaemonConfig load(Path file) throws IOException {
         Properties p = new Properties();
@@ -49,13 +62,27 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": invalid limit: " + e.getMessage());
         }
+        Lifecycle lifecycle = Lifecycle.DEFAULT;
+        try {
+            if (p.containsKey("lifecycle.sweep-interval-seconds")) {
+                lifecycle = new Lifecycle(lifecycle.rotationLimit(),
+                        Duration.ofSeconds(Long.parseLong(p.getProperty("lifecycle.sweep-interval-seconds").trim())),
+                        lifecycle.orphanGrace());
+            }
+            if (p.containsKey("lifecycle.orphan-grace-seconds")) {
+                lifecycle = new Lifecycle(lifecycle.rotationLimit(), lifecycle.sweepInterval(),
+                        Duration.ofSeconds(Long.parseLong(p.getProperty("lifecycle.orphan-grace-seconds").trim())));
+            }
+        } catch (NumberFormatException e) {
+            throw new IOException(file + ": invalid lifecycle setting: " + e.getMessage());
+        }
         return new DaemonConfig(
                 Path.of(required(p, file, "pkcs11.module")),
                 required(p, file, "pkcs11.token-label"),
                 Path.of(required(p, file, "pkcs11.pin-file")),
                 Path.of(p.getProperty("registry", "/var/lib/enclave-kms/registry.db").trim()),
                 Path.of(p.getProperty("socket", DEFAULT_SOCKET.toString()).trim()),
-                limits);
+                limits, lifecycle);
     }
 
     private static String required(Properties p, Path file, String key) throws IOException {

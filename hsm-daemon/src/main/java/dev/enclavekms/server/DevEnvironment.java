@@ -97,7 +97,8 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
     }
 
     public DaemonConfig config() {
-        return new DaemonConfig(module, tokenLabel, pinFile, registry, socket, ServerLimits.DEFAULT);
+        return new DaemonConfig(module, tokenLabel, pinFile, registry, socket, ServerLimits.DEFAULT,
+                DaemonConfig.Lifecycle.DEFAULT);
     }
 
     public void printWelcome(PrintStream out) {

@@ -59,6 +59,18 @@ final class ErrorMapping {
                 p.put("state", x.state());
                 yield "KeyVersionUnusable";
             }
+            case KmsError.KeyVersionDestroyed x -> {
+                p.put("key", x.key());
+                p.put("version", (long) x.version());
+                p.put("destroyed", String.valueOf(x.destroyed()));
+                yield "KeyVersionDestroyed";
+            }
+            case KmsError.InvalidStateTransition x -> {
+                p.put("key", x.key());
+                p.put("version", (long) x.version());
+                p.put("state", x.state());
+                yield "InvalidStateTransition";
+            }
             case KmsError.PermissionDenied x -> "PermissionDenied";
             case KmsError.DecryptionFailed x -> "DecryptionFailed";
             case KmsError.EnclaveUnavailable x -> "EnclaveUnavailable";

@@ -13,6 +13,7 @@ import dev.enclavekms.server.varlink.VarlinkInterface;
 import dev.enclavekms.service.CryptoService;
 import dev.enclavekms.service.KeyAdmin;
 import dev.enclavekms.service.KeyHealth;
+import dev.enclavekms.service.KeyLifecycle;
 import dev.enclavekms.service.KmsError;
 import dev.enclavekms.varlink.VarlinkError;
 
@@ -42,16 +43,19 @@ public final class KmsApi {
 
     private final CryptoService crypto;
     private final KeyAdmin admin;
+    private final KeyLifecycle lifecycle;
     private final KeyHealth health;
     private final Supplier<EnclaveInfo> enclaveInfo;
     private final Authorizer authorizer;
     private final Instant started;
     private final String version;
 
-    public KmsApi(CryptoService crypto, KeyAdmin admin, KeyHealth health, Supplier<EnclaveInfo> enclaveInfo,
+    public KmsApi(CryptoService crypto, KeyAdmin admin, KeyLifecycle lifecycle, KeyHealth health,
+                  Supplier<EnclaveInfo> enclaveInfo,
                   String daemonUser, Instant started, String version) {
         this.crypto = crypto;
         this.admin = admin;
+        this.lifecycle = lifecycle;
         this.health = health;
         this.enclaveInfo = enclaveInfo;
         this.authorizer = new Authorizer(daemonUser);
@@ -89,6 +93,9 @@ public final class KmsApi {
                 .method("Sign", op(KMS, this::sign))
                 .method("Verify", op(KMS, this::verify))
                 .method("GetPublicKey", op(KMS, this::getPublicKey))
+                .method("GetPublicKeys", op(KMS, this::getPublicKeys))
+                .method("ReEncrypt", op(KMS, this::reEncrypt))
+                .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
                 .method("Status", op(KMS, c -> status()))
                 .build();
     }
@@ -98,6 +105,24 @@ public final class KmsApi {
                 .method("CreateKey", op(ADMIN, this::createKey))
                 .method("ListKeys", op(ADMIN, this::listKeys))
                 .method("DescribeKey", op(ADMIN, this::describeKey))
+                .method("UpdateKeyPolicy", op(ADMIN, this::updateKeyPolicy))
+                .method("RotateKey", op(ADMIN, c -> {
+                    authorizer.requireAdmin(c.peer());
+                    Params p = c.parameters();
+                    return keyReply(lifecycle.rotate(p.string("name", MAX_KEY_NAME), p.bool("pending", false)));
+                }))
+                .method("PromoteKeyVersion", op(ADMIN, versionOp(lifecycle::promote)))
+                .method("EnableKeyVersion", op(ADMIN, versionOp(lifecycle::enable)))
+                .method("DisableKeyVersion", op(ADMIN, versionOp(lifecycle::disable)))
+                .method("RevokeKeyVersion", op(ADMIN, versionOp(lifecycle::revoke)))
+                .method("ScheduleKeyVersionDestruction", op(ADMIN, c -> {
+                    authorizer.requireAdmin(c.peer());
+                    Params p = c.parameters();
+                    Long days = p.optInteger("wait_days", 0, Integer.MAX_VALUE);
+                    return keyReply(lifecycle.scheduleDestruction(p.string("name", MAX_KEY_NAME),
+                            (int) p.integer("version", 1, Integer.MAX_VALUE), days == null ? null : days.intValue()));
+                }))
+                .method("CancelKeyVersionDestruction", op(ADMIN, versionOp(lifecycle::cancelDestruction)))
                 .build();
     }
 
@@ -162,14 +187,7 @@ public final class KmsApi {
 
     private Map<String, Object> decryptBatch(Call c) throws KmsError, VarlinkError {
         Params p = c.parameters();
-        List<?> items = p.list("ciphertexts", CryptoService.MAX_BATCH);
-        List<byte[]> ciphertexts = new ArrayList<>(items.size());
-        for (int i = 0; i < items.size(); i++) {
-            if (!(items.get(i) instanceof String s)) {
-                throw p.invalid("ciphertexts", "entry " + i + " must be a base64 string");
-            }
-            ciphertexts.add(p.decodeBase64("ciphertexts[" + i + "]", s, dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES));
-        }
+        List<byte[]> ciphertexts = ciphertexts(p);
         List<Object> results = new ArrayList<>(ciphertexts.size());
         for (CryptoService.BatchEntry e : crypto.decryptBatch(ciphertexts, context(p))) {
             Map<String, Object> r = new LinkedHashMap<>();
@@ -253,8 +271,11 @@ public final class KmsApi {
                 required.add(s);
             }
         }
+        Long period = p.optInteger("rotation_period_seconds", 1, 100L * 365 * 86400);
+        Long days = p.optInteger("destroy_wait_days", 0, Integer.MAX_VALUE);
         KeyRecord k = admin.createKey(p.string("name", MAX_KEY_NAME), purpose, algorithm,
-                p.optString("description", 1024), required);
+                p.optString("description", 1024), required, period == null ? null : java.time.Duration.ofSeconds(period),
+                days == null ? null : days.intValue());
         return Map.of("key", describe(k));
     }
 
@@ -287,12 +308,22 @@ public final class KmsApi {
         m.put("created", k.created().toString());
         m.put("primary_version", (long) k.primaryVersion());
         m.put("required_context", k.requiredContext());
+        if (k.rotationPeriod() != null) {
+            m.put("rotation_period_seconds", k.rotationPeriod().toSeconds());
+            m.put("next_rotation", k.nextRotation().toString());
+        }
+        m.put("destroy_wait_days", (long) k.destroyWaitDays());
         List<Object> versions = new ArrayList<>();
         for (KeyVersion v : k.versions()) {
             Map<String, Object> vm = new LinkedHashMap<>();
             vm.put("version", (long) v.version());
             vm.put("state", v.state().name());
             vm.put("created", v.created().toString());
+            vm.put("state_changed", v.stateChanged().toString());
+            if (v.destroyAt() != null) {
+                vm.put("destroy_at", v.destroyAt().toString());
+            }
+            vm.put("encryptions", v.encryptionsReserved());
             vm.put("object_id", v.objectId().hex());
             versions.add(vm);
         }
@@ -300,14 +331,115 @@ public final class KmsApi {
         return m;
     }
 
+    @FunctionalInterface
+    private interface VersionChange {
+        KeyRecord apply(String name, int version) throws KmsError;
+    }
+
+    /** An Admin method that changes one version: admin check, (name, version), the key in reply. */
+    private Operation versionOp(VersionChange change) {
+        return c -> {
+            authorizer.requireAdmin(c.peer());
+            Params p = c.parameters();
+            return keyReply(change.apply(p.string("name", MAX_KEY_NAME), (int) p.integer("version", 1, Integer.MAX_VALUE)));
+        };
+    }
+
+    private static Map<String, Object> keyReply(KeyRecord k) {
+        return Map.of("key", describe(k));
+    }
+
+    private Map<String, Object> updateKeyPolicy(Call c) throws KmsError, VarlinkError {
+        authorizer.requireAdmin(c.peer());
+        Params p = c.parameters();
+        String name = p.string("name", MAX_KEY_NAME);
+        KeyRecord current = admin.describe(name);
+        Long period = p.optInteger("rotation_period_seconds", 0, 100L * 365 * 86400);
+        java.time.Duration rotation = period == null ? current.rotationPeriod()
+                : period == 0 ? null : java.time.Duration.ofSeconds(period);
+        Long days = p.optInteger("destroy_wait_days", 0, Integer.MAX_VALUE);
+        return keyReply(lifecycle.updatePolicy(name, rotation, days == null ? null : days.intValue()));
+    }
+
+    private Map<String, Object> getPublicKeys(Call c) throws KmsError, VarlinkError {
+        String name = c.parameters().string("key", MAX_KEY_NAME);
+        List<Object> versions = new ArrayList<>();
+        for (CryptoService.VersionKey v : crypto.publicKeys(name)) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("version", (long) v.version());
+            m.put("state", v.state().name());
+            m.put("primary", v.primary());
+            m.put("pem", pem(v.publicKey()));
+            versions.add(m);
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", name);
+        r.put("algorithm", crypto.signingKeyRecord(name).algorithm().name());
+        r.put("versions", versions);
+        return r;
+    }
+
+    private Map<String, Object> reEncrypt(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        Map<String, String> newContext = p.optStringMap("new_context", EncryptionContext.MAX_ENTRIES,
+                EncryptionContext.MAX_LENGTH);
+        CryptoService.ReEncrypted r = crypto.reEncrypt(
+                p.bytes("ciphertext", dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES), context(p),
+                p.optString("key", MAX_KEY_NAME), newContext == null ? null : contextOf(p, "new_context", newContext),
+                authorizer.mayReEncryptRevoked(c.peer()));
+        return reEncrypted(r);
+    }
+
+    private static Map<String, Object> reEncrypted(CryptoService.ReEncrypted r) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("key", r.key());
+        m.put("version", (long) r.version());
+        m.put("source_key", r.sourceKey());
+        m.put("source_version", (long) r.sourceVersion());
+        m.put("rewrapped", r.rewrapped());
+        m.put("ciphertext", B64.encodeToString(r.ciphertext()));
+        return m;
+    }
+
+    private Map<String, Object> reEncryptBatch(Call c) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        List<byte[]> ciphertexts = ciphertexts(p);
+        List<Object> results = new ArrayList<>(ciphertexts.size());
+        for (CryptoService.ReEncryptEntry e : crypto.reEncryptBatch(ciphertexts, context(p),
+                p.optString("key", MAX_KEY_NAME), authorizer.mayReEncryptRevoked(c.peer()))) {
+            if (e.result() != null) {
+                results.add(reEncrypted(e.result()));
+            } else {
+                results.add(Map.of("error", ErrorMapping.shortName(e.error()), "message", e.error().getMessage()));
+            }
+        }
+        return Map.of("results", results);
+    }
+
+    private static List<byte[]> ciphertexts(Params p) throws VarlinkError {
+        List<?> items = p.list("ciphertexts", CryptoService.MAX_BATCH);
+        List<byte[]> out = new ArrayList<>(items.size());
+        for (int i = 0; i < items.size(); i++) {
+            if (!(items.get(i) instanceof String s)) {
+                throw p.invalid("ciphertexts", "entry " + i + " must be a base64 string");
+            }
+            out.add(p.decodeBase64("ciphertexts[" + i + "]", s, dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES));
+        }
+        return out;
+    }
+
     // ------------------------------------------------------------------ helpers
 
     private static EncryptionContext context(Params p) throws VarlinkError {
-        Map<String, String> m = p.optStringMap("context", EncryptionContext.MAX_ENTRIES, EncryptionContext.MAX_LENGTH);
+        return contextOf(p, "context",
+                p.optStringMap("context", EncryptionContext.MAX_ENTRIES, EncryptionContext.MAX_LENGTH));
+    }
+
+    private static EncryptionContext contextOf(Params p, String name, Map<String, String> m) throws VarlinkError {
         try {
             return EncryptionContext.of(m);
         } catch (IllegalArgumentException e) {
-            throw p.invalid("context", e.getMessage());
+            throw p.invalid(name, e.getMessage());
         }
     }
 

@@ -6,7 +6,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import dev.enclavekms.service.PausePoints;
+
 import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -30,6 +33,23 @@ public final class Main implements Callable<Integer> {
     @Option(names = {"-v", "--verbose"}, description = "Log debug messages.")
     boolean verbose;
 
+    // Test hooks, honoured only with --dev (a production daemon refuses them).
+    @Option(names = "--test-clock-file", hidden = true, paramLabel = "FILE",
+            description = "Seconds to add to the system clock, read from FILE on every use.")
+    Path testClockFile;
+
+    @Option(names = "--test-pause-at", hidden = true, paramLabel = "POINT",
+            description = "Stop for good at this step of a multi-step change (crash tests).")
+    String testPauseAt;
+
+    @Option(names = "--test-rotation-limit", hidden = true, paramLabel = "N",
+            description = "Rotate a version after N encryptions instead of 2^30.")
+    Long testRotationLimit;
+
+    @Option(names = "--test-sweep-interval", hidden = true, paramLabel = "SECONDS",
+            description = "Run the lifecycle sweep this often.")
+    Long testSweepSeconds;
+
     public static void main(String[] args) {
         int code = new CommandLine(new Main()).execute(args);
         if (code != 0) {
@@ -44,19 +64,38 @@ public final class Main implements Callable<Integer> {
             System.err.println("enclave-kmsd: give exactly one of --dev and --config FILE");
             return 2;
         }
+        boolean testHooks = testClockFile != null || testPauseAt != null || testRotationLimit != null
+                || testSweepSeconds != null;
+        if (testHooks && !dev) {
+            System.err.println("enclave-kmsd: the --test-* options exist for tests of --dev mode only");
+            return 2;
+        }
         Daemon daemon;
         DevEnvironment env = null;
         try {
             DaemonConfig cfg;
+            Clock clock = Clock.systemUTC();
+            PausePoints pause = PausePoints.NONE;
             if (dev) {
                 env = DevEnvironment.prepare(stateDir);
                 cfg = env.config();
+                if (testHooks) {
+                    LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
+                    DaemonConfig.Lifecycle l = cfg.lifecycle();
+                    cfg = new DaemonConfig(cfg.pkcs11Module(), cfg.tokenLabel(), cfg.pinFile(), cfg.registry(),
+                            cfg.socket(), cfg.limits(), new DaemonConfig.Lifecycle(
+                            testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
+                            testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
+                            l.orphanGrace()));
+                    if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
+                    pause = PausePoints.armed(testPauseAt, System.out);
+                }
             } else {
                 cfg = DaemonConfig.load(config);
             }
             Pkcs11Enclave enclave = Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
                     cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
-            daemon = Daemon.start(enclave, cfg.registry(), cfg.socket(), cfg.limits());
+            daemon = Daemon.start(enclave, cfg, clock, pause);
         } catch (Exception e) {
             LOG.log(System.Logger.Level.ERROR, "cannot start: " + e.getMessage());
             return 1;

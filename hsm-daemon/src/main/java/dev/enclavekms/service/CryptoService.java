@@ -44,20 +44,31 @@ public final class CryptoService {
     private final Enclave enclave;
     private final RegistryStore registry;
     private final KeyHealth health;
+    private final UsageMeter usage;
     private final Map<ObjectId, PublicKey> publicKeys = new ConcurrentHashMap<>();
 
-    public CryptoService(Enclave enclave, RegistryStore registry, KeyHealth health) {
+    public CryptoService(Enclave enclave, RegistryStore registry, KeyHealth health, UsageMeter usage) {
         this.enclave = enclave;
         this.registry = registry;
         this.health = health;
+        this.usage = usage;
     }
+
+    /** What a version is being used for: decides which states allow it. */
+    private enum Use { ENCRYPT_OR_SIGN, DECRYPT, VERIFY, REENCRYPT_REVOKED }
 
     /** A data key in the clear and sealed under the key's primary version. */
     public record GeneratedDataKey(String key, int version, SecretBytes plaintext, byte[] ciphertext) { }
 
     public record Encrypted(String key, int version, byte[] ciphertext) { }
 
-    public record Decrypted(String key, int version, SecretBytes plaintext) { }
+    /** A decryption; closing it wipes the plaintext. */
+    public record Decrypted(String key, int version, SecretBytes plaintext) implements AutoCloseable {
+        @Override
+        public void close() {
+            plaintext.close();
+        }
+    }
 
     /** One DecryptBatch entry: a plaintext or the error for that entry. */
     public record BatchEntry(Decrypted result, KmsError error) { }
@@ -80,6 +91,7 @@ public final class CryptoService {
         }
         KeyRecord key = encryptionKey(keyName, context);
         KeyVersion v = primaryForUse(key);
+        usage.acquire(key, v, count);
         byte[] aad = Envelope.aad(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, context);
         List<GeneratedDataKey> out = new ArrayList<>(count);
         try {
@@ -108,8 +120,12 @@ public final class CryptoService {
             throw new KmsError.InvalidParameter("plaintext", "plaintext: Encrypt takes at most " + MAX_SECRET_BYTES
                     + " bytes; encrypt larger data locally with a data key");
         }
-        KeyRecord key = encryptionKey(keyName, context);
+        return sealUnderPrimary(encryptionKey(keyName, context), plaintext, context);
+    }
+
+    private Encrypted sealUnderPrimary(KeyRecord key, byte[] plaintext, EncryptionContext context) throws KmsError {
         KeyVersion v = primaryForUse(key);
+        usage.acquire(key, v, 1);
         byte[] aad = Envelope.aad(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, context);
         try {
             return new Encrypted(key.name(), v.version(), envelope(key, v, enclave.encrypt(v.objectId(), aad, plaintext)));
@@ -123,6 +139,10 @@ public final class CryptoService {
     }
 
     public Decrypted decrypt(byte[] ciphertext, EncryptionContext context) throws KmsError {
+        return open(ciphertext, context, Use.DECRYPT);
+    }
+
+    private Decrypted open(byte[] ciphertext, EncryptionContext context, Use use) throws KmsError {
         Envelope env;
         try {
             env = Envelope.parse(ciphertext);
@@ -134,13 +154,67 @@ public final class CryptoService {
         KeyRecord key = requireEncryptionKey(find(env.keyName()), context);
         KeyVersion v = key.version(env.keyVersion())
                 .orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), env.keyVersion()));
-        requireUsable(key, v, false);
+        requireUsable(key, v, use);
         try {
             SecretBytes plain = enclave.decrypt(v.objectId(), env.aad(context), new Sealed(env.iv(), env.ciphertext()));
             return new Decrypted(key.name(), v.version(), plain);
         } catch (EnclaveException e) {
             throw Failures.of(e, key.name());
         }
+    }
+
+    /** A ciphertext moved to a key's primary version; {@code rewrapped} false when it already was there. */
+    public record ReEncrypted(String key, int version, String sourceKey, int sourceVersion, boolean rewrapped,
+                              byte[] ciphertext) { }
+
+    public record ReEncryptEntry(ReEncrypted result, KmsError error) { }
+
+    /**
+     * Decrypts and re-encrypts inside the daemon under the primary version of
+     * {@code targetKey} (default: the envelope's own key), bound to {@code newContext}
+     * (default: the same context). The ciphertext must authenticate even when it is
+     * already current, so garbage is never reported as "already current".
+     *
+     * @param mayUseRevoked the caller holds the re-encryption grant: a REVOKED source
+     *                      version may be used, to migrate data after a compromise
+     */
+    public ReEncrypted reEncrypt(byte[] ciphertext, EncryptionContext context, String targetKey,
+                                 EncryptionContext newContext, boolean mayUseRevoked) throws KmsError {
+        KeyRecord target = targetKey == null ? null : encryptionKey(targetKey, newContext == null ? context : newContext);
+        try (Decrypted d = open(ciphertext, context, mayUseRevoked ? Use.REENCRYPT_REVOKED : Use.DECRYPT)) {
+            KeyRecord to = target != null ? target : requireEncryptionKey(find(d.key()), newContext == null ? context : newContext);
+            boolean current = to.name().equals(d.key()) && to.primaryVersion() == d.version()
+                    && (newContext == null || newContext.equals(context));
+            if (current) {
+                return new ReEncrypted(to.name(), d.version(), d.key(), d.version(), false, ciphertext.clone());
+            }
+            byte[] plain = d.plaintext().reveal();
+            try {
+                Encrypted e = sealUnderPrimary(to, plain, newContext == null ? context : newContext);
+                return new ReEncrypted(e.key(), e.version(), d.key(), d.version(), true, e.ciphertext());
+            } finally {
+                Arrays.fill(plain, (byte) 0);
+            }
+        }
+    }
+
+    public List<ReEncryptEntry> reEncryptBatch(List<byte[]> ciphertexts, EncryptionContext context, String targetKey,
+                                               boolean mayUseRevoked) throws KmsError {
+        if (ciphertexts.size() > MAX_BATCH) {
+            throw new KmsError.InvalidParameter("ciphertexts", "ciphertexts: at most " + MAX_BATCH + " per call");
+        }
+        if (targetKey != null) {
+            encryptionKey(targetKey, context); // a bad target fails the call, not each entry
+        }
+        List<ReEncryptEntry> out = new ArrayList<>(ciphertexts.size());
+        for (byte[] c : ciphertexts) {
+            try {
+                out.add(new ReEncryptEntry(reEncrypt(c, context, targetKey, null, mayUseRevoked), null));
+            } catch (KmsError.CallerError e) {
+                out.add(new ReEncryptEntry(null, e));
+            }
+        }
+        return out;
     }
 
     public List<BatchEntry> decryptBatch(List<byte[]> ciphertexts, EncryptionContext context) throws KmsError {
@@ -189,7 +263,7 @@ public final class CryptoService {
         }
         KeyRecord key = signingKey(keyName);
         KeyVersion v = key.version(version).orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), version));
-        requireUsable(key, v, true);
+        requireUsable(key, v, Use.VERIFY);
         PublicKey pub = publicKey(key, v);
         byte[] input = signatureInput(key, message, digest);
         try {
@@ -221,11 +295,27 @@ public final class CryptoService {
         KeyRecord key = signingKey(keyName);
         int n = version == null ? key.primaryVersion() : version;
         KeyVersion v = key.version(n).orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), n));
-        if (v.state() == VersionState.DESTROYED) {
-            throw new KmsError.KeyVersionUnusable(key.name(), n, v.state().name(),
-                    "version " + n + " of '" + key.name() + "' is destroyed");
-        }
+        requireUsable(key, v, Use.VERIFY);
         return new PublicKeyOf(key.name(), n, key.algorithm(), publicKey(key, v));
+    }
+
+    /** One verifiable version of a signing key. */
+    public record VersionKey(int version, VersionState state, boolean primary, PublicKey publicKey) { }
+
+    /** The public keys of every version a verifier should accept or learn: ENABLED and PENDING. */
+    public List<VersionKey> publicKeys(String keyName) throws KmsError {
+        KeyRecord key = signingKey(keyName);
+        List<VersionKey> out = new ArrayList<>();
+        for (KeyVersion v : key.versions()) {
+            if ((v.state() == VersionState.ENABLED || v.state() == VersionState.PENDING) && health.refusal(v.objectId()).isEmpty()) {
+                out.add(new VersionKey(v.version(), v.state(), v.version() == key.primaryVersion(), publicKey(key, v)));
+            }
+        }
+        return out;
+    }
+
+    public KeyRecord signingKeyRecord(String keyName) throws KmsError {
+        return signingKey(keyName);
     }
 
     private PublicKey publicKey(KeyRecord key, KeyVersion v) throws KmsError {
@@ -308,19 +398,35 @@ public final class CryptoService {
 
     private KeyVersion primaryForUse(KeyRecord key) throws KmsError {
         KeyVersion v = key.primary();
-        requireUsable(key, v, false);
+        requireUsable(key, v, Use.ENCRYPT_OR_SIGN);
         return v;
     }
 
     /**
-     * ENABLED versions serve every operation this class offers; PENDING versions only
-     * publish their public key (verify), so verifiers can learn it before first use.
+     * The one place that decides which version states allow which use. ENABLED serves
+     * everything (only the primary encrypts and signs, which callers ensure); PENDING
+     * only publishes its public key; REVOKED serves only re-encryption by a caller with
+     * the grant; DISABLED and DESTROY_SCHEDULED serve nothing; DESTROYED has its own
+     * error, because what it protected is gone for good.
      */
-    private void requireUsable(KeyRecord key, KeyVersion v, boolean verifying) throws KmsError {
-        boolean ok = v.state() == VersionState.ENABLED || (verifying && v.state() == VersionState.PENDING);
+    private void requireUsable(KeyRecord key, KeyVersion v, Use use) throws KmsError {
+        String what = "version " + v.version() + " of '" + key.name() + "'";
+        boolean ok = switch (v.state()) {
+            case ENABLED -> true;
+            case PENDING -> use == Use.VERIFY;
+            case REVOKED -> use == Use.REENCRYPT_REVOKED;
+            case DISABLED, DESTROY_SCHEDULED -> false;
+            case DESTROYED -> throw new KmsError.KeyVersionDestroyed(key.name(), v.version(), v.destroyAt());
+        };
         if (!ok) {
-            throw new KmsError.KeyVersionUnusable(key.name(), v.version(), v.state().name(),
-                    "version " + v.version() + " of '" + key.name() + "' is " + v.state());
+            String why = switch (v.state()) {
+                case PENDING -> what + " is PENDING: its public key is published, but it is not used until promoted";
+                case REVOKED -> what + " is REVOKED: only re-encryption by a caller with the re-encryption grant may use it";
+                case DESTROY_SCHEDULED -> what + " is scheduled for destruction at " + v.destroyAt()
+                        + "; CancelKeyVersionDestruction keeps it";
+                default -> what + " is " + v.state();
+            };
+            throw new KmsError.KeyVersionUnusable(key.name(), v.version(), v.state().name(), why);
         }
         refuseIfUnhealthy(key, v);
     }

@@ -9,7 +9,6 @@ import dev.enclavekms.registry.Purpose;
 import dev.enclavekms.registry.RegistryCommand;
 import dev.enclavekms.registry.RegistryException;
 import dev.enclavekms.registry.RegistryStore;
-import dev.enclavekms.registry.VersionState;
 
 import java.time.Clock;
 import java.util.List;
@@ -36,6 +35,16 @@ public final class KeyAdmin {
      */
     public KeyRecord createKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
                                List<String> requiredContext) throws KmsError {
+        return createKey(name, purpose, algorithm, description, requiredContext, null, null);
+    }
+
+    /**
+     * @param rotationPeriod  automatic rotation period (at least an hour), or null for none
+     * @param destroyWaitDays destruction waiting period (7 to 3650 days), or null for 30
+     */
+    public KeyRecord createKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
+                               List<String> requiredContext, java.time.Duration rotationPeriod,
+                               Integer destroyWaitDays) throws KmsError {
         KeyNames.check("name", name);
         KeyAlgorithm alg = algorithm == null ? purpose.defaultAlgorithm() : algorithm;
         if (purpose == Purpose.CERT_AUTHORITY) {
@@ -51,12 +60,21 @@ public final class KeyAdmin {
             throw new KmsError.InvalidParameter("required_context", "required_context: at most "
                     + MAX_REQUIRED_CONTEXT + " distinct, non-empty names of at most 128 characters");
         }
+        if (rotationPeriod != null && rotationPeriod.compareTo(KeyRecord.MIN_ROTATION_PERIOD) < 0) {
+            throw new KmsError.InvalidParameter("rotation_period_seconds", "rotation_period_seconds: at least "
+                    + KeyRecord.MIN_ROTATION_PERIOD.toSeconds());
+        }
+        int waitDays = destroyWaitDays == null ? KeyRecord.DEFAULT_DESTROY_WAIT_DAYS : destroyWaitDays;
+        if (waitDays < KeyRecord.MIN_DESTROY_WAIT_DAYS || waitDays > KeyRecord.MAX_DESTROY_WAIT_DAYS) {
+            throw new KmsError.InvalidParameter("destroy_wait_days", "destroy_wait_days: "
+                    + KeyRecord.MIN_DESTROY_WAIT_DAYS + " to " + KeyRecord.MAX_DESTROY_WAIT_DAYS + " days");
+        }
         if (registry.find(name).isPresent()) {
             throw new KmsError.KeyAlreadyExists(name);
         }
         ObjectId id = ObjectId.random();
         try {
-            enclave.generate(id, alg, label(name, 1));
+            enclave.generate(id, alg, KeyLifecycle.label(name, 1, id));
         } catch (EnclaveException.Unsupported e) {
             throw new KmsError.InvalidParameter("algorithm", "algorithm: the enclave cannot generate " + alg
                     + " keys: " + e.getMessage());
@@ -65,7 +83,7 @@ public final class KeyAdmin {
         }
         try {
             registry.apply(new RegistryCommand.CreateKey(name, purpose, alg, description == null ? "" : description,
-                    required, id, VersionState.ENABLED, clock.instant()));
+                    required, rotationPeriod, waitDays, id, clock.instant()));
         } catch (RegistryException e) {
             discard(id);
             if (e instanceof RegistryException.Conflict) {
@@ -86,10 +104,6 @@ public final class KeyAdmin {
             LOG.log(System.Logger.Level.WARNING, "could not destroy object " + id.hex()
                     + " after a failed registry write; it will be reported as an orphan");
         }
-    }
-
-    static String label(String name, int version) {
-        return "enclave-kms:" + name + ":v" + version;
     }
 
     public List<KeyRecord> list() {

@@ -40,6 +40,9 @@ public final class KeyHealth {
         for (KeyRecord k : keys) {
             for (KeyVersion v : k.versions()) {
                 if (!v.state().hasHardwareObject()) {
+                    // A destroyed version's object still on the device is a leftover of an
+                    // interrupted destruction, not an orphan: the lifecycle sweep removes it.
+                    objects.remove(v.objectId());
                     continue;
                 }
                 String what = k.name() + " v" + v.version();

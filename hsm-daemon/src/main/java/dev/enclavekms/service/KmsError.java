@@ -123,6 +123,59 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         }
     }
 
+    /** The version was destroyed: what it protected is gone for good. */
+    public static final class KeyVersionDestroyed extends CallerError {
+        private final String key;
+        private final int version;
+        private final java.time.Instant destroyed;
+
+        public KeyVersionDestroyed(String key, int version, java.time.Instant destroyed) {
+            super("version " + version + " of '" + key + "' was destroyed at " + destroyed
+                    + "; what it protected can no longer be decrypted or verified");
+            this.key = key;
+            this.version = version;
+            this.destroyed = destroyed;
+        }
+
+        public String key() {
+            return key;
+        }
+
+        public int version() {
+            return version;
+        }
+
+        public java.time.Instant destroyed() {
+            return destroyed;
+        }
+    }
+
+    /** A lifecycle operation the version's current state does not allow. */
+    public static final class InvalidStateTransition extends CallerError {
+        private final String key;
+        private final int version;
+        private final String state;
+
+        public InvalidStateTransition(String key, int version, String state, String message) {
+            super(message);
+            this.key = key;
+            this.version = version;
+            this.state = state;
+        }
+
+        public String key() {
+            return key;
+        }
+
+        public int version() {
+            return version;
+        }
+
+        public String state() {
+            return state;
+        }
+    }
+
     public static final class PermissionDenied extends CallerError {
         public PermissionDenied(String message) {
             super(message);

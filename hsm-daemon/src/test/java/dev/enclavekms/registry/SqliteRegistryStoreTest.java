@@ -25,7 +25,7 @@ class SqliteRegistryStoreTest {
 
     private static RegistryCommand.CreateKey create(String name, ObjectId id) {
         return new RegistryCommand.CreateKey(name, Purpose.ENCRYPT, KeyAlgorithm.AES_256_GCM, "weights",
-                List.of("model"), id, VersionState.ENABLED, T0);
+                List.of("model"), id, T0);
     }
 
     @Test
@@ -64,8 +64,8 @@ class SqliteRegistryStoreTest {
         try (SqliteRegistryStore s = SqliteRegistryStore.open(dir.resolve("r.db"))) {
             s.apply(create("k", ObjectId.random()));
             assertThrows(RegistryException.Conflict.class,
-                    () -> s.apply(new RegistryCommand.AddVersion("k", 3, ObjectId.random(), VersionState.ENABLED, T0)));
-            s.apply(new RegistryCommand.AddVersion("k", 2, ObjectId.random(), VersionState.ENABLED, T0));
+                    () -> s.apply(new RegistryCommand.AddVersion("k", 3, ObjectId.random(), VersionState.ENABLED, false, T0)));
+            s.apply(new RegistryCommand.AddVersion("k", 2, ObjectId.random(), VersionState.ENABLED, false, T0));
             s.apply(new RegistryCommand.SetPrimaryVersion("k", 2, T0));
             assertEquals(2, s.find("k").orElseThrow().primaryVersion());
             assertEquals(2, s.find("k").orElseThrow().latestVersion());
@@ -76,7 +76,7 @@ class SqliteRegistryStoreTest {
     void illegalTransition_isRefusedNamingTheCurrentState() throws Exception {
         try (SqliteRegistryStore s = SqliteRegistryStore.open(dir.resolve("r.db"))) {
             s.apply(create("k", ObjectId.random()));
-            s.apply(new RegistryCommand.AddVersion("k", 2, ObjectId.random(), VersionState.ENABLED, T0));
+            s.apply(new RegistryCommand.AddVersion("k", 2, ObjectId.random(), VersionState.ENABLED, false, T0));
             s.apply(new RegistryCommand.SetVersionState("k", 2, VersionState.REVOKED, T0));
             RegistryException e = assertThrows(RegistryException.Conflict.class,
                     () -> s.apply(new RegistryCommand.SetVersionState("k", 2, VersionState.ENABLED, T0)));

@@ -62,12 +62,13 @@ class CryptoServiceTest {
         // Registered versions whose hardware object is weak, or missing; an object nobody registered.
         TestKeys.makeWeakAesKey(token, weakId);
         registry.apply(new RegistryCommand.CreateKey("weak", Purpose.ENCRYPT, KeyAlgorithm.AES_256_GCM, "", List.of(),
-                weakId, VersionState.ENABLED, Instant.now()));
+                weakId, Instant.now()));
         registry.apply(new RegistryCommand.CreateKey("gone", Purpose.ENCRYPT, KeyAlgorithm.AES_256_GCM, "", List.of(),
-                goneId, VersionState.ENABLED, Instant.now()));
+                goneId, Instant.now()));
         enclave.generate(orphanId, KeyAlgorithm.AES_256_GCM, "left by a crash");
         health = KeyHealth.reconcile(enclave, registry.list());
-        crypto = new CryptoService(enclave, registry, health);
+        crypto = new CryptoService(enclave, registry, health,
+                new UsageMeter(registry, UsageMeter.DEFAULT_ROTATION_LIMIT, () -> { }));
     }
 
     @AfterAll
@@ -115,7 +116,7 @@ class CryptoServiceTest {
         // A second version becomes primary (what rotation will do).
         ObjectId v2 = ObjectId.random();
         enclave.generate(v2, KeyAlgorithm.AES_256_GCM, "rollout v2");
-        registry.apply(new RegistryCommand.AddVersion("rollout", 2, v2, VersionState.ENABLED, Instant.now()));
+        registry.apply(new RegistryCommand.AddVersion("rollout", 2, v2, VersionState.ENABLED, false, Instant.now()));
         registry.apply(new RegistryCommand.SetPrimaryVersion("rollout", 2, Instant.now()));
         assertEquals(2, crypto.encrypt("rollout", new byte[1], CTX).version());
         try (var d = crypto.decrypt(v1.ciphertext(), CTX).plaintext()) {
@@ -133,7 +134,7 @@ class CryptoServiceTest {
         admin.createKey("manifest", Purpose.SIGN, KeyAlgorithm.ED25519, "", List.of());
         ObjectId v2 = ObjectId.random();
         enclave.generate(v2, KeyAlgorithm.ED25519, "manifest v2");
-        registry.apply(new RegistryCommand.AddVersion("manifest", 2, v2, VersionState.PENDING, Instant.now()));
+        registry.apply(new RegistryCommand.AddVersion("manifest", 2, v2, VersionState.PENDING, false, Instant.now()));
         assertEquals(2, crypto.publicKey("manifest", 2).version());
         CryptoService.Signed s = crypto.sign("manifest", "m".getBytes(StandardCharsets.UTF_8), null);
         assertEquals(1, s.version(), "the primary signs, not the pending version");
