@@ -5,6 +5,7 @@ import dev.enclavekms.varlink.VarlinkError;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.LinkedHashMap;
@@ -321,6 +322,109 @@ public final class KmsClient implements AutoCloseable {
     }
 
     /**
+     * The public keys of every verifiable version (ENABLED or PENDING) of a SIGN key
+     * ({@code Kms.GetPublicKeys}), so that a verifier can accept signatures of older
+     * versions and learn a PENDING version before its first signature.
+     *
+     * @throws InvalidKeyUsageException the key is not a SIGN key
+     * @throws KmsException             any other error of the IDL
+     */
+    public PublicKeys getPublicKeys(String key) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "GetPublicKeys", "key", key);
+        List<PublicKeys.Version> versions = new ArrayList<>();
+        for (Reply v : r.objects("versions")) {
+            versions.add(new PublicKeys.Version(v.int32("version"), v.string("state"), v.bool("primary"),
+                    v.string("pem")));
+        }
+        return new PublicKeys(r.string("key"), r.string("algorithm"), versions);
+    }
+
+    /**
+     * Moves an envelope to the primary version of the key it names
+     * ({@code Kms.ReEncrypt}); the plaintext never leaves the daemon. The new envelope is
+     * bound to the same context.
+     *
+     * @see #reEncrypt(byte[], Map, String, Map)
+     */
+    public ReEncrypted reEncrypt(byte[] ciphertext, Map<String, String> context) throws KmsException, IOException {
+        return reEncrypt(ciphertext, context, null, null);
+    }
+
+    /**
+     * Moves an envelope to the primary version of {@code targetKey} (or of the key it
+     * names, when null) inside the daemon ({@code Kms.ReEncrypt}): the plaintext never
+     * leaves it. An envelope already on the target's primary version comes back unchanged
+     * with {@link ReEncrypted#rewrapped()} false. A REVOKED source version is usable here
+     * only by a caller holding the re-encryption grant.
+     *
+     * @param context    the context the envelope was made with; null for none
+     * @param targetKey  the key to move to; null for the envelope's own key
+     * @param newContext the context to bind the new envelope to; null to keep {@code context}
+     * @throws DecryptionFailedException    malformed or tampered envelope, or a different context
+     * @throws KeyVersionUnusableException  the source version's state forbids it (e.g. REVOKED
+     *                                      without the re-encryption grant)
+     * @throws KeyVersionDestroyedException the source version was destroyed
+     * @throws InvalidKeyUsageException     the target is not an ENCRYPT key
+     * @throws KmsException                 any other error of the IDL
+     */
+    public ReEncrypted reEncrypt(byte[] ciphertext, Map<String, String> context, String targetKey,
+                                 Map<String, String> newContext) throws KmsException, IOException {
+        Objects.requireNonNull(ciphertext, "ciphertext");
+        Reply r = call(KMS + "ReEncrypt", "ciphertext", base64(ciphertext), "context", wireContext(context),
+                "key", targetKey, "new_context", wireContext(newContext));
+        return reEncrypted(r);
+    }
+
+    private static ReEncrypted reEncrypted(Reply r) throws IOException {
+        return new ReEncrypted(r.string("key"), r.int32("version"), r.string("source_key"), r.int32("source_version"),
+                r.bool("rewrapped"), r.bytes("ciphertext"));
+    }
+
+    /**
+     * {@link #reEncrypt(byte[], Map, String, Map)} for up to 10,000 envelopes with one
+     * context and one target in one round trip ({@code Kms.ReEncryptBatch}). Each new
+     * envelope is bound to the same context as before. An entry that fails is a
+     * {@link ReEncryptResult.Failure} in its place and does not fail the others.
+     *
+     * @param context   the context the envelopes were made with; null for none
+     * @param targetKey the key to move to; null for each envelope's own key
+     * @return one result per envelope, in order (unmodifiable)
+     * @throws KmsException when the call as a whole is refused (e.g. too many entries,
+     *                      permission denied, no such target key)
+     * @throws IOException  on transport failure, or when the reply has a different number
+     *                      of entries than were sent
+     */
+    public List<ReEncryptResult> reEncryptBatch(List<byte[]> ciphertexts, Map<String, String> context,
+                                                String targetKey) throws KmsException, IOException {
+        Objects.requireNonNull(ciphertexts, "ciphertexts");
+        List<String> encoded = new ArrayList<>(ciphertexts.size());
+        for (byte[] c : ciphertexts) {
+            encoded.add(base64(Objects.requireNonNull(c, "ciphertext")));
+        }
+        Reply r = call(KMS + "ReEncryptBatch", "ciphertexts", encoded, "context", wireContext(context),
+                "key", targetKey);
+        List<Reply> entries = r.objects("results");
+        if (entries.size() != ciphertexts.size()) {
+            throw new IOException("malformed reply to " + KMS + "ReEncryptBatch: " + entries.size()
+                    + " results for " + ciphertexts.size() + " ciphertexts");
+        }
+        List<ReEncryptResult> results = new ArrayList<>(entries.size());
+        for (Reply e : entries) {
+            String error = e.optString("error");
+            if (error != null) {
+                String message = e.optString("message");
+                results.add(new ReEncryptResult.Failure(error, message == null ? error : message,
+                        e.optString("source_key"), e.optInt32("source_version"), e.optString("key"),
+                        e.optInt32("version")));
+            } else {
+                results.add(reEncrypted(e));
+            }
+        }
+        return List.copyOf(results);
+    }
+
+    /**
      * The daemon's health ({@code Kms.Status}): version, uptime, enclave, key counts and
      * the registry/hardware mismatches found at startup.
      */
@@ -361,13 +465,160 @@ public final class KmsClient implements AutoCloseable {
      */
     public KeyDescription createKey(String name, String purpose, String algorithm, String description,
                                     List<String> requiredContext) throws KmsException, IOException {
+        return createKey(name, purpose, algorithm, description, requiredContext, null, null);
+    }
+
+    /**
+     * As {@link #createKey(String, String, String, String, List)}, with the key's lifecycle
+     * policy.
+     *
+     * @param rotationPeriod  rotate automatically this often (the daemon requires at least an
+     *                        hour); null or zero: only on demand (and at the usage limit)
+     * @param destroyWaitDays the waiting period before a scheduled destruction happens (the
+     *                        daemon allows 7 to 3650 days); null for the daemon's default (30)
+     * @throws IllegalArgumentException when {@code rotationPeriod} is negative or not whole seconds
+     * @throws InvalidParameterException e.g. a period or waiting time out of the daemon's range
+     */
+    public KeyDescription createKey(String name, String purpose, String algorithm, String description,
+                                    List<String> requiredContext, Duration rotationPeriod, Integer destroyWaitDays)
+            throws KmsException, IOException {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(purpose, "purpose");
         List<String> required = requiredContext == null || requiredContext.isEmpty()
                 ? null : List.copyOf(requiredContext);
+        Long period = rotationPeriod == null || rotationPeriod.isZero() ? null : seconds(rotationPeriod);
         Reply r = call(ADMIN + "CreateKey", "name", name, "purpose", purpose, "algorithm", algorithm,
-                "description", description, "required_context", required);
+                "description", description, "required_context", required, "rotation_period_seconds", period,
+                "destroy_wait_days", destroyWaitDays);
         return keyDescription(r.object("key"));
+    }
+
+    /**
+     * Changes a key's lifecycle policy ({@code Admin.UpdateKeyPolicy}); what is null stays
+     * as it is.
+     *
+     * @param rotationPeriod  the new automatic rotation period; {@link Duration#ZERO} turns
+     *                        automatic rotation off; null leaves it
+     * @param destroyWaitDays the new destruction waiting period in days; null leaves it.
+     *                        Destructions already scheduled keep their date.
+     * @return the key after the change
+     * @throws IllegalArgumentException  when {@code rotationPeriod} is negative or not whole seconds
+     * @throws InvalidParameterException a value out of the daemon's range
+     * @throws KeyNotFoundException      no such key
+     */
+    public KeyDescription updateKeyPolicy(String name, Duration rotationPeriod, Integer destroyWaitDays)
+            throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        Long period = rotationPeriod == null ? null : seconds(rotationPeriod);
+        return keyDescription(call(ADMIN + "UpdateKeyPolicy", "name", name, "rotation_period_seconds", period,
+                "destroy_wait_days", destroyWaitDays).object("key"));
+    }
+
+    /**
+     * Creates a new version inside the enclave and makes it primary
+     * ({@code Admin.RotateKey}). Older ENABLED versions keep decrypting and verifying,
+     * but no longer encrypt or sign.
+     *
+     * @return the key after the rotation; its {@link KeyDescription#primaryVersion()} is the new version
+     */
+    public KeyDescription rotateKey(String name) throws KmsException, IOException {
+        return rotateKey(name, false);
+    }
+
+    /**
+     * As {@link #rotateKey(String)}; with {@code pending} (SIGN keys only) the new version
+     * is PENDING: its public key is published ({@link #getPublicKeys}) while the old
+     * primary keeps signing until {@link #promoteKeyVersion}.
+     *
+     * @throws InvalidKeyUsageException {@code pending} for a key that is not a SIGN key
+     */
+    public KeyDescription rotateKey(String name, boolean pending) throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        // "Not pending" has one spelling on the wire: the parameter is not sent.
+        return keyDescription(call(ADMIN + "RotateKey", "name", name, "pending", pending ? Boolean.TRUE : null)
+                .object("key"));
+    }
+
+    /**
+     * Makes a PENDING version ENABLED and primary ({@code Admin.PromoteKeyVersion}).
+     *
+     * @throws InvalidStateTransitionException the version is not PENDING
+     * @throws KeyVersionNotFoundException     no such version
+     */
+    public KeyDescription promoteKeyVersion(String name, int version) throws KmsException, IOException {
+        return changeVersion("PromoteKeyVersion", name, version);
+    }
+
+    /**
+     * Makes a DISABLED version ENABLED again ({@code Admin.EnableKeyVersion}).
+     *
+     * @throws InvalidStateTransitionException the version is not DISABLED
+     */
+    public KeyDescription enableKeyVersion(String name, int version) throws KmsException, IOException {
+        return changeVersion("EnableKeyVersion", name, version);
+    }
+
+    /**
+     * Makes an ENABLED version DISABLED ({@code Admin.DisableKeyVersion}); reversible with
+     * {@link #enableKeyVersion}. Its ciphertexts and signatures are refused meanwhile.
+     *
+     * @throws InvalidStateTransitionException the version is not ENABLED, or is the primary
+     */
+    public KeyDescription disableKeyVersion(String name, int version) throws KmsException, IOException {
+        return changeVersion("DisableKeyVersion", name, version);
+    }
+
+    /**
+     * Revokes an ENABLED or DISABLED version ({@code Admin.RevokeKeyVersion}).
+     * <strong>Irreversible</strong>: it no longer decrypts or verifies for ordinary
+     * callers; {@link #reEncrypt} by a caller with the re-encryption grant may still use
+     * it, to migrate data after a compromise. Not the primary: rotate first.
+     *
+     * @throws InvalidStateTransitionException the version's state does not allow it, or it is the primary
+     */
+    public KeyDescription revokeKeyVersion(String name, int version) throws KmsException, IOException {
+        return changeVersion("RevokeKeyVersion", name, version);
+    }
+
+    /**
+     * Schedules the destruction of a version after a waiting period
+     * ({@code Admin.ScheduleKeyVersionDestruction}). Until then it is DESTROY_SCHEDULED:
+     * unusable, and {@link #cancelKeyVersionDestruction} brings it back as DISABLED. After
+     * the period the hardware object is destroyed and what the version protected is lost.
+     * Not the primary version.
+     *
+     * @param waitDays the waiting period in days; null for the key's own (see
+     *                 {@link KeyDescription#destroyWaitDays()}); never below the daemon's minimum of 7
+     * @return the key after the change; the version's {@link KeyVersionInfo#destroyAt()} says when
+     * @throws InvalidStateTransitionException the version is DESTROYED or already scheduled, or is the primary
+     */
+    public KeyDescription scheduleKeyVersionDestruction(String name, int version, Integer waitDays)
+            throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        return keyDescription(call(ADMIN + "ScheduleKeyVersionDestruction", "name", name, "version", version,
+                "wait_days", waitDays).object("key"));
+    }
+
+    /**
+     * Cancels a scheduled destruction ({@code Admin.CancelKeyVersionDestruction}): the
+     * version becomes DISABLED, never straight ENABLED.
+     *
+     * @throws InvalidStateTransitionException the version is not DESTROY_SCHEDULED
+     */
+    public KeyDescription cancelKeyVersionDestruction(String name, int version) throws KmsException, IOException {
+        return changeVersion("CancelKeyVersionDestruction", name, version);
+    }
+
+    private KeyDescription changeVersion(String method, String name, int version) throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        return keyDescription(call(ADMIN + method, "name", name, "version", version).object("key"));
+    }
+
+    private static long seconds(Duration d) {
+        if (d.isNegative() || d.getNano() != 0) {
+            throw new IllegalArgumentException("a rotation period must be a non-negative whole number of seconds: " + d);
+        }
+        return d.getSeconds();
     }
 
     /**
@@ -399,11 +650,14 @@ public final class KmsClient implements AutoCloseable {
         List<KeyVersionInfo> versions = new ArrayList<>();
         for (Reply v : k.objects("versions")) {
             versions.add(new KeyVersionInfo(v.int32("version"), v.string("state"), v.instant("created"),
+                    v.instant("state_changed"), v.optInstant("destroy_at"), v.int64("encryptions"),
                     v.string("object_id")));
         }
+        Long period = k.optInt64("rotation_period_seconds");
         return new KeyDescription(k.string("name"), k.string("purpose"), k.string("algorithm"),
                 k.string("description"), k.instant("created"), k.int32("primary_version"),
-                k.strings("required_context"), versions);
+                k.strings("required_context"), period == null ? null : Duration.ofSeconds(period),
+                k.optInstant("next_rotation"), k.int32("destroy_wait_days"), versions);
     }
 
     // ----------------------------------------------------------------- org.varlink.service

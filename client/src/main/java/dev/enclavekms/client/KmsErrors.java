@@ -46,6 +46,8 @@ final class KmsErrors {
                 case "RequestTooLarge" -> new RequestTooLargeException(error, parameters);
                 case "TooManyConnections" -> new TooManyConnectionsException(error, parameters);
                 case "KeyAlreadyExists" -> new KeyAlreadyExistsException(error, parameters);
+                case "KeyVersionDestroyed" -> new KeyVersionDestroyedException(error, parameters);
+                case "InvalidStateTransition" -> new InvalidStateTransitionException(error, parameters);
                 default -> new KmsException(error, parameters);
             };
         }

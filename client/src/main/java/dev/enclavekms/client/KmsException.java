@@ -21,7 +21,7 @@ public sealed class KmsException extends Exception
         PermissionDeniedException, DecryptionFailedException, InvalidKeyUsageException,
         KeyVersionUnusableException, EnclaveUnavailableException, InternalErrorException,
         InvalidRequestException, RequestTooLargeException, TooManyConnectionsException,
-        KeyAlreadyExistsException {
+        KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException {
 
     private final String error;
     private final Map<String, Object> parameters;

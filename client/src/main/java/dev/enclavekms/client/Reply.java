@@ -67,6 +67,10 @@ final class Reply {
         return (int) l;
     }
 
+    Long optInt64(String name) throws IOException {
+        return values.get(name) == null ? null : int64(name);
+    }
+
     Integer optInt32(String name) throws IOException {
         return values.get(name) == null ? null : int32(name);
     }
@@ -98,6 +102,10 @@ final class Reply {
         } catch (DateTimeParseException e) {
             throw malformed(name, "is not an RFC 3339 time");
         }
+    }
+
+    Instant optInstant(String name) throws IOException {
+        return values.get(name) == null ? null : instant(name);
     }
 
     @SuppressWarnings("unchecked")

@@ -8,11 +8,13 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.KeyPairGenerator;
 import java.security.PublicKey;
 import java.security.interfaces.ECPublicKey;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -20,6 +22,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Function;
 
@@ -302,9 +305,31 @@ class KmsClientWireTest {
     static Map<String, Object> keyReply(String name, String purpose, String algorithm, List<String> required) {
         return map("key", map("name", name, "purpose", purpose, "algorithm", algorithm, "description", "for tests",
                 "created", "2026-01-02T03:04:05Z", "primary_version", 2L, "required_context", required,
+                "destroy_wait_days", 30L,
                 "versions", List.of(
-                        map("version", 1L, "state", "ENABLED", "created", "2026-01-02T03:04:05Z", "object_id", "0a01"),
-                        map("version", 2L, "state", "ENABLED", "created", "2026-02-02T03:04:05.5Z", "object_id", "0a02"))));
+                        map("version", 1L, "state", "ENABLED", "created", "2026-01-02T03:04:05Z",
+                                "state_changed", "2026-01-02T03:04:05Z", "encryptions", 12L, "object_id", "0a01"),
+                        map("version", 2L, "state", "ENABLED", "created", "2026-02-02T03:04:05.5Z",
+                                "state_changed", "2026-02-02T03:04:05.5Z", "encryptions", 0L, "object_id", "0a02"))));
+    }
+
+    /** A key in every state: what the lifecycle methods answer with. */
+    static Map<String, Object> lifecycleKeyReply() {
+        return map("key", map("name", "model-weights", "purpose", "ENCRYPT", "algorithm", "AES_256_GCM",
+                "description", "", "created", "2026-01-01T00:00:00Z", "primary_version", 4L,
+                "required_context", List.of(), "rotation_period_seconds", 7776000L,
+                "next_rotation", "2026-07-01T00:00:00Z", "destroy_wait_days", 14L,
+                "versions", List.of(
+                        map("version", 1L, "state", "DESTROYED", "created", "2026-01-01T00:00:00Z",
+                                "state_changed", "2026-03-15T00:00:00Z", "destroy_at", "2026-03-15T00:00:00Z",
+                                "encryptions", 5000000000L, "object_id", "0a01"),
+                        map("version", 2L, "state", "DESTROY_SCHEDULED", "created", "2026-02-01T00:00:00Z",
+                                "state_changed", "2026-03-01T00:00:00Z", "destroy_at", "2026-03-15T00:00:00Z",
+                                "encryptions", 10L, "object_id", "0a02"),
+                        map("version", 3L, "state", "REVOKED", "created", "2026-03-01T00:00:00Z",
+                                "state_changed", "2026-03-02T00:00:00Z", "encryptions", 3L, "object_id", "0a03"),
+                        map("version", 4L, "state", "ENABLED", "created", "2026-04-01T00:00:00Z",
+                                "state_changed", "2026-04-01T00:00:00Z", "encryptions", 0L, "object_id", "0a04"))));
     }
 
     @Test
@@ -326,9 +351,282 @@ class KmsClientWireTest {
                 "description", "for tests", "required_context", List.of("model", "tier")),
                 server.lastParameters(ADMIN + ".CreateKey"));
         assertEquals(new KeyDescription("model-weights", "ENCRYPT", "AES_256_GCM", "for tests",
-                Instant.parse("2026-01-02T03:04:05Z"), 2, List.of("model", "tier"), List.of(
-                new KeyVersionInfo(1, "ENABLED", Instant.parse("2026-01-02T03:04:05Z"), "0a01"),
-                new KeyVersionInfo(2, "ENABLED", Instant.parse("2026-02-02T03:04:05.500Z"), "0a02"))), d);
+                Instant.parse("2026-01-02T03:04:05Z"), 2, List.of("model", "tier"), null, null, 30, List.of(
+                new KeyVersionInfo(1, "ENABLED", Instant.parse("2026-01-02T03:04:05Z"),
+                        Instant.parse("2026-01-02T03:04:05Z"), null, 12, "0a01"),
+                new KeyVersionInfo(2, "ENABLED", Instant.parse("2026-02-02T03:04:05.500Z"),
+                        Instant.parse("2026-02-02T03:04:05.500Z"), null, 0, "0a02"))), d);
+    }
+
+    @Test
+    void createKey_withLifecyclePolicy_sendsSecondsAndDays() throws Exception {
+        server.reply(ADMIN + ".CreateKey", keyReply("k", "ENCRYPT", "AES_256_GCM", List.of()));
+
+        kms.createKey("k", "ENCRYPT", null, null, null, Duration.ofDays(90), 14);
+
+        assertEquals(map("name", "k", "purpose", "ENCRYPT", "rotation_period_seconds", 7776000L,
+                "destroy_wait_days", 14L), server.lastParameters(ADMIN + ".CreateKey"));
+    }
+
+    @Test
+    void createKey_zeroRotationPeriod_isNotSent() throws Exception {
+        server.reply(ADMIN + ".CreateKey", keyReply("k", "ENCRYPT", "AES_256_GCM", List.of()));
+
+        kms.createKey("k", "ENCRYPT", null, null, null, Duration.ZERO, null);
+
+        assertEquals(map("name", "k", "purpose", "ENCRYPT"), server.lastParameters(ADMIN + ".CreateKey"));
+    }
+
+    @Test
+    void createKey_fractionalRotationPeriod_throwsBeforeSending() {
+        assertThrows(IllegalArgumentException.class,
+                () -> kms.createKey("k", "ENCRYPT", null, null, null, Duration.ofMillis(3_600_500), null));
+        assertThrows(IllegalArgumentException.class, () -> kms.updateKeyPolicy("k", Duration.ofHours(-1), null));
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void describeKey_everyState_readsLifecycleFields() throws Exception {
+        server.reply(ADMIN + ".DescribeKey", lifecycleKeyReply());
+
+        KeyDescription d = kms.describeKey("model-weights");
+
+        assertEquals(Duration.ofDays(90), d.rotationPeriod());
+        assertEquals(Instant.parse("2026-07-01T00:00:00Z"), d.nextRotation());
+        assertEquals(14, d.destroyWaitDays());
+        assertEquals(4, d.primaryVersion());
+        assertEquals(new KeyVersionInfo(1, "DESTROYED", Instant.parse("2026-01-01T00:00:00Z"),
+                Instant.parse("2026-03-15T00:00:00Z"), Instant.parse("2026-03-15T00:00:00Z"), 5_000_000_000L, "0a01"),
+                d.versions().get(0));
+        assertEquals(Instant.parse("2026-03-15T00:00:00Z"), d.version(2).orElseThrow().destroyAt());
+        assertNull(d.version(3).orElseThrow().destroyAt());
+        assertEquals("REVOKED", d.version(3).orElseThrow().state());
+        assertTrue(d.version(5).isEmpty());
+    }
+
+    // ------------------------------------------------------------------- lifecycle
+
+    @Test
+    void updateKeyPolicy_zeroTurnsRotationOff_nullLeavesUnsent() throws Exception {
+        server.reply(ADMIN + ".UpdateKeyPolicy", lifecycleKeyReply());
+
+        KeyDescription d = kms.updateKeyPolicy("model-weights", Duration.ZERO, null);
+
+        assertEquals(map("name", "model-weights", "rotation_period_seconds", 0L),
+                server.lastParameters(ADMIN + ".UpdateKeyPolicy"));
+        assertEquals("model-weights", d.name());
+
+        kms.updateKeyPolicy("model-weights", null, 21);
+        assertEquals(map("name", "model-weights", "destroy_wait_days", 21L),
+                server.lastParameters(ADMIN + ".UpdateKeyPolicy"));
+
+        kms.updateKeyPolicy("model-weights", Duration.ofHours(12), 7);
+        assertEquals(map("name", "model-weights", "rotation_period_seconds", 43200L, "destroy_wait_days", 7L),
+                server.lastParameters(ADMIN + ".UpdateKeyPolicy"));
+    }
+
+    @Test
+    void rotateKey_notPending_sendsNameOnly_pendingSendsTrue() throws Exception {
+        server.reply(ADMIN + ".RotateKey", lifecycleKeyReply());
+
+        assertEquals(4, kms.rotateKey("model-weights").primaryVersion());
+        assertEquals(map("name", "model-weights"), server.lastParameters(ADMIN + ".RotateKey"));
+        kms.rotateKey("model-weights", false);
+        assertEquals(map("name", "model-weights"), server.lastParameters(ADMIN + ".RotateKey"));
+        kms.rotateKey("release", true);
+        assertEquals(map("name", "release", "pending", true), server.lastParameters(ADMIN + ".RotateKey"));
+    }
+
+    @Test
+    void versionStateMethods_sendNameAndVersion_returnTheKey() throws Exception {
+        record Case(String method, Call call) { }
+        List<Case> cases = List.of(
+                new Case("PromoteKeyVersion", () -> kms.promoteKeyVersion("model-weights", 3)),
+                new Case("EnableKeyVersion", () -> kms.enableKeyVersion("model-weights", 3)),
+                new Case("DisableKeyVersion", () -> kms.disableKeyVersion("model-weights", 3)),
+                new Case("RevokeKeyVersion", () -> kms.revokeKeyVersion("model-weights", 3)),
+                new Case("CancelKeyVersionDestruction", () -> kms.cancelKeyVersionDestruction("model-weights", 3)),
+                new Case("ScheduleKeyVersionDestruction",
+                        () -> kms.scheduleKeyVersionDestruction("model-weights", 3, null)));
+        for (Case c : cases) {
+            server.reply(ADMIN + "." + c.method(), lifecycleKeyReply());
+
+            KeyDescription d = c.call().run();
+
+            assertEquals(map("name", "model-weights", "version", 3L), server.lastParameters(ADMIN + "." + c.method()),
+                    c.method());
+            assertEquals(4, d.versions().size(), c.method());
+        }
+    }
+
+    @FunctionalInterface
+    private interface Call {
+        KeyDescription run() throws Exception;
+    }
+
+    @Test
+    void scheduleKeyVersionDestruction_withWaitDays_sendsThem() throws Exception {
+        server.reply(ADMIN + ".ScheduleKeyVersionDestruction", lifecycleKeyReply());
+
+        KeyDescription d = kms.scheduleKeyVersionDestruction("model-weights", 2, 14);
+
+        assertEquals(map("name", "model-weights", "version", 2L, "wait_days", 14L),
+                server.lastParameters(ADMIN + ".ScheduleKeyVersionDestruction"));
+        assertEquals(Instant.parse("2026-03-15T00:00:00Z"), d.version(2).orElseThrow().destroyAt());
+    }
+
+    @Test
+    void enableKeyVersion_revoked_throwsInvalidStateTransitionNamingState() {
+        server.on(ADMIN + ".EnableKeyVersion", p -> { throw ContractServer.error(ADMIN + ".InvalidStateTransition",
+                "key", "model-weights", "version", 3L, "state", "REVOKED",
+                "message", "version 3 is REVOKED; a revoked version cannot be enabled"); });
+
+        InvalidStateTransitionException e = assertThrows(InvalidStateTransitionException.class,
+                () -> kms.enableKeyVersion("model-weights", 3));
+
+        assertEquals("REVOKED", e.state());
+        assertEquals(3, e.version());
+        assertEquals("model-weights", e.key());
+        assertEquals("version 3 is REVOKED; a revoked version cannot be enabled", e.getMessage());
+    }
+
+    // ------------------------------------------------------------------ re-encryption
+
+    private static Map<String, Object> reEncryptReply(boolean rewrapped) {
+        return map("key", "model-weights", "version", 4L, "source_key", "model-weights", "source_version",
+                rewrapped ? 2L : 4L, "rewrapped", rewrapped, "ciphertext", b64(rewrapped ? bytes(80, 0x44) : ENVELOPE));
+    }
+
+    @Test
+    void reEncrypt_minimal_sendsCiphertextAndContextOnly() throws Exception {
+        server.reply(KMS + ".ReEncrypt", reEncryptReply(true));
+
+        ReEncrypted r = kms.reEncrypt(ENVELOPE, CONTEXT);
+
+        assertEquals(map("ciphertext", b64(ENVELOPE), "context", Map.of("model", "llama-3-8b")),
+                server.lastParameters(KMS + ".ReEncrypt"));
+        assertEquals(new ReEncrypted("model-weights", 4, "model-weights", 2, true, bytes(80, 0x44)), r);
+    }
+
+    @Test
+    void reEncrypt_toOtherKeyWithNewContext_sendsKeyAndNewContext() throws Exception {
+        server.reply(KMS + ".ReEncrypt", map("key", "weights-2027", "version", 1L, "source_key", "model-weights",
+                "source_version", 3L, "rewrapped", true, "ciphertext", b64(bytes(70, 1))));
+
+        ReEncrypted r = kms.reEncrypt(ENVELOPE, null, "weights-2027", Map.of("tier", "gold"));
+
+        assertEquals(map("ciphertext", b64(ENVELOPE), "key", "weights-2027", "new_context", Map.of("tier", "gold")),
+                server.lastParameters(KMS + ".ReEncrypt"));
+        assertEquals("weights-2027", r.key());
+        assertEquals("model-weights", r.sourceKey());
+        assertEquals(3, r.sourceVersion());
+    }
+
+    @Test
+    void reEncrypt_alreadyCurrent_returnsRewrappedFalseAndTheSameEnvelope() throws Exception {
+        server.reply(KMS + ".ReEncrypt", reEncryptReply(false));
+
+        ReEncrypted r = kms.reEncrypt(ENVELOPE, null);
+
+        assertFalse(r.rewrapped());
+        assertArrayEquals(ENVELOPE, r.ciphertext());
+        assertFalse(r.toString().contains(b64(ENVELOPE)), r.toString());
+    }
+
+    @Test
+    void reEncrypt_destroyedVersion_throwsKeyVersionDestroyedWithInstant() {
+        server.on(KMS + ".ReEncrypt", p -> { throw ContractServer.error(KMS + ".KeyVersionDestroyed",
+                "key", "model-weights", "version", 1L, "destroyed", "2026-03-15T00:00:00Z",
+                "message", "version 1 of key 'model-weights' was destroyed on 2026-03-15T00:00:00Z"); });
+
+        KeyVersionDestroyedException e = assertThrows(KeyVersionDestroyedException.class,
+                () -> kms.reEncrypt(ENVELOPE, null));
+
+        assertEquals(Instant.parse("2026-03-15T00:00:00Z"), e.destroyed());
+        assertEquals(1, e.version());
+        assertEquals("model-weights", e.key());
+    }
+
+    @Test
+    void keyVersionDestroyed_unparsableInstant_destroyedIsNull() {
+        KeyVersionDestroyedException e = new KeyVersionDestroyedException(KMS + ".KeyVersionDestroyed",
+                map("destroyed", "last tuesday", "message", "gone"));
+
+        assertNull(e.destroyed());
+        assertEquals("gone", e.getMessage());
+    }
+
+    @Test
+    void reEncryptBatch_mixedEntries_returnsOneResultPerEnvelopeInOrder() throws Exception {
+        server.reply(KMS + ".ReEncryptBatch", map("results", List.of(
+                map("key", "k", "version", 4L, "source_key", "k", "source_version", 1L, "rewrapped", true,
+                        "ciphertext", b64(bytes(60, 1))),
+                map("key", "k", "version", 4L, "source_key", "k", "source_version", 4L, "rewrapped", false,
+                        "ciphertext", b64(bytes(60, 2))),
+                map("error", "KeyVersionDestroyed", "message", "version 2 was destroyed", "source_key", "k",
+                        "source_version", 2L),
+                map("error", "DecryptionFailed", "message", "decryption failed"))));
+
+        List<ReEncryptResult> results = kms.reEncryptBatch(
+                List.of(bytes(60, 1), bytes(60, 2), bytes(60, 3), bytes(60, 4)), CONTEXT, "k");
+
+        assertEquals(map("ciphertexts", List.of(b64(bytes(60, 1)), b64(bytes(60, 2)), b64(bytes(60, 3)),
+                b64(bytes(60, 4))), "context", Map.of("model", "llama-3-8b"), "key", "k"),
+                server.lastParameters(KMS + ".ReEncryptBatch"));
+        assertEquals(new ReEncrypted("k", 4, "k", 1, true, bytes(60, 1)), results.get(0));
+        assertEquals(new ReEncrypted("k", 4, "k", 4, false, bytes(60, 2)), results.get(1));
+        assertEquals(new ReEncryptResult.Failure("KeyVersionDestroyed", "version 2 was destroyed", "k", 2, null, null),
+                results.get(2));
+        assertEquals(new ReEncryptResult.Failure("DecryptionFailed", "decryption failed", null, null, null, null),
+                results.get(3));
+        KeyVersionDestroyedException destroyed = assertInstanceOf(KeyVersionDestroyedException.class,
+                ((ReEncryptResult.Failure) results.get(2)).toException());
+        assertEquals(2, destroyed.version());
+        assertEquals("k", destroyed.key());
+        assertInstanceOf(DecryptionFailedException.class, ((ReEncryptResult.Failure) results.get(3)).toException());
+    }
+
+    @Test
+    void reEncryptBatch_noTargetNoContext_sendsCiphertextsOnly() throws Exception {
+        server.reply(KMS + ".ReEncryptBatch", map("results", List.of(map("key", "k", "version", 1L,
+                "source_key", "k", "source_version", 1L, "rewrapped", false, "ciphertext", b64(ENVELOPE)))));
+
+        kms.reEncryptBatch(List.of(ENVELOPE), Map.of(), null);
+
+        assertEquals(map("ciphertexts", List.of(b64(ENVELOPE))), server.lastParameters(KMS + ".ReEncryptBatch"));
+    }
+
+    @Test
+    void reEncryptBatch_replyWithFewerResults_throwsIOException() {
+        server.reply(KMS + ".ReEncryptBatch", map("results", List.of()));
+
+        IOException e = assertThrows(IOException.class, () -> kms.reEncryptBatch(List.of(ENVELOPE), null, null));
+        assertTrue(e.getMessage().contains("0 results for 1"), e.getMessage());
+    }
+
+    @Test
+    void getPublicKeys_readsEveryVerifiableVersion_pemsParseWithJca() throws Exception {
+        var old = KeyPairGenerator.getInstance("EC").generateKeyPair();
+        var pending = KeyPairGenerator.getInstance("EC").generateKeyPair();
+        server.reply(KMS + ".GetPublicKeys", map("key", "release", "algorithm", "EC_P256_SHA256", "versions", List.of(
+                map("version", 1L, "state", "ENABLED", "primary", true, "pem", pem(old.getPublic())),
+                map("version", 2L, "state", "PENDING", "primary", false, "pem", pem(pending.getPublic())))));
+
+        PublicKeys keys = kms.getPublicKeys("release");
+
+        assertEquals(map("key", "release"), server.lastParameters(KMS + ".GetPublicKeys"));
+        assertEquals(new PublicKeys("release", "EC_P256_SHA256", List.of(
+                new PublicKeys.Version(1, "ENABLED", true, pem(old.getPublic())),
+                new PublicKeys.Version(2, "PENDING", false, pem(pending.getPublic())))), keys);
+        assertEquals(1, keys.primary().orElseThrow().version());
+        List<PublicKeyInfo> infos = keys.publicKeyInfos();
+        assertEquals(new PublicKeyInfo("release", 2, "EC_P256_SHA256", pem(pending.getPublic())), infos.get(1));
+        assertArrayEquals(pending.getPublic().getEncoded(), infos.get(1).toPublicKey().getEncoded());
+    }
+
+    private static String pem(PublicKey k) {
+        return "-----BEGIN PUBLIC KEY-----\n" + Base64.getMimeEncoder().encodeToString(k.getEncoded())
+                + "\n-----END PUBLIC KEY-----\n";
     }
 
     @Test
@@ -348,6 +646,20 @@ class KmsClientWireTest {
 
         assertEquals("ED25519", kms.describeKey("b").algorithm());
         assertEquals(map("name", "b"), server.lastParameters(ADMIN + ".DescribeKey"));
+    }
+
+    @Test
+    void everyIdlMethod_hasAKmsClientMethodOfTheSameName() {
+        Set<String> clientMethods = new TreeSet<>();
+        for (Method m : KmsClient.class.getMethods()) clientMethods.add(m.getName());
+        List<String> missing = new ArrayList<>();
+        for (String iface : List.of(KMS, ADMIN)) {
+            for (String method : server.idl(iface).methods().keySet()) {
+                String java = Character.toLowerCase(method.charAt(0)) + method.substring(1);
+                if (!clientMethods.contains(java)) missing.add(iface + "." + method + " (KmsClient." + java + ")");
+            }
+        }
+        assertEquals(List.of(), missing);
     }
 
     // ------------------------------------------------------------ org.varlink.service
@@ -390,7 +702,9 @@ class KmsClientWireTest {
             Map.entry("InvalidRequest", InvalidRequestException.class),
             Map.entry("RequestTooLarge", RequestTooLargeException.class),
             Map.entry("TooManyConnections", TooManyConnectionsException.class),
-            Map.entry("KeyAlreadyExists", KeyAlreadyExistsException.class));
+            Map.entry("KeyAlreadyExists", KeyAlreadyExistsException.class),
+            Map.entry("KeyVersionDestroyed", KeyVersionDestroyedException.class),
+            Map.entry("InvalidStateTransition", InvalidStateTransitionException.class));
 
     private static final Map<Class<?>, Function<KmsException, Object>> ACCESSORS = Map.of(
             InvalidParameterException.class, e -> ((InvalidParameterException) e).parameter(),
@@ -402,7 +716,11 @@ class KmsClientWireTest {
                     + ((KeyVersionUnusableException) e).version() + "/" + ((KeyVersionUnusableException) e).state(),
             RequestTooLargeException.class, e -> ((RequestTooLargeException) e).limit(),
             TooManyConnectionsException.class, e -> ((TooManyConnectionsException) e).limit(),
-            KeyAlreadyExistsException.class, e -> ((KeyAlreadyExistsException) e).key());
+            KeyAlreadyExistsException.class, e -> ((KeyAlreadyExistsException) e).key(),
+            KeyVersionDestroyedException.class, e -> ((KeyVersionDestroyedException) e).key() + "/"
+                    + ((KeyVersionDestroyedException) e).version() + "/" + ((KeyVersionDestroyedException) e).destroyed(),
+            InvalidStateTransitionException.class, e -> ((InvalidStateTransitionException) e).key() + "/"
+                    + ((InvalidStateTransitionException) e).version() + "/" + ((InvalidStateTransitionException) e).state());
 
     private static final Map<Class<?>, Object> ACCESSOR_VALUES = Map.of(
             InvalidParameterException.class, "parameter-value",
@@ -412,7 +730,10 @@ class KmsClientWireTest {
             KeyVersionUnusableException.class, "key-value/7/state-value",
             RequestTooLargeException.class, 7L,
             TooManyConnectionsException.class, 7L,
-            KeyAlreadyExistsException.class, "key-value");
+            KeyAlreadyExistsException.class, "key-value",
+            // the sample "destroyed-value" is no RFC 3339 time: the accessor gives null, not an exception
+            KeyVersionDestroyedException.class, "key-value/7/null",
+            InvalidStateTransitionException.class, "key-value/7/state-value");
 
     @Test
     void everyErrorOfBothIdls_becomesItsOwnExceptionType() throws Exception {
