@@ -28,11 +28,46 @@ public final class FrameReader {
         record Text(String json) implements Frame { }
         record TooLarge(long bytes) implements Frame { }
         record BadEncoding() implements Frame { }
+        /** Discarded because the shared {@link Budget} for message buffers was exhausted. */
+        record OverBudget(long bytes) implements Frame { }
     }
 
+    /**
+     * Memory shared by all readers of a process for message buffers beyond a small
+     * private allowance, so that many connections each sending a large message cannot
+     * together exhaust the heap.
+     */
+    public interface Budget {
+        Budget UNLIMITED = new Budget() {
+            @Override
+            public boolean tryTake(long bytes) {
+                return true;
+            }
+
+            @Override
+            public void give(long bytes) {
+            }
+        };
+
+        boolean tryTake(long bytes);
+
+        void give(long bytes);
+    }
+
+    /** Buffer bytes every reader may hold without drawing on the budget. */
+    static final int PRIVATE_ALLOWANCE = 64 * 1024;
+
+    private final Budget budget;
+    private long borrowed;
+
     public FrameReader(InputStream in, int maxMessageBytes) {
+        this(in, maxMessageBytes, Budget.UNLIMITED);
+    }
+
+    public FrameReader(InputStream in, int maxMessageBytes, Budget budget) {
         this.in = in;
         this.maxMessageBytes = maxMessageBytes;
+        this.budget = budget;
     }
 
     /**
@@ -43,6 +78,7 @@ public final class FrameReader {
     public Frame next() throws IOException {
         int len = 0;
         long skipped = -1; // >= 0 while discarding an oversized message
+        boolean overBudget = false;
         while (true) {
             if (chunkPos == chunkLen) {
                 chunkLen = in.read(chunk);
@@ -71,17 +107,18 @@ public final class FrameReader {
             } else if (len + n > maxMessageBytes) {
                 skipped = (long) len + n;
                 len = 0;
+            } else if (len + n > message.length && !grow(Math.min(maxMessageBytes, Math.max(len + n, message.length * 2)))) {
+                skipped = (long) len + n;
+                overBudget = true;
+                len = 0;
             } else {
-                if (len + n > message.length) {
-                    message = Arrays.copyOf(message, Math.min(maxMessageBytes, Math.max(len + n, message.length * 2)));
-                }
                 System.arraycopy(chunk, start, message, len, n);
                 len += n;
             }
             if (nul >= 0) {
                 if (skipped >= 0) {
                     shrink();
-                    return new Frame.TooLarge(skipped);
+                    return overBudget ? new Frame.OverBudget(skipped) : new Frame.TooLarge(skipped);
                 }
                 Frame f = decode(len);
                 shrink();
@@ -90,10 +127,30 @@ public final class FrameReader {
         }
     }
 
+    /** Grows the buffer to {@code size}, drawing what exceeds the private allowance from the budget. */
+    private boolean grow(int size) {
+        long need = Math.max(0, size - PRIVATE_ALLOWANCE) - borrowed;
+        if (need > 0 && !budget.tryTake(need)) {
+            return false;
+        }
+        borrowed += Math.max(0, need);
+        message = Arrays.copyOf(message, size);
+        return true;
+    }
+
     /** Don't let one big message pin a large buffer for the life of the connection. */
     private void shrink() {
-        if (message.length > 64 * 1024) {
+        if (message.length > PRIVATE_ALLOWANCE) {
             message = new byte[1024];
+            release();
+        }
+    }
+
+    /** Returns borrowed buffer memory to the budget; call when the connection ends. */
+    public void release() {
+        if (borrowed > 0) {
+            budget.give(borrowed);
+            borrowed = 0;
         }
     }
 

@@ -217,6 +217,8 @@ public final class VarlinkClient implements AutoCloseable {
             }
             case FrameReader.Frame.TooLarge t -> throw broken(new IOException("reply of " + t.bytes() + " bytes exceeds the limit"));
             case FrameReader.Frame.BadEncoding b -> throw broken(new IOException("reply is not valid UTF-8"));
+            case FrameReader.Frame.OverBudget o -> throw broken(new IOException("reply of " + o.bytes()
+                    + " bytes exceeds the buffer budget"));
         };
     }
 

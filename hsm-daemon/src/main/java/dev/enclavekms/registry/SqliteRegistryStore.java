@@ -186,19 +186,43 @@ public final class SqliteRegistryStore implements RegistryStore {
         };
         try {
             db.setAutoCommit(false);
-            try {
-                execute(command, cache.get(name));
-                db.commit();
-            } catch (SQLException | RegistryException | RuntimeException e) {
-                db.rollback();
-                throw e;
-            } finally {
-                db.setAutoCommit(true);
-            }
-            // Only a committed change becomes visible to readers.
-            cache.put(name, load(name).orElseThrow());
+            execute(command, cache.get(name));
+            db.commit();
         } catch (SQLException e) {
+            rollbackQuietly();
             throw new RegistryException("registry write failed: " + e.getMessage(), e);
+        } catch (RegistryException | RuntimeException e) {
+            rollbackQuietly();
+            throw e;
+        } finally {
+            try {
+                db.setAutoCommit(true);
+            } catch (SQLException e) {
+                System.getLogger(SqliteRegistryStore.class.getName()).log(System.Logger.Level.WARNING,
+                        "could not restore autocommit: " + e.getMessage());
+            }
+        }
+        // Committed: from here on nothing may report failure, or a caller would undo the
+        // hardware side of a change the registry has made durable.
+        refresh(name);
+    }
+
+    private void rollbackQuietly() {
+        try {
+            db.rollback();
+        } catch (SQLException e) {
+            // nothing was committed; the connection reports the real failure
+        }
+    }
+
+    /** Replaces the cached copy of one key after a commit; on a read failure, reloads lazily. */
+    private void refresh(String name) {
+        try {
+            load(name).ifPresent(k -> cache.put(name, k));
+        } catch (SQLException | RegistryException | RuntimeException e) {
+            System.getLogger(SqliteRegistryStore.class.getName()).log(System.Logger.Level.ERROR,
+                    "re-reading key " + name + " after a committed change failed; serving the old copy until"
+                            + " the next change: " + e.getMessage());
         }
     }
 

@@ -24,6 +24,11 @@ final class Authorizer {
     }
 
     private boolean isAdmin(Peer peer) {
+        // An unidentified peer ("?": its credentials could not be read) matches nobody,
+        // not even a daemon whose own name could not be resolved.
+        if (peer.user().equals(Peer.UNKNOWN)) {
+            return false;
+        }
         return peer.user().equals(daemonUser) || peer.user().equals("root");
     }
 

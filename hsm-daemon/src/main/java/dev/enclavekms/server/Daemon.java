@@ -35,9 +35,11 @@ public final class Daemon implements AutoCloseable {
     private final VarlinkServer server;
     private final KeyHealth health;
     private final LifecycleScheduler scheduler;
+    private final java.nio.channels.FileChannel lock;
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
-                   LifecycleScheduler scheduler) {
+                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock) {
+        this.lock = lock;
         this.enclave = enclave;
         this.registry = registry;
         this.server = server;
@@ -53,7 +55,9 @@ public final class Daemon implements AutoCloseable {
             throws EnclaveException, RegistryException, IOException {
         RegistryStore registry = null;
         LifecycleScheduler scheduler = null;
+        java.nio.channels.FileChannel lock = null;
         try {
+            lock = lockRegistry(config.registry());
             EnclaveInfo info = enclave.info();
             registry = SqliteRegistryStore.open(config.registry());
             KeyHealth health = KeyHealth.reconcile(enclave, registry.list());
@@ -63,7 +67,7 @@ public final class Daemon implements AutoCloseable {
                     pause);
             CryptoService crypto = new CryptoService(enclave, registry, health, usage);
             KeyAdmin admin = new KeyAdmin(enclave, registry, clock);
-            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, () -> info, System.getProperty("user.name"),
+            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, () -> info, daemonUser(),
                     Instant.now(), VERSION);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
@@ -74,21 +78,71 @@ public final class Daemon implements AutoCloseable {
             scheduler.start(lifecycle::sweep);
             LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
                     + " token '" + info.label() + "' (serial " + info.serial() + ") on " + config.socket());
-            return new Daemon(enclave, registry, server, health, scheduler);
+            return new Daemon(enclave, registry, server, health, scheduler, lock);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
             if (registry != null) registry.close();
+            if (lock != null) lock.close();
             enclave.close();
             throw e;
         }
     }
 
-    /** Every call with its caller's identity (SO_PEERCRED), at debug level; the audit log comes later. */
+    /**
+     * One daemon per registry: two would each serve from their own in-memory copy and
+     * overwrite each other's socket. The lock lives as long as the process holds the
+     * channel, and the kernel drops it if the process dies.
+     */
+    private static java.nio.channels.FileChannel lockRegistry(Path registry) throws IOException {
+        Path lockFile = registry.resolveSibling(registry.getFileName() + ".lock");
+        java.nio.file.Files.createDirectories(lockFile.toAbsolutePath().getParent());
+        java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(lockFile,
+                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+        try {
+            if (ch.tryLock() == null) {
+                throw new IOException("another enclave-kmsd is running on " + registry + " (" + lockFile + " is locked)");
+            }
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+            ch.close();
+            throw new IOException("this process already runs a daemon on " + registry);
+        } catch (IOException e) {
+            ch.close();
+            throw e;
+        }
+        return ch;
+    }
+
+    /**
+     * The daemon's own user as SO_PEERCRED names it for peers: the account name, or — when
+     * the uid has no account (containers) and the JDK reports "?" — the uid as a number,
+     * which is how the JDK names such peers too.
+     */
+    static String daemonUser() {
+        String name = System.getProperty("user.name");
+        if (name != null && !name.isBlank() && !name.equals("?")) {
+            return name;
+        }
+        try {
+            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("Uid:")) {
+                    return line.substring(4).trim().split("\\s+")[1]; // effective uid
+                }
+            }
+        } catch (IOException e) {
+            // fall through: no admin identity at all is the safe outcome
+        }
+        return "\u0000no-admin"; // matches no peer name
+    }
+
+    /** Every call with its caller's identity (SO_PEERCRED); the audit log will take this over. */
     private static void logCall(dev.enclavekms.server.varlink.Peer peer, String method, String error, long nanos) {
-        LOG.log(System.Logger.Level.DEBUG, () -> method + " by user=" + peer.user() + " group=" + peer.group()
+        ACCESS.log(System.Logger.Level.INFO, () -> method + " by user=" + peer.user() + " group=" + peer.group()
                 + " conn=" + peer.connectionId() + " -> " + (error == null ? "ok" : error) + " in "
                 + nanos / 1000 + " us");
     }
+
+    /** One line per call, with the caller's identity, until the audit log records calls. */
+    private static final System.Logger ACCESS = System.getLogger("dev.enclavekms.access");
 
     public KeyHealth health() {
         return health;
@@ -104,6 +158,11 @@ public final class Daemon implements AutoCloseable {
         scheduler.close();
         registry.close();
         enclave.close();
+        try {
+            lock.close();
+        } catch (IOException ignored) {
+            // the kernel releases the lock with the process anyway
+        }
     }
 
     @Override

@@ -70,7 +70,8 @@ public final class KmsApi {
 
     private static VarlinkInterface.Builder builder(String name) {
         return VarlinkInterface.builder(name, idl(name)).errors(name + ".InvalidParameter", name + ".InternalError")
-                .strictParameters();
+                .strictParameters()
+                .offloaded();
     }
 
     private static dev.enclavekms.server.varlink.MethodHandler op(String iface, Operation o) {
@@ -149,8 +150,12 @@ public final class KmsApi {
         List<CryptoService.GeneratedDataKey> keys = crypto.generateDataKeys(p.string("key", MAX_KEY_NAME), context(p),
                 bytes, count);
         List<Object> out = new ArrayList<>(keys.size());
-        for (CryptoService.GeneratedDataKey dk : keys) {
-            out.add(Map.of("plaintext", base64AndClose(dk.plaintext()), "ciphertext", B64.encodeToString(dk.ciphertext())));
+        try {
+            for (CryptoService.GeneratedDataKey dk : keys) {
+                out.add(Map.of("plaintext", base64AndClose(dk.plaintext()), "ciphertext", B64.encodeToString(dk.ciphertext())));
+            }
+        } finally {
+            keys.forEach(k -> k.plaintext().close()); // idempotent for the ones already encoded
         }
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", keys.getFirst().key());
@@ -189,7 +194,19 @@ public final class KmsApi {
         Params p = c.parameters();
         List<byte[]> ciphertexts = ciphertexts(p);
         List<Object> results = new ArrayList<>(ciphertexts.size());
-        for (CryptoService.BatchEntry e : crypto.decryptBatch(ciphertexts, context(p))) {
+        List<CryptoService.BatchEntry> entries = crypto.decryptBatch(ciphertexts, context(p));
+        try {
+            encodeBatch(entries, results);
+        } finally {
+            entries.forEach(e -> {
+                if (e.result() != null) e.result().plaintext().close();
+            });
+        }
+        return Map.of("results", results);
+    }
+
+    private static void encodeBatch(List<CryptoService.BatchEntry> entries, List<Object> results) {
+        for (CryptoService.BatchEntry e : entries) {
             Map<String, Object> r = new LinkedHashMap<>();
             if (e.result() != null) {
                 r.put("plaintext", base64AndClose(e.result().plaintext()));
@@ -201,7 +218,6 @@ public final class KmsApi {
             }
             results.add(r);
         }
-        return Map.of("results", results);
     }
 
     private Map<String, Object> sign(Call c) throws KmsError, VarlinkError {

@@ -42,7 +42,7 @@ public final class LogSetup {
                             .append(String.format("%-5s", levelName(r.getLevel()))).append(' ');
                 }
                 String logger = r.getLoggerName() == null ? "" : r.getLoggerName();
-                sb.append(logger.substring(logger.lastIndexOf('.') + 1)).append(": ").append(formatMessage(r));
+                sb.append(logger.substring(logger.lastIndexOf('.') + 1)).append(": ").append(escape(formatMessage(r)));
                 if (r.getThrown() != null) {
                     // One journal entry per line: continuation lines repeat the priority.
                     String prefix = "\n" + (journal ? "<" + priority(r.getLevel()) + ">" : "") + "    ";
@@ -58,10 +58,33 @@ public final class LogSetup {
         Logger.getLogger("org.sqlite").setLevel(Level.WARNING);
     }
 
+    /**
+     * Control characters in a message (which may quote a caller's input or a token's
+     * label) are escaped, so no input can forge a log line or a journal priority.
+     */
+    static String escape(String s) {
+        StringBuilder out = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x20 || c == 0x7f) {
+                if (out == null) out = new StringBuilder(s.length() + 16).append(s, 0, i);
+                out.append(switch (c) {
+                    case '\n' -> "\\n";
+                    case '\r' -> "\\r";
+                    case '\t' -> "\\t";
+                    default -> String.format("\\x%02x", (int) c);
+                });
+            } else if (out != null) {
+                out.append(c);
+            }
+        }
+        return out == null ? s : out.toString();
+    }
+
     /** The throwable and its causes, one frame per line (a cause chain is bounded to 8). */
     private static void appendTrace(StringBuilder sb, Throwable t, String prefix) {
         for (int depth = 0; t != null && depth < 8; depth++, t = t.getCause()) {
-            sb.append(prefix).append(depth == 0 ? "" : "caused by: ").append(t);
+            sb.append(prefix).append(depth == 0 ? "" : "caused by: ").append(escape(String.valueOf(t)));
             for (StackTraceElement e : t.getStackTrace()) {
                 sb.append(prefix).append("  at ").append(e);
             }

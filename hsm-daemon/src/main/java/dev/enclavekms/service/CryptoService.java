@@ -102,15 +102,23 @@ public final class CryptoService {
             try {
                 for (int i = 0; i < count; i++) {
                     byte[] clear = Arrays.copyOfRange(pool, i * bytes, (i + 1) * bytes);
-                    Sealed s = enclave.encrypt(v.objectId(), aad, clear);
-                    out.add(new GeneratedDataKey(key.name(), v.version(), SecretBytes.adopt(clear), envelope(key, v, s)));
+                    SecretBytes held = SecretBytes.adopt(clear); // owns and wipes clear from here on
+                    boolean kept = false;
+                    try {
+                        Sealed s = enclave.encrypt(v.objectId(), aad, clear);
+                        out.add(new GeneratedDataKey(key.name(), v.version(), held, envelope(key, v, s)));
+                        kept = true;
+                    } finally {
+                        if (!kept) held.close();
+                    }
                 }
             } finally {
                 Arrays.fill(pool, (byte) 0);
             }
-        } catch (EnclaveException e) {
+        } catch (EnclaveException | RuntimeException e) {
             out.forEach(g -> g.plaintext().close());
-            throw Failures.of(e, key.name());
+            if (e instanceof EnclaveException ee) throw Failures.of(ee, key.name());
+            throw (RuntimeException) e;
         }
         return out;
     }
@@ -227,8 +235,8 @@ public final class CryptoService {
                 out.add(new BatchEntry(decrypt(c, context), null));
             } catch (KmsError.CallerError e) {
                 out.add(new BatchEntry(null, e));
-            } catch (KmsError.ServiceFault e) {
-                // The device is gone: the rest would fail the same way. Release what we hold.
+            } catch (KmsError.ServiceFault | RuntimeException e) {
+                // The device is gone (the rest would fail the same way), or a bug: release what we hold.
                 out.forEach(b -> {
                     if (b.result() != null) b.result().plaintext().close();
                 });
@@ -342,6 +350,10 @@ public final class CryptoService {
             if (message.length > MAX_MESSAGE_BYTES) {
                 throw new KmsError.InvalidParameter("message", "message: at most " + MAX_MESSAGE_BYTES
                         + " bytes for Ed25519");
+            }
+            if (message.length == 0) {
+                // PKCS#11 through the JNI wrapper cannot pass an empty message to C_Sign.
+                throw new KmsError.InvalidParameter("message", "message: Ed25519 cannot sign an empty message here");
             }
             return message;
         }

@@ -154,15 +154,22 @@ class CryptoServiceTest {
     }
 
     @Test
-    void envelope_bindsKeyNameAndVersion() throws Exception {
-        admin.createKey("other", Purpose.ENCRYPT, null, "", List.of());
+    void envelope_bindsKeyNameVersionAndContext_underTheSameMasterKey() throws Exception {
         var dk = crypto.generateDataKey("weights", CTX, 32);
-        // Rewrite the header to name another key: authentication fails, never a decrypt under the wrong key.
         var env = dev.enclavekms.format.Envelope.parse(dk.ciphertext());
-        byte[] swapped = new dev.enclavekms.format.Envelope("other", 1, env.scheme(), env.iv(), env.ciphertext()).encode();
-        assertThrows(KmsError.DecryptionFailed.class, () -> crypto.decrypt(swapped, CTX));
-        KeyRecord k = admin.describe("weights");
-        assertEquals(1, k.primaryVersion());
+        ObjectId master = admin.describe("weights").primary().objectId();
+        var sealed = new dev.enclavekms.enclave.Sealed(env.iv(), env.ciphertext());
+        // Same master key object each time: only the AAD differs, so only the binding can fail it.
+        try (var ok = enclave.decrypt(master, env.aad(CTX), sealed)) {
+            assertArrayEquals(dk.plaintext().reveal(), ok.reveal());
+        }
+        for (byte[] aad : List.of(
+                dev.enclavekms.format.Envelope.aad("weights2", 1, env.scheme(), CTX),
+                dev.enclavekms.format.Envelope.aad("weights", 2, env.scheme(), CTX),
+                env.aad(EncryptionContext.of(Map.of("model", "llama-3-70b"))))) {
+            assertThrows(dev.enclavekms.enclave.EnclaveException.AuthenticationFailed.class,
+                    () -> enclave.decrypt(master, aad, sealed));
+        }
     }
 
     @Test

@@ -179,7 +179,12 @@ public final class Pkcs11Enclave implements Enclave {
     /** Kept for logging in again after the device dropped the login; wiped by close(). */
     private final char[] pin;
     private final Semaphore permits;
-    private final ConcurrentHashMap<HandleKey, KeyHandle> handles = new ConcurrentHashMap<>();
+    /**
+     * The generation of the session the current thread works with (set by withSession),
+     * so that handles are cached per generation: a handle found through one generation's
+     * sessions is never used with another's, even on a module that reuses handle numbers.
+     */
+    private static final ThreadLocal<Generation> WORKING_GENERATION = new ThreadLocal<>();
     private final Object reopenLock = new Object();
     private final AtomicInteger reopens = new AtomicInteger();
     private volatile Generation current;
@@ -276,7 +281,7 @@ public final class Pkcs11Enclave implements Enclave {
                 if (algorithm.kind() == KeyAlgorithm.Kind.SECRET) {
                     long key = s.generateKey(new Mechanism(KeyTemplates.generationMechanism(algorithm)),
                             KeyTemplates.secretKey(id, label));
-                    handles.put(new HandleKey(id, CKO_SECRET_KEY), new KeyHandle(key, algorithm));
+                    handles().put(new HandleKey(id, CKO_SECRET_KEY), new KeyHandle(key, algorithm));
                     return null;
                 }
                 PKCS11KeyPair pair = s.generateKeyPair(new Mechanism(KeyTemplates.generationMechanism(algorithm)),
@@ -290,8 +295,8 @@ public final class Pkcs11Enclave implements Enclave {
                     destroyIfPresent(s, pair.getPublicKey());
                     throw e;
                 }
-                handles.put(new HandleKey(id, CKO_PRIVATE_KEY), new KeyHandle(pair.getPrivateKey(), algorithm));
-                handles.put(new HandleKey(id, CKO_PUBLIC_KEY), new KeyHandle(pair.getPublicKey(), algorithm));
+                handles().put(new HandleKey(id, CKO_PRIVATE_KEY), new KeyHandle(pair.getPrivateKey(), algorithm));
+                handles().put(new HandleKey(id, CKO_PUBLIC_KEY), new KeyHandle(pair.getPublicKey(), algorithm));
                 return publicKey;
             } catch (PKCS11Exception e) {
                 if (NOT_SUPPORTED.contains(e.getErrorCode())) {
@@ -510,8 +515,8 @@ public final class Pkcs11Enclave implements Enclave {
                 // Closing our last session on the token logs us out (PKCS#11 C_CloseSession).
                 // Sessions still borrowed are closed as they come back.
                 g.retire(false);
+                g.handles.clear();
             }
-            handles.clear();
             Arrays.fill(pin, '\0');
         }
     }
@@ -543,7 +548,7 @@ public final class Pkcs11Enclave implements Enclave {
 
     private KeyHandle key(Session s, ObjectId id, long objectClass) throws PKCS11Exception, EnclaveException {
         HandleKey cacheKey = new HandleKey(id, objectClass);
-        KeyHandle cached = handles.get(cacheKey);
+        KeyHandle cached = handles().get(cacheKey);
         if (cached != null) {
             return cached;
         }
@@ -559,7 +564,7 @@ public final class Pkcs11Enclave implements Enclave {
                     + "; refusing to guess which one to use", null);
         }
         KeyHandle k = new KeyHandle(found[0], algorithmOf(s, found[0], objectClass));
-        handles.put(cacheKey, k);
+        handles().put(cacheKey, k);
         return k;
     }
 
@@ -584,7 +589,16 @@ public final class Pkcs11Enclave implements Enclave {
     }
 
     private void forget(ObjectId id) {
-        handles.keySet().removeIf(k -> k.id().equals(id));
+        handles().keySet().removeIf(k -> k.id().equals(id));
+    }
+
+    /** The handle cache of the generation the current operation's session belongs to. */
+    private ConcurrentHashMap<HandleKey, KeyHandle> handles() {
+        Generation g = WORKING_GENERATION.get();
+        if (g == null) {
+            throw new IllegalStateException("handle cache used outside withSession");
+        }
+        return g.handles;
     }
 
     /** Handles of every key object (secret, private, public) with this CKA_ID. */
@@ -729,6 +743,7 @@ public final class Pkcs11Enclave implements Enclave {
             boolean discard = true;
             try {
                 session = gen.take();
+                WORKING_GENERATION.set(gen);
                 T result = work.run(session);
                 discard = false;
                 return result;
@@ -761,11 +776,12 @@ public final class Pkcs11Enclave implements Enclave {
                 if (lost) {
                     reopen(gen, SESSIONS_GONE.contains(code));
                 } else if (stale) {
-                    handles.clear();
+                    gen.handles.clear();
                 }
             } catch (TokenException e) {
                 throw new EnclaveException.Unavailable(operation + " failed: " + e.getMessage(), e);
             } finally {
+                WORKING_GENERATION.remove();
                 if (session != null) {
                     gen.giveBack(session, discard);
                 }
@@ -814,8 +830,7 @@ public final class Pkcs11Enclave implements Enclave {
                 return;
             }
             Generation next = connect(seen.number + 1);
-            handles.clear();
-            current = next;
+            current = next; // a new generation starts with an empty handle cache
             seen.retire(sessionsGone);
             reopens.incrementAndGet();
         }
@@ -894,6 +909,8 @@ public final class Pkcs11Enclave implements Enclave {
         final int number;
         final Token token;
         final ConcurrentLinkedDeque<Session> idle = new ConcurrentLinkedDeque<>();
+        /** Object handles found through this generation's sessions, by id and class. */
+        final ConcurrentHashMap<HandleKey, KeyHandle> handles = new ConcurrentHashMap<>();
         volatile boolean sessionsGone;
         volatile boolean retired;
 

@@ -13,10 +13,12 @@ import java.util.Set;
  * @param declaredParameters    for a strict interface, each method's parameter names as its IDL
  *                              declares them (calls with any other parameter are refused); empty
  *                              for a lenient one
+ * @param offloaded             handlers run on platform worker threads with the server's
+ *                              call timeout (for handlers that call into native device code)
  */
 public record VarlinkInterface(String name, String description, Map<String, MethodHandler> methods,
                                String invalidParameterError, String internalError,
-                               Map<String, Set<String>> declaredParameters) {
+                               Map<String, Set<String>> declaredParameters, boolean offloaded) {
 
     public static Builder builder(String name, String description) {
         return new Builder(name, description);
@@ -29,6 +31,7 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
         private String invalidParameterError = "org.varlink.service.InvalidParameter";
         private String internalError = "org.varlink.service.InternalError";
         private boolean strict;
+        private boolean offloaded;
 
         private Builder(String name, String description) {
             this.name = name;
@@ -57,6 +60,12 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
             return this;
         }
 
+        /** Run this interface's handlers on platform worker threads (they block in native code). */
+        public Builder offloaded() {
+            this.offloaded = true;
+            return this;
+        }
+
         public VarlinkInterface build() {
             Map<String, Set<String>> declared = Map.of();
             if (strict) {
@@ -67,7 +76,7 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
                 }
             }
             return new VarlinkInterface(name, description, Map.copyOf(methods), invalidParameterError, internalError,
-                    declared);
+                    declared, offloaded);
         }
     }
 }

@@ -70,7 +70,31 @@ public final class VarlinkServer implements AutoCloseable {
             Thread.ofVirtual().name("varlink-conn-", 0).factory());
     private final ScheduledExecutorService reaper = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().daemon().name("varlink-idle-reaper").factory());
+    /** Message-buffer memory shared by all connections (see ServerLimits.maxBufferedBytes). */
+    private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
+    private final FrameReader.Budget budget = new FrameReader.Budget() {
+        @Override
+        public boolean tryTake(long bytes) {
+            while (true) {
+                long now = buffered.get();
+                if (now + bytes > limits.maxBufferedBytes()) return false;
+                if (buffered.compareAndSet(now, now + bytes)) return true;
+            }
+        }
+
+        @Override
+        public void give(long bytes) {
+            buffered.addAndGet(-bytes);
+        }
+    };
+    /**
+     * Platform threads for handlers of offloaded interfaces (those that call into native
+     * device code): a native call pins the virtual thread's carrier, and a few slow device
+     * calls would otherwise stall every connection, even calls that never touch the device.
+     */
+    private final ExecutorService workers;
     private volatile ServerSocketChannel listener;
+    private volatile Object boundFileKey;
     private volatile Path boundPath;
     private volatile boolean stopping;
     private Thread acceptor;
@@ -85,6 +109,8 @@ public final class VarlinkServer implements AutoCloseable {
         this.limits = limits;
         this.errorInterface = errorInterface;
         this.observer = observer == null ? (p, m, e, n) -> { } : observer;
+        this.workers = Executors.newFixedThreadPool(Math.max(4, Runtime.getRuntime().availableProcessors() * 2),
+                Thread.ofPlatform().daemon().name("varlink-worker-", 0).factory());
         VarlinkInterface service = ServiceInterface.create(info, this::interfaceNames, this::description);
         interfaces.put(service.name(), service);
         for (VarlinkInterface i : served) {
@@ -112,6 +138,7 @@ public final class VarlinkServer implements AutoCloseable {
      * chmod, and the rename also replaces a stale socket without a moment of absence.
      */
     public void bind(Path path) throws IOException {
+        refuseIfServed(path);
         Path staging = path.resolveSibling(path.getFileName() + "~");
         Files.deleteIfExists(staging);
         ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -125,7 +152,21 @@ public final class VarlinkServer implements AutoCloseable {
             throw e;
         }
         this.boundPath = path;
+        this.boundFileKey = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
         serve(ch);
+    }
+
+    /** Another live server on this path must not be silently replaced (a stale file may be). */
+    private static void refuseIfServed(Path path) throws IOException {
+        if (!Files.exists(path)) {
+            return;
+        }
+        try (SocketChannel probe = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            probe.connect(UnixDomainSocketAddress.of(path));
+        } catch (IOException stale) {
+            return; // nobody answers: a leftover of a process that died
+        }
+        throw new IOException("another process is serving on " + path + "; refusing to take over its socket");
     }
 
     /** Serves an already listening channel (socket activation: {@code System.inheritedChannel()}). */
@@ -165,7 +206,14 @@ public final class VarlinkServer implements AutoCloseable {
                 return;
             }
             if (connections.size() >= limits.maxConnections()) {
-                refuse(c);
+                refuse(c, limits.maxConnections(), "the daemon serves at most " + limits.maxConnections()
+                        + " connections at once; try again");
+                continue;
+            }
+            long mine = connections.stream().filter(o -> o.peer().user().equals(c.peer().user())).count();
+            if (mine >= limits.maxConnectionsPerUser()) {
+                refuse(c, limits.maxConnectionsPerUser(), "user " + c.peer().user() + " already holds "
+                        + limits.maxConnectionsPerUser() + " connections, the most one user may hold; close some");
                 continue;
             }
             connections.add(c);
@@ -186,7 +234,7 @@ public final class VarlinkServer implements AutoCloseable {
             return new Peer(p.user().getName(), p.group().getName(), id);
         } catch (IOException | UnsupportedOperationException e) {
             // Without credentials the caller is nobody in particular: policy will deny it.
-            return new Peer("?", "?", id);
+            return new Peer(Peer.UNKNOWN, Peer.UNKNOWN, id);
         }
     }
 
@@ -194,11 +242,9 @@ public final class VarlinkServer implements AutoCloseable {
      * Tells a connection over the limit why it is closed. The error is sent at once, before
      * the client's first call, so a client reads it as the reply to that call.
      */
-    private void refuse(Connection c) {
+    private void refuse(Connection c, int limit, String why) {
         try {
-            c.sendError(errorInterface + ".TooManyConnections", Map.of(
-                    "limit", (long) limits.maxConnections(),
-                    "message", "the daemon serves at most " + limits.maxConnections() + " connections at once; try again"));
+            c.sendError(errorInterface + ".TooManyConnections", Map.of("limit", (long) limit, "message", why));
         } catch (IOException ignored) {
             // the refused client went away already
         }
@@ -206,7 +252,7 @@ public final class VarlinkServer implements AutoCloseable {
     }
 
     private void serveConnection(Connection c) {
-        FrameReader reader = new FrameReader(Channels.newInputStream(c.channel()), limits.maxMessageBytes());
+        FrameReader reader = new FrameReader(Channels.newInputStream(c.channel()), limits.maxMessageBytes(), budget);
         try {
             while (!c.closing()) {
                 FrameReader.Frame frame = reader.next();
@@ -224,6 +270,7 @@ public final class VarlinkServer implements AutoCloseable {
             // Peer went away, idle timeout closed the channel, or a message ended without NUL.
             LOG.log(System.Logger.Level.DEBUG, () -> "connection " + c.peer().connectionId() + " ended: " + e.getMessage());
         } finally {
+            reader.release();
             connections.remove(c);
             c.close();
         }
@@ -235,6 +282,10 @@ public final class VarlinkServer implements AutoCloseable {
                     "limit", (long) limits.maxMessageBytes(),
                     "message", "message of " + t.bytes() + " bytes exceeds the limit of " + limits.maxMessageBytes() + " bytes"));
             case FrameReader.Frame.BadEncoding b -> invalidRequest(c, "message is not valid UTF-8");
+            case FrameReader.Frame.OverBudget o -> c.sendError(errorInterface + ".RequestTooLarge", Map.of(
+                    "limit", (long) limits.maxMessageBytes(),
+                    "message", "message of " + o.bytes() + " bytes refused: the daemon's buffers for incoming"
+                            + " messages are full; retry later or send smaller batches"));
             case FrameReader.Frame.Text t -> handleMessage(c, t.json());
         }
     }
@@ -339,7 +390,7 @@ public final class VarlinkServer implements AutoCloseable {
         }
         Call call = new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c);
         try {
-            Map<String, Object> reply = handler.handle(call);
+            Map<String, Object> reply = iface.offloaded() ? handleOnWorker(iface, handler, call) : handler.handle(call);
             // Encoded here, inside the error boundary: a value JSON cannot carry is our bug,
             // and the caller must still get an answer rather than a dropped connection.
             return Connection.replyFrame(reply == null ? Map.of() : reply, false);
@@ -358,6 +409,28 @@ public final class VarlinkServer implements AutoCloseable {
      * whose reply has been blocked for as long: a client that stops reading would otherwise
      * hold its connection (and its slot under the connection limit) forever.
      */
+    /** Runs a handler on a platform worker, waiting at most the call timeout for it. */
+    private Map<String, Object> handleOnWorker(VarlinkInterface iface, MethodHandler handler, Call call) throws Exception {
+        java.util.concurrent.Future<Map<String, Object>> f;
+        try {
+            f = workers.submit(() -> handler.handle(call));
+        } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+            throw new VarlinkError(iface.internalError(), Map.of("message", "the daemon is shutting down"));
+        }
+        try {
+            return f.get(limits.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof Exception cause) throw cause;
+            throw e;
+        } catch (java.util.concurrent.TimeoutException e) {
+            // The device may still finish; the caller must not wait for ever.
+            LOG.log(System.Logger.Level.ERROR, call.qualifiedMethod() + " did not finish within "
+                    + limits.callTimeout().toSeconds() + " s; the device may be hung");
+            throw new VarlinkError(iface.internalError(), Map.of("message", call.qualifiedMethod()
+                    + " did not finish within " + limits.callTimeout().toSeconds() + " s; the device may be hung"));
+        }
+    }
+
     private void closeIdle() {
         long limit = limits.idleTimeout().toNanos();
         for (Connection c : connections) {
@@ -391,11 +464,16 @@ public final class VarlinkServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         reaper.shutdownNow();
+        workers.shutdownNow();
         if (boundPath != null) {
             try {
-                Files.deleteIfExists(boundPath);
+                // Only the file this server bound: a newer daemon may have replaced it.
+                Object key = Files.readAttributes(boundPath, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+                if (key != null && key.equals(boundFileKey)) {
+                    Files.deleteIfExists(boundPath);
+                }
             } catch (IOException ignored) {
-                // a stale socket file is replaced at the next bind
+                // gone already, or replaced: nothing of ours to remove
             }
         }
     }
