@@ -47,6 +47,7 @@ import java.util.concurrent.Callable;
                 PublicKeyCommand.class,
                 PublicKeysCommand.class,
                 ReEncryptCommand.class,
+                RewrapCommand.class,
                 InfoCommand.class,
                 DescribeInterfaceCommand.class,
                 ProvisionCommand.class,
