@@ -27,4 +27,25 @@ final class Terminal {
             return false;
         }
     }
+
+    /**
+     * This process's streams, asked on first use: setting up the native call costs about
+     * a tenth of a second, which most kmsctl commands have no reason to pay.
+     */
+    static final class Process implements Environment.Terminals {
+        private Boolean stdin;
+        private Boolean stderr;
+
+        @Override
+        public synchronized boolean stdin() {
+            if (stdin == null) stdin = isTerminal(0);
+            return stdin;
+        }
+
+        @Override
+        public synchronized boolean stderr() {
+            if (stderr == null) stderr = isTerminal(2);
+            return stderr;
+        }
+    }
 }
