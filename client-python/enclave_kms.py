@@ -49,9 +49,10 @@ __all__ = [
     "KmsError", "KeyNotFound", "KeyVersionNotFound", "InvalidParameter",
     "PermissionDenied", "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable",
     "EnclaveUnavailable", "InternalError", "InvalidRequest", "RequestTooLarge",
-    "TooManyConnections", "KeyAlreadyExists", "error_from_reply",
+    "TooManyConnections", "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition",
+    "error_from_reply",
     "KmsClient", "DataKey", "Encrypted", "Decrypted", "DecryptResult", "Signature",
-    "PublicKey", "main",
+    "PublicKey", "PublicKeys", "VersionPublicKey", "ReEncrypted", "ReEncryptResult", "main",
 ]
 
 #: Where the daemon listens on a host installed with the systemd units.
@@ -159,11 +160,22 @@ class KeyAlreadyExists(KmsError):
     """CreateKey: a key of that name exists."""
 
 
+class KeyVersionDestroyed(KmsError):
+    """The key version was destroyed (``parameters['destroyed']``, RFC 3339): what it
+    protected can never be decrypted or verified again. Unlike
+    :class:`KeyVersionUnusable`, no state change undoes this; do not retry."""
+
+
+class InvalidStateTransition(KmsError):
+    """An Admin lifecycle change the version's current state (``parameters['state']``)
+    does not allow, e.g. enabling a REVOKED version. Nothing was changed."""
+
+
 _KMS_ERRORS = {cls.__name__: cls for cls in (
     InvalidParameter, KeyNotFound, KeyVersionNotFound, InvalidKeyUsage,
     KeyVersionUnusable, PermissionDenied, DecryptionFailed, EnclaveUnavailable,
     InternalError, InvalidRequest, RequestTooLarge, TooManyConnections,
-    KeyAlreadyExists,
+    KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition,
 )}
 
 
@@ -525,6 +537,57 @@ class PublicKey:
     pem: str
 
 
+@dataclass(frozen=True)
+class VersionPublicKey:
+    """One verifiable version in :class:`PublicKeys`: ``state`` is ``ENABLED`` or
+    ``PENDING``; ``primary`` marks the version that signs now."""
+    version: int
+    state: str
+    primary: bool
+    pem: str
+
+
+@dataclass(frozen=True)
+class PublicKeys:
+    """Result of :meth:`KmsClient.get_public_keys`: every verifiable version's public key."""
+    key: str
+    algorithm: str
+    versions: List[VersionPublicKey]
+
+
+@dataclass(frozen=True)
+class ReEncrypted:
+    """Result of :meth:`KmsClient.re_encrypt`: the envelope now under ``key`` version
+    ``version`` (the target's primary). ``rewrapped`` is False when the envelope was
+    already there and comes back unchanged (nothing to store)."""
+    key: str
+    version: int
+    source_key: str
+    source_version: int
+    rewrapped: bool
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class ReEncryptResult:
+    """One entry of :meth:`KmsClient.re_encrypt_batch`: either the fields of
+    :class:`ReEncrypted`, or ``error`` (a short name such as ``"DecryptionFailed"``)
+    and ``message``, with whatever key and version fields the daemon named."""
+    key: Optional[str] = None
+    version: Optional[int] = None
+    source_key: Optional[str] = None
+    source_version: Optional[int] = None
+    rewrapped: Optional[bool] = None
+    ciphertext: Optional[bytes] = None
+    error: Optional[str] = None
+    message: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        """True when this entry was re-encrypted (or was already current)."""
+        return self.error is None and self.ciphertext is not None
+
+
 # ------------------------------------------------------------------ encoding helpers
 
 def _b64(name: str, value: Any) -> str:
@@ -763,6 +826,69 @@ class KmsClient:
         return PublicKey(_field(r, "key", str), _field(r, "version", int), _field(r, "algorithm", str),
                          _field(r, "pem", str))
 
+    def get_public_keys(self, key: str) -> PublicKeys:
+        """GetPublicKeys: the public keys of every verifiable version (ENABLED or
+        PENDING) of a signing key, so verifiers accept signatures of older versions
+        and learn a PENDING one before its first signature.
+
+        Returns: :class:`PublicKeys`.
+        """
+        r = self.call(f"{KMS_INTERFACE}.GetPublicKeys", {"key": _str("key", key)})
+        versions = []
+        for entry in _field(r, "versions", list):
+            if not isinstance(entry, dict):
+                raise ProtocolError("reply field 'versions' holds a non-object")
+            versions.append(VersionPublicKey(_field(entry, "version", int), _field(entry, "state", str),
+                                             _field(entry, "primary", bool), _field(entry, "pem", str)))
+        return PublicKeys(_field(r, "key", str), _field(r, "algorithm", str), versions)
+
+    def re_encrypt(self, ciphertext: bytes, context: Optional[Mapping[str, str]] = None,
+                   key: Optional[str] = None, new_context: Optional[Mapping[str, str]] = None) -> ReEncrypted:
+        """ReEncrypt: moves an envelope to the primary version of its key, or of
+        ``key``, inside the daemon (the plaintext never leaves it), bound to
+        ``new_context`` if given, else to ``context`` again.
+
+        Returns: :class:`ReEncrypted` (``rewrapped`` False when it was already current).
+        Raises :class:`KeyVersionDestroyed` when the source version was destroyed.
+        """
+        params: Dict[str, Any] = {"ciphertext": _b64("ciphertext", ciphertext)}
+        _optional(params, "context", None if context is None else _context(context))
+        _optional(params, "key", None if key is None else _str("key", key))
+        _optional(params, "new_context", None if new_context is None else _context(new_context))
+        r = self.call(f"{KMS_INTERFACE}.ReEncrypt", params)
+        return ReEncrypted(_field(r, "key", str), _field(r, "version", int), _field(r, "source_key", str),
+                           _field(r, "source_version", int), _field(r, "rewrapped", bool),
+                           _unb64("ciphertext", r.get("ciphertext")))
+
+    def re_encrypt_batch(self, ciphertexts: Sequence[bytes], context: Optional[Mapping[str, str]] = None,
+                         key: Optional[str] = None) -> List[ReEncryptResult]:
+        """ReEncryptBatch: :meth:`re_encrypt` for up to 10,000 envelopes with one
+        context and one target. A failed entry does not fail the batch.
+
+        Returns: a list of :class:`ReEncryptResult`, one per ciphertext, in order.
+        """
+        if isinstance(ciphertexts, (bytes, bytearray, memoryview, str)):
+            raise TypeError("ciphertexts must be a sequence of bytes, not a single value")
+        params: Dict[str, Any] = {"ciphertexts": [_b64("ciphertexts[]", c) for c in ciphertexts]}
+        _optional(params, "context", None if context is None else _context(context))
+        _optional(params, "key", None if key is None else _str("key", key))
+        r = self.call(f"{KMS_INTERFACE}.ReEncryptBatch", params)
+        entries = _field(r, "results", list)
+        if len(entries) != len(params["ciphertexts"]):
+            raise ProtocolError(f"ReEncryptBatch answered {len(entries)} results for "
+                                f"{len(params['ciphertexts'])} ciphertexts")
+        results = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ProtocolError("reply field 'results' holds a non-object")
+            ct = entry.get("ciphertext")
+            results.append(ReEncryptResult(
+                key=entry.get("key"), version=entry.get("version"), source_key=entry.get("source_key"),
+                source_version=entry.get("source_version"), rewrapped=entry.get("rewrapped"),
+                ciphertext=None if ct is None else _unb64("ciphertext", ct),
+                error=entry.get("error"), message=entry.get("message")))
+        return results
+
     def status(self) -> Dict[str, Any]:
         """Status: the daemon's health.
 
@@ -776,15 +902,22 @@ class KmsClient:
 
     def create_key(self, name: str, purpose: str, algorithm: Optional[str] = None,
                    description: Optional[str] = None,
-                   required_context: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+                   required_context: Optional[Sequence[str]] = None,
+                   rotation_period_seconds: Optional[int] = None,
+                   destroy_wait_days: Optional[int] = None) -> Dict[str, Any]:
         """CreateKey: creates a key and its first version inside the enclave.
         ``purpose`` is ``ENCRYPT`` or ``SIGN``; ``algorithm`` defaults (daemon side)
-        to ``AES_256_GCM`` / ``EC_P256_SHA256``.
+        to ``AES_256_GCM`` / ``EC_P256_SHA256``. ``rotation_period_seconds`` (at least
+        3600) turns on automatic rotation; ``destroy_wait_days`` (7 to 3650, default
+        30) is the waiting period before a scheduled destruction.
 
         Returns: the new key as a dict (the IDL's ``Key``: ``name``, ``purpose``,
         ``algorithm``, ``description``, ``created``, ``primary_version``,
-        ``required_context``, ``versions`` -- a list of dicts with ``version``,
-        ``state``, ``created``, ``object_id``).
+        ``required_context``, ``rotation_period_seconds`` and ``next_rotation`` (absent
+        when the key rotates only on demand), ``destroy_wait_days``, ``versions`` -- a
+        list of dicts with ``version``, ``state``, ``created``, ``state_changed``,
+        ``destroy_at`` (absent unless DESTROY_SCHEDULED or DESTROYED),
+        ``encryptions``, ``object_id``).
         """
         params: Dict[str, Any] = {"name": _str("name", name), "purpose": _str("purpose", purpose)}
         _optional(params, "algorithm", None if algorithm is None else _str("algorithm", algorithm))
@@ -793,8 +926,85 @@ class KmsClient:
             if isinstance(required_context, str):
                 raise TypeError("required_context must be a sequence of str, not a str")
             params["required_context"] = [_str("required_context[]", c) for c in required_context]
+        _optional(params, "rotation_period_seconds", None if rotation_period_seconds is None
+                  else _int("rotation_period_seconds", rotation_period_seconds))
+        _optional(params, "destroy_wait_days", None if destroy_wait_days is None
+                  else _int("destroy_wait_days", destroy_wait_days))
         r = self.call(f"{ADMIN_INTERFACE}.CreateKey", params)
         return _field(r, "key", dict)
+
+    def update_key_policy(self, name: str, rotation_period_seconds: Optional[int] = None,
+                          destroy_wait_days: Optional[int] = None) -> Dict[str, Any]:
+        """UpdateKeyPolicy: changes the automatic rotation period (0 turns it off)
+        and/or the destruction waiting period; None leaves a setting as it is.
+
+        Returns: the key after the change, as a dict (see :meth:`create_key`).
+        """
+        params: Dict[str, Any] = {"name": _str("name", name)}
+        _optional(params, "rotation_period_seconds", None if rotation_period_seconds is None
+                  else _int("rotation_period_seconds", rotation_period_seconds))
+        _optional(params, "destroy_wait_days", None if destroy_wait_days is None
+                  else _int("destroy_wait_days", destroy_wait_days))
+        return _field(self.call(f"{ADMIN_INTERFACE}.UpdateKeyPolicy", params), "key", dict)
+
+    def rotate_key(self, name: str, pending: bool = False) -> Dict[str, Any]:
+        """RotateKey: creates a new version inside the enclave and makes it primary;
+        with ``pending=True`` (SIGN keys) the new version is PENDING -- published, not
+        yet signing -- until :meth:`promote_key_version`.
+
+        Returns: the key after the rotation, as a dict (see :meth:`create_key`).
+        """
+        if not isinstance(pending, bool):
+            raise TypeError(f"pending must be a bool, not {type(pending).__name__}")
+        params: Dict[str, Any] = {"name": _str("name", name)}
+        if pending:
+            params["pending"] = True
+        return _field(self.call(f"{ADMIN_INTERFACE}.RotateKey", params), "key", dict)
+
+    def promote_key_version(self, name: str, version: int) -> Dict[str, Any]:
+        """PromoteKeyVersion: makes a PENDING version ENABLED and primary.
+        Returns: the key after the change, as a dict."""
+        return self._change_version("PromoteKeyVersion", name, version)
+
+    def enable_key_version(self, name: str, version: int) -> Dict[str, Any]:
+        """EnableKeyVersion: makes a DISABLED version ENABLED again.
+        Returns: the key after the change, as a dict."""
+        return self._change_version("EnableKeyVersion", name, version)
+
+    def disable_key_version(self, name: str, version: int) -> Dict[str, Any]:
+        """DisableKeyVersion: makes an ENABLED version (not the primary) DISABLED;
+        reversible. Returns: the key after the change, as a dict."""
+        return self._change_version("DisableKeyVersion", name, version)
+
+    def revoke_key_version(self, name: str, version: int) -> Dict[str, Any]:
+        """RevokeKeyVersion: IRREVERSIBLE. The version (ENABLED or DISABLED, not the
+        primary) no longer decrypts or verifies for ordinary callers; only
+        :meth:`re_encrypt` with the re-encryption grant may still use it.
+        Returns: the key after the change, as a dict."""
+        return self._change_version("RevokeKeyVersion", name, version)
+
+    def schedule_key_version_destruction(self, name: str, version: int,
+                                         wait_days: Optional[int] = None) -> Dict[str, Any]:
+        """ScheduleKeyVersionDestruction: after ``wait_days`` (default: the key's
+        ``destroy_wait_days``; never below 7) the version's hardware object is
+        destroyed and what it protected is lost. Until then
+        :meth:`cancel_key_version_destruction` undoes it. Not the primary.
+
+        Returns: the key after the change, as a dict; the version's ``destroy_at``
+        says when.
+        """
+        params: Dict[str, Any] = {"name": _str("name", name), "version": _int("version", version)}
+        _optional(params, "wait_days", None if wait_days is None else _int("wait_days", wait_days))
+        return _field(self.call(f"{ADMIN_INTERFACE}.ScheduleKeyVersionDestruction", params), "key", dict)
+
+    def cancel_key_version_destruction(self, name: str, version: int) -> Dict[str, Any]:
+        """CancelKeyVersionDestruction: the version becomes DISABLED (never straight
+        ENABLED). Returns: the key after the change, as a dict."""
+        return self._change_version("CancelKeyVersionDestruction", name, version)
+
+    def _change_version(self, method: str, name: str, version: int) -> Dict[str, Any]:
+        params = {"name": _str("name", name), "version": _int("version", version)}
+        return _field(self.call(f"{ADMIN_INTERFACE}.{method}", params), "key", dict)
 
     def list_keys(self) -> List[Dict[str, Any]]:
         """ListKeys. Returns: a list of dicts (``name``, ``purpose``, ``algorithm``,

@@ -152,6 +152,73 @@ class KmsMethodsTest(KmsClientTestCase):
         self.client.get_public_key("s", version=1)
         self.assertRequest(f"{KMS}.GetPublicKey", {"key": "s", "version": 1})
 
+    def test_getPublicKeys_returnsEveryVersion(self):
+        pem1 = "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n"
+        pem2 = "-----BEGIN PUBLIC KEY-----\nAQ==\n-----END PUBLIC KEY-----\n"
+        self.server.reply(f"{KMS}.GetPublicKeys", {"key": "s", "algorithm": "ED25519", "versions": [
+            {"version": 1, "state": "ENABLED", "primary": True, "pem": pem1},
+            {"version": 2, "state": "PENDING", "primary": False, "pem": pem2}]})
+        keys = self.client.get_public_keys("s")
+        self.assertRequest(f"{KMS}.GetPublicKeys", {"key": "s"})
+        self.assertEqual(keys, enclave_kms.PublicKeys("s", "ED25519", [
+            enclave_kms.VersionPublicKey(1, "ENABLED", True, pem1),
+            enclave_kms.VersionPublicKey(2, "PENDING", False, pem2)]))
+
+    def test_getPublicKeys_entryWithoutPrimary_isProtocolError(self):
+        self.server.reply(f"{KMS}.GetPublicKeys", {"key": "s", "algorithm": "ED25519", "versions": [
+            {"version": 1, "state": "ENABLED", "pem": "x"}]})
+        with self.assertRaises(ProtocolError):
+            self.client.get_public_keys("s")
+
+    def test_reEncrypt_minimal_sendsCiphertextOnly(self):
+        self.server.reply(f"{KMS}.ReEncrypt", {"key": "k", "version": 4, "source_key": "k", "source_version": 2,
+                                               "rewrapped": True, "ciphertext": b64(b"new")})
+        out = self.client.re_encrypt(b"\xffold")
+        self.assertRequest(f"{KMS}.ReEncrypt", {"ciphertext": b64(b"\xffold")})
+        self.assertEqual(out, enclave_kms.ReEncrypted("k", 4, "k", 2, True, b"new"))
+
+    def test_reEncrypt_full_sendsContextKeyAndNewContext(self):
+        self.server.reply(f"{KMS}.ReEncrypt", {"key": "k2", "version": 1, "source_key": "k", "source_version": 3,
+                                               "rewrapped": True, "ciphertext": b64(b"new")})
+        self.client.re_encrypt(b"old", context={"model": "m"}, key="k2", new_context={"tier": "gold"})
+        self.assertRequest(f"{KMS}.ReEncrypt", {"ciphertext": b64(b"old"), "context": {"model": "m"}, "key": "k2",
+                                                "new_context": {"tier": "gold"}})
+
+    def test_reEncrypt_alreadyCurrent_rewrappedFalse(self):
+        self.server.reply(f"{KMS}.ReEncrypt", {"key": "k", "version": 4, "source_key": "k", "source_version": 4,
+                                               "rewrapped": False, "ciphertext": b64(b"same")})
+        out = self.client.re_encrypt(b"same")
+        self.assertIs(out.rewrapped, False)
+        self.assertEqual(out.ciphertext, b"same")
+
+    def test_reEncryptBatch_mixesResultsAndErrors(self):
+        self.server.reply(f"{KMS}.ReEncryptBatch", {"results": [
+            {"key": "k", "version": 4, "source_key": "k", "source_version": 1, "rewrapped": True,
+             "ciphertext": b64(b"new")},
+            {"error": "KeyVersionDestroyed", "message": "version 2 was destroyed", "source_key": "k",
+             "source_version": 2}]})
+        results = self.client.re_encrypt_batch([b"c1", b"c2"], context={"model": "m"}, key="k")
+        self.assertRequest(f"{KMS}.ReEncryptBatch", {"ciphertexts": [b64(b"c1"), b64(b"c2")],
+                                                     "context": {"model": "m"}, "key": "k"})
+        self.assertTrue(results[0].ok)
+        self.assertEqual((results[0].ciphertext, results[0].rewrapped, results[0].source_version), (b"new", True, 1))
+        self.assertFalse(results[1].ok)
+        self.assertEqual((results[1].error, results[1].source_version, results[1].ciphertext),
+                         ("KeyVersionDestroyed", 2, None))
+        self.server.reply(f"{KMS}.ReEncryptBatch", {"results": [{"error": "DecryptionFailed", "message": "m"}]})
+        self.client.re_encrypt_batch([b"c"])
+        self.assertRequest(f"{KMS}.ReEncryptBatch", {"ciphertexts": [b64(b"c")]})
+
+    def test_reEncryptBatch_wrongNumberOfResults_isProtocolError(self):
+        self.server.reply(f"{KMS}.ReEncryptBatch", {"results": []})
+        with self.assertRaises(ProtocolError):
+            self.client.re_encrypt_batch([b"c"])
+
+    def test_reEncryptBatch_singleBytes_isRejected(self):
+        with self.assertRaises(TypeError):
+            self.client.re_encrypt_batch(b"not-a-list")
+        self.assertEqual(self.server.requests, [])
+
     def test_status_sendsNoParameters_returnsDict(self):
         status = {"version": "0.1", "uptime_seconds": 5, "keys": 0, "key_versions": 0, "orphans": [],
                   "missing": [], "enclave": {"kind": "pkcs11", "label": "t", "manufacturer": "SoftHSM",
@@ -192,6 +259,54 @@ class AdminAndServiceMethodsTest(KmsClientTestCase):
         self.assertRequest(f"{ADMIN}.CreateKey", {"name": "n", "purpose": "SIGN", "algorithm": "ED25519",
                                                   "description": "d", "required_context": ["model", "tier"]})
 
+    def test_createKey_lifecyclePolicy(self):
+        self.server.reply(f"{ADMIN}.CreateKey", {"key": self.KEY})
+        self.client.create_key("n", "ENCRYPT", rotation_period_seconds=7776000, destroy_wait_days=14)
+        self.assertRequest(f"{ADMIN}.CreateKey", {"name": "n", "purpose": "ENCRYPT",
+                                                  "rotation_period_seconds": 7776000, "destroy_wait_days": 14})
+
+    def test_updateKeyPolicy_zeroIsSent_noneIsNot(self):
+        self.server.reply(f"{ADMIN}.UpdateKeyPolicy", {"key": self.KEY})
+        self.assertEqual(self.client.update_key_policy("n", rotation_period_seconds=0), self.KEY)
+        self.assertRequest(f"{ADMIN}.UpdateKeyPolicy", {"name": "n", "rotation_period_seconds": 0})
+        self.client.update_key_policy("n", destroy_wait_days=21)
+        self.assertRequest(f"{ADMIN}.UpdateKeyPolicy", {"name": "n", "destroy_wait_days": 21})
+
+    def test_rotateKey_pendingSentOnlyWhenTrue(self):
+        self.server.reply(f"{ADMIN}.RotateKey", {"key": self.KEY})
+        self.assertEqual(self.client.rotate_key("n"), self.KEY)
+        self.assertRequest(f"{ADMIN}.RotateKey", {"name": "n"})
+        self.client.rotate_key("n", pending=True)
+        self.assertRequest(f"{ADMIN}.RotateKey", {"name": "n", "pending": True})
+        with self.assertRaises(TypeError):
+            self.client.rotate_key("n", pending="yes")
+
+    def test_versionStateMethods_sendNameAndVersion(self):
+        for method, call in (("PromoteKeyVersion", self.client.promote_key_version),
+                             ("EnableKeyVersion", self.client.enable_key_version),
+                             ("DisableKeyVersion", self.client.disable_key_version),
+                             ("RevokeKeyVersion", self.client.revoke_key_version),
+                             ("ScheduleKeyVersionDestruction", self.client.schedule_key_version_destruction),
+                             ("CancelKeyVersionDestruction", self.client.cancel_key_version_destruction)):
+            with self.subTest(method=method):
+                self.server.reply(f"{ADMIN}.{method}", {"key": self.KEY})
+                self.assertEqual(call("n", 3), self.KEY)
+                self.assertRequest(f"{ADMIN}.{method}", {"name": "n", "version": 3})
+
+    def test_scheduleKeyVersionDestruction_waitDays(self):
+        self.server.reply(f"{ADMIN}.ScheduleKeyVersionDestruction", {"key": self.KEY})
+        self.client.schedule_key_version_destruction("n", 2, wait_days=14)
+        self.assertRequest(f"{ADMIN}.ScheduleKeyVersionDestruction", {"name": "n", "version": 2, "wait_days": 14})
+
+    def test_lifecycleMethods_badArgumentTypes_areRejectedBeforeSending(self):
+        for case in (lambda: self.client.enable_key_version("n", "3"),
+                     lambda: self.client.revoke_key_version("n", True),
+                     lambda: self.client.schedule_key_version_destruction("n", 1, wait_days="7"),
+                     lambda: self.client.update_key_policy("n", rotation_period_seconds=3600.0)):
+            with self.assertRaises(TypeError):
+                case()
+        self.assertEqual(self.server.requests, [])
+
     def test_listKeys(self):
         summary = {"name": "n", "purpose": "ENCRYPT", "algorithm": "AES_256_GCM", "primary_version": 1,
                    "versions": 1}
@@ -219,7 +334,7 @@ class ErrorMappingTest(KmsClientTestCase):
     TYPED = ["KeyNotFound", "KeyVersionNotFound", "InvalidParameter", "PermissionDenied",
              "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable", "EnclaveUnavailable",
              "InternalError", "InvalidRequest", "RequestTooLarge", "TooManyConnections",
-             "KeyAlreadyExists"]
+             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition"]
 
     def test_everyKmsError_raisesItsTypedException(self):
         for interface in (KMS, ADMIN):
@@ -235,6 +350,30 @@ class ErrorMappingTest(KmsClientTestCase):
                     self.assertEqual(e.parameters, params)
                     self.assertEqual(e.message, f"{short} happened")
                     self.assertEqual(str(e), f"{interface}.{short}: {short} happened")
+
+    def test_everyErrorOfBothIdls_hasItsTypedException(self):
+        # The shipped IDL files decide: an error added there without a class here fails this test.
+        idl_dir = support.CLIENT_DIR.parent / "hsm-daemon/src/main/resources/varlink"
+        declared = set()
+        for name in ("dev.enclavekms.Kms.varlink", "dev.enclavekms.Admin.varlink"):
+            for line in (idl_dir / name).read_text(encoding="utf-8").splitlines():
+                if line.startswith("error "):
+                    declared.add(line.split()[1])
+        self.assertEqual(declared, set(self.TYPED))
+
+    def test_keyVersionDestroyed_keepsWhenItWasDestroyed(self):
+        params = {"key": "k", "version": 1, "destroyed": "2026-03-15T00:00:00Z", "message": "destroyed"}
+        self.server.fail(f"{KMS}.ReEncrypt", f"{KMS}.KeyVersionDestroyed", params)
+        with self.assertRaises(enclave_kms.KeyVersionDestroyed) as cm:
+            self.client.re_encrypt(b"c")
+        self.assertEqual(cm.exception.parameters["destroyed"], "2026-03-15T00:00:00Z")
+
+    def test_invalidStateTransition_namesTheState(self):
+        params = {"key": "k", "version": 3, "state": "REVOKED", "message": "version 3 is REVOKED"}
+        self.server.fail(f"{ADMIN}.EnableKeyVersion", f"{ADMIN}.InvalidStateTransition", params)
+        with self.assertRaises(enclave_kms.InvalidStateTransition) as cm:
+            self.client.enable_key_version("k", 3)
+        self.assertEqual(cm.exception.parameters["state"], "REVOKED")
 
     def test_unknownKmsErrorName_isPlainVarlinkError(self):
         self.server.fail(f"{KMS}.Status", f"{KMS}.SomethingNew", {"message": "m"})

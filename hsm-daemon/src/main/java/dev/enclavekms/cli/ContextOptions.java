@@ -1,5 +1,6 @@
 package dev.enclavekms.cli;
 
+import picocli.CommandLine;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -46,13 +47,21 @@ final class ContextOptions {
 
     /** The context, or null when none was given. */
     Map<String, String> context() {
-        if (entries.isEmpty()) {
+        return toMap(command.commandLine(), "--context", entries);
+    }
+
+    /**
+     * Entries of a repeatable {@code KEY=VALUE} option (such as {@code --new-context}) as a
+     * map, or null when there are none; a key given twice is a usage error.
+     */
+    static Map<String, String> toMap(CommandLine cl, String option, List<Entry> entries) {
+        if (entries == null || entries.isEmpty()) {
             return null;
         }
         Map<String, String> context = new LinkedHashMap<>();
         for (Entry e : entries) {
             if (context.put(e.key(), e.value()) != null) {
-                throw new ParameterException(command.commandLine(), "--context: key '" + e.key() + "' given twice");
+                throw new ParameterException(cl, option + ": key '" + e.key() + "' given twice");
             }
         }
         return context;

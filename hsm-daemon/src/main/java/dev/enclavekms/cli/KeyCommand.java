@@ -1,44 +1,29 @@
 package dev.enclavekms.cli;
 
-import dev.enclavekms.client.KeyDescription;
 import dev.enclavekms.client.KeySummary;
-import dev.enclavekms.client.KeyVersionInfo;
 import dev.enclavekms.client.KmsException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
-/** {@code kmsctl key create|list|describe}: the Admin interface. Needs an admin grant. */
-@Command(name = "key", description = "Create and inspect keys (dev.enclavekms.Admin; needs an admin grant).",
-        subcommands = {KeyCommand.Create.class, KeyCommand.ListKeys.class, KeyCommand.Describe.class})
+/**
+ * {@code kmsctl key ...}: the Admin interface. Needs an admin grant. The version
+ * lifecycle commands (rotate, promote, enable, ...) are in {@link KeyVersionCommands}.
+ */
+@Command(name = "key", description = "Create, inspect, rotate and retire keys (dev.enclavekms.Admin; needs an admin grant).",
+        subcommands = {KeyCommand.Create.class, KeyCommand.ListKeys.class, KeyCommand.Describe.class,
+                KeyCommand.Versions.class, KeyCommand.Update.class,
+                KeyVersionCommands.Rotate.class, KeyVersionCommands.Promote.class, KeyVersionCommands.Enable.class,
+                KeyVersionCommands.Disable.class, KeyVersionCommands.Revoke.class,
+                KeyVersionCommands.ScheduleDestruction.class, KeyVersionCommands.CancelDestruction.class})
 final class KeyCommand extends CommandGroup {
-
-    static void print(Output out, KeyDescription k) {
-        if (out.json()) {
-            out.json(ReplyJson.map("key", ReplyJson.key(k)));
-            return;
-        }
-        out.fields(new Output.Fields()
-                .add("name", k.name())
-                .add("purpose", k.purpose())
-                .add("algorithm", k.algorithm())
-                .add("description", k.description().isEmpty() ? "-" : k.description())
-                .add("created", k.created())
-                .add("primary version", k.primaryVersion())
-                .add("required context", Output.list(k.requiredContext())));
-        out.line("");
-        List<List<String>> rows = new ArrayList<>();
-        for (KeyVersionInfo v : k.versions()) {
-            rows.add(List.of(v.version() + (v.version() == k.primaryVersion() ? " *" : ""), v.state(),
-                    v.created().toString(), v.objectId()));
-        }
-        out.table(List.of("VERSION", "STATE", "CREATED", "OBJECT ID"), rows);
-    }
 
     @Command(name = "create", description = "Create a key and its first version inside the enclave.")
     static final class Create extends DaemonCommand {
@@ -60,10 +45,21 @@ final class KeyCommand extends CommandGroup {
                 description = "A context key every Encrypt/Decrypt call must carry (repeatable).")
         List<String> requiredContext = new ArrayList<>();
 
+        @Option(names = "--rotation-period", paramLabel = "DURATION", converter = Durations.Converter.class,
+                description = "Rotate automatically this often, e.g. 90d, 12h, 1d12h (at least 1h); "
+                        + "0 or absent: only on demand (and at the usage limit).")
+        Duration rotationPeriod;
+
+        @Option(names = "--destroy-wait-days", paramLabel = "N",
+                description = "Days between scheduling a version's destruction and the destruction "
+                        + "(7 to 3650; default: the daemon's, 30).")
+        Integer destroyWaitDays;
+
         @Override
         int run(Output out) throws KmsException, IOException {
-            print(out, kms().createKey(name, purpose.toUpperCase(Locale.ROOT),
-                    algorithm == null ? null : algorithm.toUpperCase(Locale.ROOT), description, requiredContext));
+            KeyTables.describe(out, kms().createKey(name, purpose.toUpperCase(Locale.ROOT),
+                    algorithm == null ? null : algorithm.toUpperCase(Locale.ROOT), description, requiredContext,
+                    rotationPeriod, destroyWaitDays));
             return Kmsctl.EXIT_OK;
         }
     }
@@ -87,14 +83,51 @@ final class KeyCommand extends CommandGroup {
         }
     }
 
-    @Command(name = "describe", description = "Show a key's metadata and versions (* marks the primary).")
+    @Command(name = "describe", description = "Show a key's metadata, lifecycle policy and versions (* marks the primary).")
     static final class Describe extends DaemonCommand {
         @Parameters(index = "0", paramLabel = "NAME", description = "The key's name.")
         String name;
 
         @Override
         int run(Output out) throws KmsException, IOException {
-            print(out, kms().describeKey(name));
+            KeyTables.describe(out, kms().describeKey(name));
+            return Kmsctl.EXIT_OK;
+        }
+    }
+
+    @Command(name = "versions", description = "Show a key's versions and their states (* marks the primary).")
+    static final class Versions extends DaemonCommand {
+        @Parameters(index = "0", paramLabel = "NAME", description = "The key's name.")
+        String name;
+
+        @Override
+        int run(Output out) throws KmsException, IOException {
+            KeyTables.versions(out, kms().describeKey(name));
+            return Kmsctl.EXIT_OK;
+        }
+    }
+
+    @Command(name = "update", description = "Change a key's automatic rotation period or destruction waiting period.")
+    static final class Update extends DaemonCommand {
+        @Parameters(index = "0", paramLabel = "NAME", description = "The key's name.")
+        String name;
+
+        @Option(names = "--rotation-period", paramLabel = "DURATION", converter = Durations.Converter.class,
+                description = "Rotate automatically this often, e.g. 90d, 12h, 1d12h (at least 1h); 0 turns it off.")
+        Duration rotationPeriod;
+
+        @Option(names = "--destroy-wait-days", paramLabel = "N",
+                description = "Days between scheduling a version's destruction and the destruction (7 to 3650). "
+                        + "Destructions already scheduled keep their date.")
+        Integer destroyWaitDays;
+
+        @Override
+        int run(Output out) throws KmsException, IOException {
+            if (rotationPeriod == null && destroyWaitDays == null) {
+                throw new ParameterException(commandLine(),
+                        "nothing to update: give --rotation-period and/or --destroy-wait-days");
+            }
+            KeyTables.policy(out, kms().updateKeyPolicy(name, rotationPeriod, destroyWaitDays));
             return Kmsctl.EXIT_OK;
         }
     }

@@ -45,6 +45,9 @@ import java.util.concurrent.Callable;
                 SignCommand.class,
                 VerifyCommand.class,
                 PublicKeyCommand.class,
+                PublicKeysCommand.class,
+                ReEncryptCommand.class,
+                RewrapCommand.class,
                 InfoCommand.class,
                 DescribeInterfaceCommand.class,
                 ProvisionCommand.class,
@@ -70,7 +73,8 @@ public final class Kmsctl implements Callable<Integer> {
         m.put(" 1", "verify: the signature is invalid; otherwise a local failure (e.g. a file cannot be read)");
         m.put(" 2", "usage error");
         m.put(" 3", "cannot connect to the daemon, or the connection broke");
-        m.put(" 4", "the daemon answered with an error (its name and message are printed)");
+        m.put(" 4", "the daemon answered with an error (its name and message are printed); "
+                + "decrypt-batch, rewrap: at least one entry failed");
         return m;
     }
 

@@ -96,7 +96,8 @@ final class Output {
             b.append(cells.get(i));
             if (i < cells.size() - 1) b.append(" ".repeat(width[i] - cells.get(i).length()));
         }
-        return b.toString();
+        // An empty last cell (e.g. PRIMARY of a version that is not) would leave the padding behind.
+        return b.toString().stripTrailing();
     }
 
     /**

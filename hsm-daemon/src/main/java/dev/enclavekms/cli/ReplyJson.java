@@ -8,6 +8,8 @@ import dev.enclavekms.client.KeySummary;
 import dev.enclavekms.client.KeyVersionInfo;
 import dev.enclavekms.client.Plaintext;
 import dev.enclavekms.client.PublicKeyInfo;
+import dev.enclavekms.client.PublicKeys;
+import dev.enclavekms.client.ReEncrypted;
 import dev.enclavekms.client.ServiceInfo;
 import dev.enclavekms.client.Signature;
 import dev.enclavekms.client.Status;
@@ -91,12 +93,34 @@ final class ReplyJson {
     static Map<String, Object> key(KeyDescription k) {
         List<Object> versions = new ArrayList<>();
         for (KeyVersionInfo v : k.versions()) {
-            versions.add(map("version", v.version(), "state", v.state(), "created", v.created().toString(),
-                    "object_id", v.objectId()));
+            Map<String, Object> m = map("version", v.version(), "state", v.state(), "created", v.created().toString(),
+                    "state_changed", v.stateChanged().toString());
+            if (v.destroyAt() != null) m.put("destroy_at", v.destroyAt().toString());
+            m.put("encryptions", v.encryptions());
+            m.put("object_id", v.objectId());
+            versions.add(m);
         }
-        return map("name", k.name(), "purpose", k.purpose(), "algorithm", k.algorithm(), "description", k.description(),
-                "created", k.created().toString(), "primary_version", k.primaryVersion(),
-                "required_context", k.requiredContext(), "versions", versions);
+        Map<String, Object> m = map("name", k.name(), "purpose", k.purpose(), "algorithm", k.algorithm(),
+                "description", k.description(), "created", k.created().toString(), "primary_version", k.primaryVersion(),
+                "required_context", k.requiredContext());
+        if (k.rotationPeriod() != null) m.put("rotation_period_seconds", k.rotationPeriod().getSeconds());
+        if (k.nextRotation() != null) m.put("next_rotation", k.nextRotation().toString());
+        m.put("destroy_wait_days", k.destroyWaitDays());
+        m.put("versions", versions);
+        return m;
+    }
+
+    static Map<String, Object> reEncrypted(ReEncrypted r) {
+        return map("key", r.key(), "version", r.version(), "source_key", r.sourceKey(),
+                "source_version", r.sourceVersion(), "rewrapped", r.rewrapped(), "ciphertext", b64(r.ciphertext()));
+    }
+
+    static Map<String, Object> publicKeys(PublicKeys p) {
+        List<Object> versions = new ArrayList<>();
+        for (PublicKeys.Version v : p.versions()) {
+            versions.add(map("version", v.version(), "state", v.state(), "primary", v.primary(), "pem", v.pem()));
+        }
+        return map("key", p.key(), "algorithm", p.algorithm(), "versions", versions);
     }
 
     static Map<String, Object> keys(List<KeySummary> keys) {

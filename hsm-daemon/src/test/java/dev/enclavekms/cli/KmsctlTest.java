@@ -1,5 +1,6 @@
 package dev.enclavekms.cli;
 
+import dev.enclavekms.cli.KmsctlRunner.Run;
 import dev.enclavekms.client.ContractServer;
 import dev.enclavekms.client.VarlinkIdl;
 import dev.enclavekms.json.Json;
@@ -9,9 +10,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -57,17 +55,15 @@ class KmsctlTest {
         server.assertNoViolations();
     }
 
-    record Run(int code, byte[] out, String stdout, String stderr) { }
-
     private Run runWith(byte[] stdin, Map<String, String> env, String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Kmsctl.run(new Environment(new ByteArrayInputStream(stdin),
-                new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8),
-                env), args);
-        String stderr = err.toString(StandardCharsets.UTF_8);
-        assertFalse(stderr.contains("\tat ") || stderr.contains("Exception in"), "stack trace printed: " + stderr);
-        return new Run(code, out.toByteArray(), out.toString(StandardCharsets.UTF_8), stderr);
+        return KmsctlRunner.run(stdin, env, false, false, args);
+    }
+
+    /** kmsctl with standard input a terminal, on which a person types {@code typed}. */
+    private Run kmsctlAtTerminal(String typed, String... args) {
+        List<String> all = new ArrayList<>(List.of("--socket", socket));
+        all.addAll(List.of(args));
+        return KmsctlRunner.run(typed.getBytes(StandardCharsets.UTF_8), Map.of(), true, true, all.toArray(String[]::new));
     }
 
     /** kmsctl --socket <server> args... with empty stdin. */
@@ -111,10 +107,41 @@ class KmsctlTest {
     private static Map<String, Object> keyReply(String description) {
         return map("key", map("name", "model-weights", "purpose", "ENCRYPT", "algorithm", "AES_256_GCM",
                 "description", description, "created", "2026-01-02T03:04:05Z", "primary_version", 2L,
-                "required_context", List.of("model"), "versions", List.of(
-                        map("version", 1L, "state", "DISABLED", "created", "2026-01-02T03:04:05Z", "object_id", "0a01"),
-                        map("version", 2L, "state", "ENABLED", "created", "2026-02-02T03:04:05Z", "object_id", "0a02"))));
+                "required_context", List.of("model"), "destroy_wait_days", 30L, "versions", List.of(
+                        map("version", 1L, "state", "DISABLED", "created", "2026-01-02T03:04:05Z",
+                                "state_changed", "2026-02-10T00:00:00Z", "encryptions", 1042L, "object_id", "0a01"),
+                        map("version", 2L, "state", "ENABLED", "created", "2026-02-02T03:04:05Z",
+                                "state_changed", "2026-02-02T03:04:05Z", "encryptions", 17L, "object_id", "0a02"))));
     }
+
+    /** A key with versions in every state, a rotation period and a sub-second time, as the lifecycle methods answer. */
+    private static Map<String, Object> lifecycleReply() {
+        return map("key", map("name", "model-weights", "purpose", "ENCRYPT", "algorithm", "AES_256_GCM",
+                "description", "", "created", "2026-01-01T00:00:00Z", "primary_version", 5L,
+                "required_context", List.of(), "rotation_period_seconds", 7776000L,
+                "next_rotation", "2026-07-01T00:00:00Z", "destroy_wait_days", 14L, "versions", List.of(
+                        map("version", 1L, "state", "DESTROYED", "created", "2026-01-01T00:00:00Z",
+                                "state_changed", "2026-03-15T00:00:00Z", "destroy_at", "2026-03-15T00:00:00Z",
+                                "encryptions", 1073741824L, "object_id", "0a01"),
+                        map("version", 2L, "state", "DESTROY_SCHEDULED", "created", "2026-02-01T00:00:00Z",
+                                "state_changed", "2026-04-01T00:00:00.250Z", "destroy_at", "2026-04-15T00:00:00.250Z",
+                                "encryptions", 10L, "object_id", "0a02"),
+                        map("version", 3L, "state", "REVOKED", "created", "2026-03-01T00:00:00Z",
+                                "state_changed", "2026-03-02T00:00:00Z", "encryptions", 3L, "object_id", "0a03"),
+                        map("version", 4L, "state", "ENABLED", "created", "2026-04-01T00:00:00Z",
+                                "state_changed", "2026-04-01T00:00:00Z", "encryptions", 99L, "object_id", "0a04"),
+                        map("version", 5L, "state", "ENABLED", "created", "2026-05-01T00:00:00Z",
+                                "state_changed", "2026-05-01T00:00:00Z", "encryptions", 0L, "object_id", "0a05"))));
+    }
+
+    private static final String LIFECYCLE_TABLE = """
+            VERSION  STATE              PRIMARY  CREATED               CHANGED               DESTROY AT            ENCRYPTIONS
+            1        DESTROYED                   2026-01-01T00:00:00Z  2026-03-15T00:00:00Z  2026-03-15T00:00:00Z  1073741824
+            2        DESTROY_SCHEDULED           2026-02-01T00:00:00Z  2026-04-01T00:00:00Z  2026-04-15T00:00:00Z  10
+            3        REVOKED                     2026-03-01T00:00:00Z  2026-03-02T00:00:00Z  -                     3
+            4        ENABLED                     2026-04-01T00:00:00Z  2026-04-01T00:00:00Z  -                     99
+            5        ENABLED            *        2026-05-01T00:00:00Z  2026-05-01T00:00:00Z  -                     0
+            """;
 
     private void replyDecrypt() {
         server.reply(KMS + ".Decrypt", map("key", "api-tokens", "version", 3L, "plaintext", b64(SECRET)));
@@ -203,11 +230,241 @@ class KmsctlTest {
                 created:           2026-01-02T03:04:05Z
                 primary version:   2
                 required context:  model
+                rotation period:   off (on demand and at the usage limit only)
+                next rotation:     -
+                destroy wait:      30 days
 
-                VERSION  STATE     CREATED               OBJECT ID
-                1        DISABLED  2026-01-02T03:04:05Z  0a01
-                2 *      ENABLED   2026-02-02T03:04:05Z  0a02
+                VERSION  STATE     PRIMARY  CREATED               CHANGED               DESTROY AT  ENCRYPTIONS  OBJECT ID
+                1        DISABLED           2026-01-02T03:04:05Z  2026-02-10T00:00:00Z  -           1042         0a01
+                2        ENABLED   *        2026-02-02T03:04:05Z  2026-02-02T03:04:05Z  -           17           0a02
                 """, r.stdout());
+    }
+
+    @Test
+    void keyCreate_rotationPeriodAndDestroyWait_sendsSecondsAndDays() {
+        server.reply(ADMIN + ".CreateKey", keyReply(""));
+
+        Run r = kmsctl("key", "create", "k", "--purpose", "ENCRYPT", "--rotation-period", "1d12h",
+                "--destroy-wait-days", "14");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(map("name", "k", "purpose", "ENCRYPT", "rotation_period_seconds", 129600L,
+                "destroy_wait_days", 14L), server.lastParameters(ADMIN + ".CreateKey"));
+    }
+
+    @Test
+    void keyCreate_rotationPeriodWithoutUnit_exits2WithoutCalling() {
+        Run r = kmsctl("key", "create", "k", "--purpose", "ENCRYPT", "--rotation-period", "90");
+
+        assertEquals(2, r.code());
+        assertTrue(r.stderr().contains("'90' is not a duration: give a number with a unit"), r.stderr());
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void keyDescribe_lifecycleKey_showsPolicyAndEveryStateToTheSecond() {
+        server.reply(ADMIN + ".DescribeKey", lifecycleReply());
+
+        Run r = kmsctl("key", "describe", "model-weights");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertTrue(r.stdout().contains("""
+                rotation period:   90d
+                next rotation:     2026-07-01T00:00:00Z
+                destroy wait:      14 days
+                """), r.stdout());
+        assertTrue(r.stdout().contains("""
+                VERSION  STATE              PRIMARY  CREATED               CHANGED               DESTROY AT            ENCRYPTIONS  OBJECT ID
+                1        DESTROYED                   2026-01-01T00:00:00Z  2026-03-15T00:00:00Z  2026-03-15T00:00:00Z  1073741824   0a01
+                2        DESTROY_SCHEDULED           2026-02-01T00:00:00Z  2026-04-01T00:00:00Z  2026-04-15T00:00:00Z  10           0a02
+                """), r.stdout());
+    }
+
+    @Test
+    void keyVersions_printsOnlyTheVersionsTable() {
+        server.reply(ADMIN + ".DescribeKey", lifecycleReply());
+
+        Run r = kmsctl("key", "versions", "model-weights");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(LIFECYCLE_TABLE, r.stdout());
+        assertEquals(map("name", "model-weights"), server.lastParameters(ADMIN + ".DescribeKey"));
+    }
+
+    @Test
+    void keyVersions_json_printsTheReplyAsJson() throws Exception {
+        server.reply(ADMIN + ".DescribeKey", lifecycleReply());
+
+        assertEquals(lifecycleReply(), parseJson(kmsctl("--json", "key", "versions", "model-weights").stdout()));
+    }
+
+    @Test
+    void keyRotate_default_sendsNameOnly_printsVersionsTable() {
+        server.reply(ADMIN + ".RotateKey", lifecycleReply());
+
+        Run r = kmsctl("key", "rotate", "model-weights");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(map("name", "model-weights"), server.lastParameters(ADMIN + ".RotateKey"));
+        assertEquals(LIFECYCLE_TABLE, r.stdout());
+    }
+
+    @Test
+    void keyRotate_pending_sendsPendingTrue() {
+        server.reply(ADMIN + ".RotateKey", lifecycleReply());
+
+        assertEquals(0, kmsctl("key", "rotate", "release", "--pending").code());
+
+        assertEquals(map("name", "release", "pending", true), server.lastParameters(ADMIN + ".RotateKey"));
+    }
+
+    @Test
+    void keyVersionCommands_sendNameAndVersion_printVersionsTable() {
+        Map<String, String> methods = new LinkedHashMap<>();
+        methods.put("promote", "PromoteKeyVersion");
+        methods.put("enable", "EnableKeyVersion");
+        methods.put("disable", "DisableKeyVersion");
+        methods.put("cancel-destruction", "CancelKeyVersionDestruction");
+        methods.put("revoke", "RevokeKeyVersion");
+        methods.put("schedule-destruction", "ScheduleKeyVersionDestruction");
+        for (var m : methods.entrySet()) {
+            server.reply(ADMIN + "." + m.getValue(), lifecycleReply());
+
+            List<String> args = new ArrayList<>(List.of("key", m.getKey(), "model-weights", "4"));
+            if (m.getKey().equals("revoke") || m.getKey().equals("schedule-destruction")) args.add("--yes");
+
+            Run r = kmsctl(args.toArray(String[]::new));
+
+            assertEquals(0, r.code(), m.getKey() + ": " + r.stderr());
+            assertEquals(map("name", "model-weights", "version", 4L), server.lastParameters(ADMIN + "." + m.getValue()),
+                    m.getKey());
+            assertEquals(LIFECYCLE_TABLE, r.stdout(), m.getKey());
+        }
+    }
+
+    @Test
+    void keyEnable_revokedVersion_exits4NamingTheState() {
+        server.on(ADMIN + ".EnableKeyVersion", p -> { throw ContractServer.error(ADMIN + ".InvalidStateTransition",
+                "key", "model-weights", "version", 3L, "state", "REVOKED",
+                "message", "version 3 of key 'model-weights' is REVOKED; revocation cannot be undone"); });
+
+        Run r = kmsctl("key", "enable", "model-weights", "3");
+
+        assertEquals(4, r.code());
+        assertEquals("kmsctl: InvalidStateTransition: version 3 of key 'model-weights' is REVOKED; revocation "
+                + "cannot be undone\n", r.stderr());
+    }
+
+    @Test
+    void keyVersion_notANumber_exits2() {
+        Run r = kmsctl("key", "disable", "model-weights", "two");
+
+        assertEquals(2, r.code());
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void keyRevoke_noTerminalNoYes_exits2WithoutCalling() {
+        Run r = kmsctl("key", "revoke", "model-weights", "3");
+
+        assertEquals(2, r.code());
+        assertTrue(r.stderr().startsWith("kmsctl: refusing to revoke version 3 of key 'model-weights' without "
+                + "confirmation: add --yes (standard input is not a terminal to ask on)\n"), r.stderr());
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void keyRevoke_terminalAnswerYes_asksThenRevokes() {
+        server.reply(ADMIN + ".RevokeKeyVersion", lifecycleReply());
+
+        Run r = kmsctlAtTerminal("yes\n", "key", "revoke", "model-weights", "3");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertTrue(r.stderr().contains("cannot be undone"), r.stderr());
+        assertTrue(r.stderr().endsWith("Type 'yes' to revoke version 3 of key 'model-weights': "), r.stderr());
+        assertEquals(map("name", "model-weights", "version", 3L), server.lastParameters(ADMIN + ".RevokeKeyVersion"));
+        assertEquals(LIFECYCLE_TABLE, r.stdout());
+    }
+
+    @Test
+    void keyRevoke_terminalAnswerOtherThanYes_exits1WithoutCalling() {
+        for (String typed : List.of("y\n", "no\n", "")) {
+            Run r = kmsctlAtTerminal(typed, "key", "revoke", "model-weights", "3");
+
+            assertEquals(1, r.code(), typed);
+            assertTrue(r.stderr().endsWith("kmsctl: not confirmed; nothing was changed\n"), r.stderr());
+        }
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void keyRevoke_yesAtTerminal_doesNotAsk() {
+        server.reply(ADMIN + ".RevokeKeyVersion", lifecycleReply());
+
+        Run r = kmsctlAtTerminal("", "key", "revoke", "model-weights", "3", "--yes");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals("", r.stderr());
+    }
+
+    @Test
+    void keyScheduleDestruction_noTerminalNoYes_exits2WithoutCalling() {
+        Run r = kmsctl("key", "schedule-destruction", "model-weights", "2", "--wait-days", "14");
+
+        assertEquals(2, r.code());
+        assertTrue(r.stderr().startsWith("kmsctl: refusing to schedule the destruction of version 2 of key "
+                + "'model-weights' without confirmation: add --yes"), r.stderr());
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void keyScheduleDestruction_waitDaysAtTerminal_asksNamingTheWaitAndHowToCancel() {
+        server.reply(ADMIN + ".ScheduleKeyVersionDestruction", lifecycleReply());
+
+        Run r = kmsctlAtTerminal("YES\n", "key", "schedule-destruction", "model-weights", "2", "--wait-days", "14");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertTrue(r.stderr().startsWith("After 14 days, version 2 of key 'model-weights' is destroyed"), r.stderr());
+        assertTrue(r.stderr().contains("'kmsctl key cancel-destruction model-weights 2' undoes this"), r.stderr());
+        assertEquals(map("name", "model-weights", "version", 2L, "wait_days", 14L),
+                server.lastParameters(ADMIN + ".ScheduleKeyVersionDestruction"));
+    }
+
+    @Test
+    void keyUpdate_rotationOffAndDestroyWait_sendsBoth_printsPolicyAndTable() {
+        server.reply(ADMIN + ".UpdateKeyPolicy", lifecycleReply());
+
+        Run r = kmsctl("key", "update", "model-weights", "--rotation-period", "0", "--destroy-wait-days", "14");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(map("name", "model-weights", "rotation_period_seconds", 0L, "destroy_wait_days", 14L),
+                server.lastParameters(ADMIN + ".UpdateKeyPolicy"));
+        assertEquals("""
+                name:             model-weights
+                rotation period:  90d
+                next rotation:    2026-07-01T00:00:00Z
+                destroy wait:     14 days
+
+                """ + LIFECYCLE_TABLE, r.stdout());
+    }
+
+    @Test
+    void keyUpdate_rotationPeriodOnly_sendsItInSeconds() {
+        server.reply(ADMIN + ".UpdateKeyPolicy", lifecycleReply());
+
+        assertEquals(0, kmsctl("key", "update", "model-weights", "--rotation-period", "12h").code());
+
+        assertEquals(map("name", "model-weights", "rotation_period_seconds", 43200L),
+                server.lastParameters(ADMIN + ".UpdateKeyPolicy"));
+    }
+
+    @Test
+    void keyUpdate_nothingToChange_exits2WithoutCalling() {
+        Run r = kmsctl("key", "update", "model-weights");
+
+        assertEquals(2, r.code());
+        assertTrue(r.stderr().startsWith("kmsctl: nothing to update"), r.stderr());
+        assertEquals(List.of(), server.received());
     }
 
     @Test
@@ -281,7 +538,8 @@ class KmsctlTest {
         Run r = kmsctl("key");
 
         assertEquals(2, r.code());
-        assertTrue(r.stderr().startsWith("kmsctl: missing subcommand: one of create, list, describe\n"), r.stderr());
+        assertTrue(r.stderr().startsWith("kmsctl: missing subcommand: one of create, list, describe, versions, update, "
+                + "rotate, promote, enable, disable, revoke, schedule-destruction, cancel-destruction\n"), r.stderr());
     }
 
     // -------------------------------------------------------------------- data keys
@@ -729,6 +987,146 @@ class KmsctlTest {
         assertEquals(0, r.code(), r.stderr());
         assertEquals(map("key", "release", "version", 1L), server.lastParameters(KMS + ".GetPublicKey"));
         assertEquals(PEM, Files.readString(out));
+    }
+
+    // -------------------------------------------------------------------- reencrypt
+
+    private static final byte[] NEW_ENVELOPE = bytes(70, 0xa0);
+
+    private void replyReEncrypt(boolean rewrapped) {
+        server.reply(KMS + ".ReEncrypt", map("key", "model-weights", "version", 4L, "source_key", "model-weights",
+                "source_version", rewrapped ? 2L : 4L, "rewrapped", rewrapped,
+                "ciphertext", b64(rewrapped ? NEW_ENVELOPE : ENVELOPE)));
+    }
+
+    @Test
+    void reencrypt_base64Argument_sendsContext_printsNewEnvelope() {
+        replyReEncrypt(true);
+
+        Run r = kmsctl("reencrypt", b64(ENVELOPE), "--context", "model=m");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(b64(NEW_ENVELOPE) + "\n", r.stdout());
+        assertEquals(map("ciphertext", b64(ENVELOPE), "context", map("model", "m")),
+                server.lastParameters(KMS + ".ReEncrypt"));
+    }
+
+    @Test
+    void reencrypt_toKeyNewContextFromBinaryFileToOut_writesBinaryAndSummary() throws Exception {
+        replyReEncrypt(true);
+        Path in = Files.write(dir.resolve("old.bin"), ENVELOPE);
+        Path out = dir.resolve("new.bin");
+
+        Run r = kmsctl("reencrypt", "--in", in.toString(), "--context", "model=m", "--to-key", "model-weights",
+                "--new-context", "model=m2", "--new-context", "tier=gold", "--out", out.toString());
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(map("ciphertext", b64(ENVELOPE), "context", map("model", "m"), "key", "model-weights",
+                "new_context", map("model", "m2", "tier", "gold")), server.lastParameters(KMS + ".ReEncrypt"));
+        assertArrayEquals(NEW_ENVELOPE, Files.readAllBytes(out));
+        assertEquals("""
+                key:         model-weights
+                version:     4
+                source:      model-weights version 2
+                rewrapped:   yes
+                ciphertext:  written to %s (70 bytes)
+                """.formatted(out), r.stdout());
+    }
+
+    @Test
+    void reencrypt_stdinAlreadyCurrent_jsonSaysNotRewrapped() throws Exception {
+        replyReEncrypt(false);
+
+        Run r = kmsctlIn((b64(ENVELOPE) + "\n").getBytes(StandardCharsets.US_ASCII), "--json", "reencrypt");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(map("key", "model-weights", "version", 4L, "source_key", "model-weights", "source_version", 4L,
+                "rewrapped", false, "ciphertext", b64(ENVELOPE)), parseJson(r.stdout()));
+    }
+
+    @Test
+    void reencrypt_newContextKeyTwice_exits2WithoutCalling() {
+        Run r = kmsctl("reencrypt", b64(ENVELOPE), "--new-context", "a=1", "--new-context", "a=2");
+
+        assertEquals(2, r.code());
+        assertTrue(r.stderr().startsWith("kmsctl: --new-context: key 'a' given twice"), r.stderr());
+        assertEquals(List.of(), server.received());
+    }
+
+    @Test
+    void reencrypt_revokedWithoutGrant_exits4WithShortName() {
+        server.on(KMS + ".ReEncrypt", p -> { throw ContractServer.error(KMS + ".KeyVersionDestroyed", "key", "k",
+                "version", 1L, "destroyed", "2026-03-15T00:00:00Z",
+                "message", "version 1 of key 'k' was destroyed on 2026-03-15T00:00:00Z"); });
+
+        Run r = kmsctl("reencrypt", b64(ENVELOPE));
+
+        assertEquals(4, r.code());
+        assertEquals("kmsctl: KeyVersionDestroyed: version 1 of key 'k' was destroyed on 2026-03-15T00:00:00Z\n",
+                r.stderr());
+    }
+
+    // ---------------------------------------------------------------------- pubkeys
+
+    private static final String PEM2 = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAm0bRxDzy8cGpxaV3WSeBJ3bvQLpvvPHKtrWtD4lQcMc=\n"
+            + "-----END PUBLIC KEY-----\n";
+
+    private void replyPublicKeys(String key) {
+        server.reply(KMS + ".GetPublicKeys", map("key", key, "algorithm", "ED25519", "versions", List.of(
+                map("version", 1L, "state", "ENABLED", "primary", true, "pem", PEM),
+                map("version", 2L, "state", "PENDING", "primary", false, "pem", PEM2))));
+    }
+
+    @Test
+    void pubkeys_default_printsTableThenEachPem() {
+        replyPublicKeys("release");
+
+        Run r = kmsctl("pubkeys", "release");
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(map("key", "release"), server.lastParameters(KMS + ".GetPublicKeys"));
+        assertEquals("""
+                key:        release
+                algorithm:  ED25519
+
+                VERSION  STATE    PRIMARY
+                1        ENABLED  *
+                2        PENDING
+
+                # release version 1 (ENABLED, primary)
+                """ + PEM + """
+
+                # release version 2 (PENDING)
+                """ + PEM2, r.stdout());
+    }
+
+    @Test
+    void pubkeys_outDir_writesKeyVersionPemFiles_slashInNameBecomesUnderscore() throws Exception {
+        replyPublicKeys("tenant-a/release");
+        Path out = dir.resolve("keys");
+
+        Run r = kmsctl("pubkeys", "tenant-a/release", "--out-dir", out.toString());
+
+        assertEquals(0, r.code(), r.stderr());
+        assertEquals(PEM, Files.readString(out.resolve("tenant-a_release-v1.pem")));
+        assertEquals(PEM2, Files.readString(out.resolve("tenant-a_release-v2.pem")));
+        try (var listing = Files.list(out)) {
+            assertEquals(2, listing.count());
+        }
+        assertTrue(r.stdout().contains("2        PENDING           " + out.resolve("tenant-a_release-v2.pem") + "\n"),
+                r.stdout());
+        assertFalse(r.stdout().contains("BEGIN PUBLIC KEY"), r.stdout());
+    }
+
+    @Test
+    void pubkeys_json_printsTheReplyAsJson() throws Exception {
+        replyPublicKeys("release");
+
+        Run r = kmsctl("--json", "pubkeys", "release");
+
+        assertEquals(map("key", "release", "algorithm", "ED25519", "versions", List.of(
+                map("version", 1L, "state", "ENABLED", "primary", true, "pem", PEM),
+                map("version", 2L, "state", "PENDING", "primary", false, "pem", PEM2))), parseJson(r.stdout()));
     }
 
     // ------------------------------------------------------- socket, usage, help

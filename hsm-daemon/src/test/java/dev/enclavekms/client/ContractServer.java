@@ -34,10 +34,19 @@ public final class ContractServer implements AutoCloseable {
     public static final String KMS = "dev.enclavekms.Kms";
     public static final String ADMIN = "dev.enclavekms.Admin";
 
-    /** Answers one call: returns the reply's parameters or throws a varlink error. */
+    /**
+     * Answers one call: returns the reply's parameters or throws a varlink error; throwing
+     * {@link #hangUp()} closes the connection without an answer instead (a daemon that died
+     * or lost the connection mid-call).
+     */
     @FunctionalInterface
     public interface Responder {
-        Map<String, Object> respond(Map<String, Object> parameters) throws VarlinkError;
+        Map<String, Object> respond(Map<String, Object> parameters) throws VarlinkError, IOException;
+    }
+
+    /** For a {@link Responder} to throw: the server closes the connection without answering. */
+    public static IOException hangUp() {
+        return new IOException("test: the server hangs up");
     }
 
     /** One call as the server received it. */
@@ -133,7 +142,7 @@ public final class ContractServer implements AutoCloseable {
     }
 
     private Map<String, Object> handle(VarlinkIdl idl, String method, VarlinkIdl.Method signature,
-                                       Map<String, Object> params) throws VarlinkError {
+                                       Map<String, Object> params) throws VarlinkError, IOException {
         String qualified = idl.name() + "." + method;
         received.add(new Received(qualified, params));
         violate(qualified + " call", idl.check(signature.in(), params));
