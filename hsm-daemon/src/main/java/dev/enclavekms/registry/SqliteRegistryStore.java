@@ -108,6 +108,7 @@ public final class SqliteRegistryStore implements RegistryStore {
                         + KeyRecord.DEFAULT_DESTROY_WAIT_DAYS);
                 s.execute("ALTER TABLE key_versions ADD COLUMN destroy_at TEXT");
                 s.execute("ALTER TABLE key_versions ADD COLUMN encryptions_reserved INTEGER NOT NULL DEFAULT 0");
+                s.execute("ALTER TABLE key_versions ADD COLUMN state_before_destruction INTEGER");
                 s.execute("""
                         CREATE TABLE orphans (
                           object_id TEXT PRIMARY KEY,
@@ -141,7 +142,8 @@ public final class SqliteRegistryStore implements RegistryStore {
                 if (!rs.next()) return Optional.empty();
                 List<KeyVersion> versions = new ArrayList<>();
                 try (PreparedStatement v = db.prepareStatement(
-                        "SELECT version, object_id, state, created, state_changed, destroy_at, encryptions_reserved"
+                        "SELECT version, object_id, state, created, state_changed, destroy_at, encryptions_reserved,"
+                                + " state_before_destruction"
                                 + " FROM key_versions WHERE key_name = ? ORDER BY version")) {
                     v.setString(1, name);
                     try (ResultSet vr = v.executeQuery()) {
@@ -150,7 +152,7 @@ public final class SqliteRegistryStore implements RegistryStore {
                             versions.add(new KeyVersion(vr.getInt(1), ObjectId.ofHex(vr.getString(2)),
                                     VersionState.ofCode(vr.getInt(3)), Instant.parse(vr.getString(4)),
                                     Instant.parse(vr.getString(5)), destroyAt == null ? null : Instant.parse(destroyAt),
-                                    vr.getLong(7)));
+                                    vr.getLong(7), vr.getObject(8) == null ? null : VersionState.ofCode(vr.getInt(8))));
                         }
                     }
                 }
@@ -292,11 +294,21 @@ public final class SqliteRegistryStore implements RegistryStore {
                     throw new RegistryException.IllegalTransition("version " + c.version() + " of " + c.name()
                             + " is the primary version; rotate the key first", v.state());
                 }
+                if (v.state() == VersionState.DESTROY_SCHEDULED && c.state() != VersionState.DESTROYED
+                        && c.state() != VersionState.afterCancelledDestruction(v.stateBeforeDestruction())) {
+                    throw new RegistryException.IllegalTransition("cancelling the destruction of version " + c.version()
+                            + " of " + c.name() + " returns it to "
+                            + VersionState.afterCancelledDestruction(v.stateBeforeDestruction()) + ", not " + c.state(),
+                            v.state());
+                }
                 boolean timed = c.state() == VersionState.DESTROY_SCHEDULED || c.state() == VersionState.DESTROYED;
                 if (timed != (c.destroyAt() != null)) {
                     throw new RegistryException.Conflict(c.state() + (timed ? " needs" : " takes no") + " destruction time");
                 }
                 setState(c.name(), c.version(), c.state(), c.destroyAt(), c.at());
+                // Remember what a scheduled destruction would return to if cancelled.
+                update("UPDATE key_versions SET state_before_destruction = ? WHERE key_name = ? AND version = ?",
+                        c.state() == VersionState.DESTROY_SCHEDULED ? v.state().code() : null, c.name(), c.version());
             }
             case RegistryCommand.ReserveEncryptions c -> {
                 requireVersion(current, c.name(), c.version());

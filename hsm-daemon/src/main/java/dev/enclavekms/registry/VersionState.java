@@ -10,7 +10,7 @@ import java.util.Set;
  * PENDING --promote--> ENABLED <--enable/disable--> DISABLED
  * ENABLED|DISABLED --revoke--> REVOKED
  * any but DESTROYED --schedule--> DESTROY_SCHEDULED --waiting period--> DESTROYED
- * DESTROY_SCHEDULED --cancel--> DISABLED
+ * DESTROY_SCHEDULED --cancel--> DISABLED (REVOKED if it was revoked, PENDING if it was pending)
  * </pre>
  */
 public enum VersionState {
@@ -38,10 +38,20 @@ public enum VersionState {
             case ENABLED -> EnumSet.of(DISABLED, REVOKED, DESTROY_SCHEDULED);
             case DISABLED -> EnumSet.of(ENABLED, REVOKED, DESTROY_SCHEDULED);
             case REVOKED -> EnumSet.of(DESTROY_SCHEDULED);
-            case DESTROY_SCHEDULED -> EnumSet.of(DISABLED, DESTROYED);
+            // Back to REVOKED or PENDING only when cancelling the destruction of a version that
+            // was in that state (the registry checks which): revocation stays irreversible.
+            case DESTROY_SCHEDULED -> EnumSet.of(DISABLED, REVOKED, PENDING, DESTROYED);
             case DESTROYED -> EnumSet.noneOf(VersionState.class);
         };
         return allowed.contains(next);
+    }
+
+    /**
+     * The state a cancelled destruction returns to: a revoked version stays revoked and a
+     * pending one pending; anything else becomes DISABLED, never straight ENABLED.
+     */
+    public static VersionState afterCancelledDestruction(VersionState before) {
+        return before == REVOKED || before == PENDING ? before : DISABLED;
     }
 
     /** Whether the hardware object of a version in this state must still exist. */

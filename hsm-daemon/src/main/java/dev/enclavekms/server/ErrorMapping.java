@@ -62,7 +62,7 @@ final class ErrorMapping {
             case KmsError.KeyVersionDestroyed x -> {
                 p.put("key", x.key());
                 p.put("version", (long) x.version());
-                p.put("destroyed", String.valueOf(x.destroyed()));
+                p.put("destroyed", x.destroyed() == null ? "" : x.destroyed().toString());
                 yield "KeyVersionDestroyed";
             }
             case KmsError.InvalidStateTransition x -> {

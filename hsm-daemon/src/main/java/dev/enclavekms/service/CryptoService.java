@@ -188,9 +188,13 @@ public final class CryptoService {
      */
     public ReEncrypted reEncrypt(byte[] ciphertext, EncryptionContext context, String targetKey,
                                  EncryptionContext newContext, boolean mayUseRevoked) throws KmsError {
-        KeyRecord target = targetKey == null ? null : encryptionKey(targetKey, newContext == null ? context : newContext);
+        String contextParam = newContext == null ? "context" : "new_context";
+        KeyRecord target = targetKey == null ? null
+                : requireEncryptionKey(find(KeyNames.check("key", targetKey)), newContext == null ? context : newContext,
+                contextParam);
         try (Decrypted d = open(ciphertext, context, mayUseRevoked ? Use.REENCRYPT_REVOKED : Use.DECRYPT)) {
-            KeyRecord to = target != null ? target : requireEncryptionKey(find(d.key()), newContext == null ? context : newContext);
+            KeyRecord to = target != null ? target
+                    : requireEncryptionKey(find(d.key()), newContext == null ? context : newContext, contextParam);
             boolean current = to.name().equals(d.key()) && to.primaryVersion() == d.version()
                     && (newContext == null || newContext.equals(context));
             if (current) {
@@ -381,11 +385,16 @@ public final class CryptoService {
     }
 
     private static KeyRecord requireEncryptionKey(KeyRecord key, EncryptionContext context) throws KmsError {
+        return requireEncryptionKey(key, context, "context");
+    }
+
+    private static KeyRecord requireEncryptionKey(KeyRecord key, EncryptionContext context, String contextParam)
+            throws KmsError {
         if (key.purpose() != Purpose.ENCRYPT) {
             throw new KmsError.InvalidKeyUsage(key.name(), "key '" + key.name() + "' is a " + key.purpose()
                     + " key; encryption needs an ENCRYPT key");
         }
-        checkRequiredContext(key, context);
+        checkRequiredContext(key, context, contextParam);
         return key;
     }
 
@@ -399,10 +408,10 @@ public final class CryptoService {
         return key;
     }
 
-    private static void checkRequiredContext(KeyRecord key, EncryptionContext context) throws KmsError {
+    private static void checkRequiredContext(KeyRecord key, EncryptionContext context, String param) throws KmsError {
         for (String required : key.requiredContext()) {
             if (!context.containsKey(required)) {
-                throw new KmsError.InvalidParameter("context", "context: key '" + key.name()
+                throw new KmsError.InvalidParameter(param, param + ": key '" + key.name()
                         + "' requires the context entry '" + required + "'");
             }
         }

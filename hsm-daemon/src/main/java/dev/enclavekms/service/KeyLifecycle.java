@@ -135,23 +135,33 @@ public final class KeyLifecycle {
         return setState(name, version, VersionState.DESTROY_SCHEDULED, clock.instant().plus(Duration.ofDays(days)));
     }
 
-    /** Back to DISABLED, never straight to ENABLED: the operator re-enables deliberately. */
+    /**
+     * Back to DISABLED, never straight to ENABLED: the operator re-enables deliberately. A
+     * version scheduled from REVOKED returns to REVOKED (revocation is irreversible), one
+     * scheduled from PENDING to PENDING.
+     */
     public KeyRecord cancelDestruction(String name, int version) throws KmsError {
         KeyVersion v = find(name).version(version).orElseThrow(() -> new KmsError.KeyVersionNotFound(name, version));
         if (v.state() != VersionState.DESTROY_SCHEDULED) {
             throw new KmsError.InvalidStateTransition(name, version, v.state().name(), "version " + version + " of '"
                     + name + "' is " + v.state() + ", not DESTROY_SCHEDULED; there is nothing to cancel");
         }
-        return setState(name, version, VersionState.DISABLED, null);
+        return setState(name, version, VersionState.afterCancelledDestruction(v.stateBeforeDestruction()), null);
     }
 
     public KeyRecord updatePolicy(String name, Duration rotationPeriod, Integer destroyWaitDays) throws KmsError {
         KeyRecord key = find(name);
         int days = destroyWaitDays == null ? key.destroyWaitDays() : destroyWaitDays;
+        if (rotationPeriod != null && rotationPeriod.compareTo(KeyRecord.MIN_ROTATION_PERIOD) < 0) {
+            throw new KmsError.InvalidParameter("rotation_period_seconds", "rotation_period_seconds: at least "
+                    + KeyRecord.MIN_ROTATION_PERIOD.toSeconds() + ", or 0 to turn automatic rotation off");
+        }
+        if (days < KeyRecord.MIN_DESTROY_WAIT_DAYS || days > KeyRecord.MAX_DESTROY_WAIT_DAYS) {
+            throw new KmsError.InvalidParameter("destroy_wait_days", "destroy_wait_days: "
+                    + KeyRecord.MIN_DESTROY_WAIT_DAYS + " to " + KeyRecord.MAX_DESTROY_WAIT_DAYS + " days");
+        }
         try {
             registry.apply(new RegistryCommand.UpdateKeyPolicy(name, rotationPeriod, days, clock.instant()));
-        } catch (RegistryException.Conflict e) {
-            throw new KmsError.InvalidParameter("rotation_period_seconds", e.getMessage());
         } catch (RegistryException e) {
             throw new KmsError.Internal("registry write failed", e);
         }

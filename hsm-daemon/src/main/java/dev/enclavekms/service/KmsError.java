@@ -130,7 +130,7 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         private final java.time.Instant destroyed;
 
         public KeyVersionDestroyed(String key, int version, java.time.Instant destroyed) {
-            super("version " + version + " of '" + key + "' was destroyed at " + destroyed
+            super("version " + version + " of '" + key + "' was destroyed" + (destroyed == null ? "" : " at " + destroyed)
                     + "; what it protected can no longer be decrypted or verified");
             this.key = key;
             this.version = version;

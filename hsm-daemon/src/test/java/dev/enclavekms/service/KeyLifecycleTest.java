@@ -144,6 +144,19 @@ class KeyLifecycleTest {
     }
 
     @Test
+    void cancelledDestruction_ofRevokedVersion_staysRevoked() throws Exception {
+        admin.createKey("compromised", Purpose.ENCRYPT, null, "", List.of());
+        lifecycle.rotate("compromised", false);
+        lifecycle.revoke("compromised", 1);
+        lifecycle.scheduleDestruction("compromised", 1, null);
+        lifecycle.cancelDestruction("compromised", 1);
+        assertEquals(VersionState.REVOKED, admin.describe("compromised").version(1).orElseThrow().state(),
+                "cancelling must not launder a revocation into DISABLED");
+        var e = assertThrows(KmsError.InvalidStateTransition.class, () -> lifecycle.enable("compromised", 1));
+        assertEquals("REVOKED", e.state());
+    }
+
+    @Test
     void primaryVersion_cannotBeDisabledRevokedOrScheduled() throws Exception {
         admin.createKey("primary-guard", Purpose.ENCRYPT, null, "", List.of());
         for (var op : List.<java.util.concurrent.Callable<?>>of(() -> lifecycle.disable("primary-guard", 1),

@@ -423,7 +423,9 @@ public final class VarlinkServer implements AutoCloseable {
             if (e.getCause() instanceof Exception cause) throw cause;
             throw e;
         } catch (java.util.concurrent.TimeoutException e) {
-            // The device may still finish; the caller must not wait for ever.
+            // Not started yet (queued behind a hung device): it must not run after the caller
+            // was told it failed. Already running: the device may still finish it.
+            f.cancel(false);
             LOG.log(System.Logger.Level.ERROR, call.qualifiedMethod() + " did not finish within "
                     + limits.callTimeout().toSeconds() + " s; the device may be hung");
             throw new VarlinkError(iface.internalError(), Map.of("message", call.qualifiedMethod()
