@@ -112,20 +112,52 @@ public final class KeyLifecycle {
         return find(name);
     }
 
-    public KeyRecord enable(String name, int version) throws KmsError {
+    /**
+     * DISABLED → ENABLED only. The state graph also has PENDING → ENABLED and
+     * DESTROY_SCHEDULED → DISABLED, but those edges belong to promotion (which makes the
+     * version primary) and to cancellation (which an operator asks for by name), so the
+     * generic enable/disable must not take them.
+     */
+    public synchronized KeyRecord enable(String name, int version) throws KmsError {
+        requireState(name, version, VersionState.DISABLED, "enable", VersionState.PENDING,
+                "a PENDING version becomes ENABLED only by PromoteKeyVersion, which also makes it primary");
         return setState(name, version, VersionState.ENABLED, null);
     }
 
-    public KeyRecord disable(String name, int version) throws KmsError {
+    /**
+     * ENABLED → DISABLED only: a "disable" of a DESTROY_SCHEDULED version must not cancel
+     * its destruction as a side effect and keep key material the operator meant to destroy.
+     */
+    public synchronized KeyRecord disable(String name, int version) throws KmsError {
+        requireState(name, version, VersionState.ENABLED, "disable", VersionState.DESTROY_SCHEDULED,
+                "disabling does not cancel a scheduled destruction; use CancelKeyVersionDestruction");
         return setState(name, version, VersionState.DISABLED, null);
+    }
+
+    /**
+     * Refuses unless the version is in state {@code required}. Callers are synchronized, as is
+     * {@link #scheduleDestruction}, so a schedule cannot slip in between check and change.
+     */
+    private void requireState(String name, int version, VersionState required, String operation,
+                              VersionState hintFor, String hint) throws KmsError {
+        KeyVersion v = find(name).version(version).orElseThrow(() -> new KmsError.KeyVersionNotFound(name, version));
+        if (v.state() != required) {
+            throw new KmsError.InvalidStateTransition(name, version, v.state().name(), "version " + version + " of '"
+                    + name + "' is " + v.state() + "; only a " + required + " version can be " + operation + "d"
+                    + (v.state() == hintFor ? " (" + hint + ")" : ""));
+        }
     }
 
     public KeyRecord revoke(String name, int version) throws KmsError {
         return setState(name, version, VersionState.REVOKED, null);
     }
 
-    /** Schedules destruction after the key's waiting period, or {@code waitDays} if given (not below the minimum). */
-    public KeyRecord scheduleDestruction(String name, int version, Integer waitDays) throws KmsError {
+    /**
+     * Schedules destruction after the key's waiting period, or {@code waitDays} if given (not
+     * below the minimum). Synchronized with {@link #disable}, whose check of ENABLED must not
+     * be overtaken by a schedule: DESTROY_SCHEDULED → DISABLED would cancel the destruction.
+     */
+    public synchronized KeyRecord scheduleDestruction(String name, int version, Integer waitDays) throws KmsError {
         KeyRecord key = find(name);
         int days = waitDays == null ? key.destroyWaitDays() : waitDays;
         if (days < KeyRecord.MIN_DESTROY_WAIT_DAYS || days > KeyRecord.MAX_DESTROY_WAIT_DAYS) {

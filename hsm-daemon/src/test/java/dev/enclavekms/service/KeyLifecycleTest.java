@@ -182,6 +182,32 @@ class KeyLifecycleTest {
     }
 
     @Test
+    void disableOfScheduledVersion_isRefusedAndTheDestructionStands() throws Exception {
+        admin.createKey("shred", Purpose.ENCRYPT, null, "", List.of());
+        lifecycle.rotate("shred", false);
+        lifecycle.scheduleDestruction("shred", 1, null);
+        Instant due = admin.describe("shred").version(1).orElseThrow().destroyAt();
+        var e = assertThrows(KmsError.InvalidStateTransition.class, () -> lifecycle.disable("shred", 1));
+        assertEquals("DESTROY_SCHEDULED", e.state());
+        assertTrue(e.getMessage().contains("CancelKeyVersionDestruction"), e.getMessage());
+        var v1 = admin.describe("shred").version(1).orElseThrow();
+        assertEquals(VersionState.DESTROY_SCHEDULED, v1.state(), "disabling must not cancel the destruction");
+        assertEquals(due, v1.destroyAt());
+    }
+
+    @Test
+    void enableOfPendingVersion_isRefused_promotionIsTheWay() throws Exception {
+        admin.createKey("staged", Purpose.SIGN, KeyAlgorithm.EC_P256_SHA256, "", List.of());
+        lifecycle.rotate("staged", true);
+        var e = assertThrows(KmsError.InvalidStateTransition.class, () -> lifecycle.enable("staged", 2));
+        assertEquals("PENDING", e.state());
+        assertTrue(e.getMessage().contains("PromoteKeyVersion"), e.getMessage());
+        assertEquals(VersionState.PENDING, admin.describe("staged").version(2).orElseThrow().state());
+        lifecycle.promote("staged", 2);
+        assertEquals(2, admin.describe("staged").primaryVersion());
+    }
+
+    @Test
     void pendingSigningVersion_isPublishedThenPromoted() throws Exception {
         admin.createKey("checkpoints", Purpose.SIGN, KeyAlgorithm.EC_P256_SHA256, "", List.of());
         lifecycle.rotate("checkpoints", true);
