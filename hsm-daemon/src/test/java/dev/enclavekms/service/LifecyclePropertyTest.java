@@ -106,7 +106,7 @@ class LifecyclePropertyTest {
      */
     private static final Map<Op, Set<String>> NEAR_MISSES = Map.of(
             Op.ENABLE, Set.of("PENDING", "DESTROY_SCHEDULED"), Op.DISABLE, Set.of("DESTROY_SCHEDULED"),
-            Op.PROMOTE, Set.of("DISABLED"), Op.CANCEL, Set.of("DISABLED"),
+            Op.PROMOTE, Set.of("DISABLED"), Op.CANCEL, Set.of("DISABLED", "REVOKED", "PENDING"),
             Op.REVOKE, Set.of("PENDING", "DESTROY_SCHEDULED"), Op.SCHEDULE, Set.of("DESTROY_SCHEDULED"));
     /** The refusals the default seeds must include: each is a way the state machine could leak. */
     private static final List<String> REQUIRED_REFUSALS = List.of("ENABLE PENDING", "ENABLE REVOKED",
@@ -205,6 +205,8 @@ class LifecyclePropertyTest {
         VersionState state;
         final Instant created;
         Instant destroyAt;
+        /** The state a scheduled destruction was made from: where a cancellation returns it. */
+        VersionState beforeDestruction;
         /** The usage meter's in-memory count (restarts at {@link #reserved}) and the persisted reservation. */
         long used;
         long reserved;
@@ -554,7 +556,10 @@ class LifecyclePropertyTest {
                         ? VersionState.REVOKED : null;
                 case SCHEDULE -> v.state != VersionState.DESTROYED && v.state != VersionState.DESTROY_SCHEDULED
                         && !primary ? VersionState.DESTROY_SCHEDULED : null;
-                case CANCEL -> v.state == VersionState.DESTROY_SCHEDULED ? VersionState.DISABLED : null;
+                // Revocation stays irreversible: a revoked (or pending) version returns to that state.
+                case CANCEL -> v.state != VersionState.DESTROY_SCHEDULED ? null
+                        : v.beforeDestruction == VersionState.REVOKED || v.beforeDestruction == VersionState.PENDING
+                        ? v.beforeDestruction : VersionState.DISABLED;
                 default -> throw new IllegalArgumentException(op.name());
             };
         }
@@ -636,6 +641,7 @@ class LifecyclePropertyTest {
                 return;
             }
             call.run();
+            v.beforeDestruction = next == VersionState.DESTROY_SCHEDULED ? v.state : null;
             v.state = next;
             v.destroyAt = next == VersionState.DESTROY_SCHEDULED
                     ? clock.instant().plus(Duration.ofDays(days == null ? k.waitDays : days)) : null;

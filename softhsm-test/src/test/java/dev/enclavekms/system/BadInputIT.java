@@ -142,4 +142,14 @@ class BadInputIT {
         }
         bystanderStillServed();
     }
+
+    @Test
+    void secondDaemonOnTheSameState_refusesToStart_firstKeepsServing() throws Exception {
+        var second = Commands.run(List.of(Commands.repoFile("bin/enclave-kmsd").toString(), "--dev", "--state-dir",
+                daemon.stateDir().toString()), Map.of(), null);
+        assertEquals(1, second.exit(), second.stdout() + second.stderr());
+        assertTrue(second.stderr().contains("another enclave-kmsd is running"), second.stderr());
+        assertTrue(java.nio.file.Files.exists(daemon.socket()), "the first daemon's socket is untouched");
+        bystanderStillServed();
+    }
 }

@@ -51,8 +51,9 @@ public final class DaemonProcess implements AutoCloseable {
     }
 
     private void startProcess(String... extraArgs) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(REPO.resolve("bin/enclave-kmsd").toString(), "--dev", "--state-dir",
-                stateDir.toString()));
+        // -v: debug logging on, so the tests' scans for secrets cover every log line there is.
+        List<String> cmd = new ArrayList<>(List.of(REPO.resolve("bin/enclave-kmsd").toString(), "--dev", "-v",
+                "--state-dir", stateDir.toString()));
         cmd.addAll(List.of(extraArgs));
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile())
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(stdout.toFile()))

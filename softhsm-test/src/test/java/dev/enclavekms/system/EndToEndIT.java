@@ -43,7 +43,7 @@ class EndToEndIT {
     static Path dir;
     static DaemonProcess daemon;
     static final List<byte[]> secretsHandedOut = new ArrayList<>();
-    static final List<byte[]> ciphertextsBeforeRestart = new ArrayList<>();
+    static final Map<String, byte[]> ciphertextsBeforeRestart = new java.util.LinkedHashMap<>();
 
     @BeforeAll
     static void start() throws Exception {
@@ -72,7 +72,11 @@ class EndToEndIT {
         try (KmsClient kms = client()) {
             DataKey dk = kms.generateDataKey("weights", CONTEXT);
             secretsHandedOut.add(dk.plaintext());
-            ciphertextsBeforeRestart.add(dk.ciphertext());
+            ciphertextsBeforeRestart.put(HexFormat.of().formatHex(dk.plaintext()), dk.ciphertext());
+            byte[] secret = "an API token for the model registry".getBytes(StandardCharsets.UTF_8);
+            secretsHandedOut.add(secret);
+            byte[] sealed = kms.encrypt("weights", secret, CONTEXT).ciphertext();
+            ciphertextsBeforeRestart.put(HexFormat.of().formatHex(secret), sealed);
             assertEquals(32, dk.plaintext().length);
             assertArrayEquals(dk.plaintext(), kms.decrypt(dk.ciphertext(), CONTEXT).plaintext());
 
@@ -202,8 +206,8 @@ class EndToEndIT {
         daemon.restart();
         try (KmsClient kms = client()) {
             assertEquals(5, kms.listKeys().size());
-            for (byte[] ct : ciphertextsBeforeRestart) {
-                assertEquals(32, kms.decrypt(ct, CONTEXT).plaintext().length);
+            for (Map.Entry<String, byte[]> e : ciphertextsBeforeRestart.entrySet()) {
+                assertEquals(e.getKey(), HexFormat.of().formatHex(kms.decrypt(e.getValue(), CONTEXT).plaintext()));
             }
             assertTrue(kms.status().orphans().isEmpty());
             assertTrue(kms.status().missing().isEmpty());

@@ -99,11 +99,19 @@ class TokenProtectionIT {
     }
 
     @Test
-    void readingTheMasterKeyValue_fails() throws Exception {
+    void readingTheMasterKeyValue_failsWhileAWeakKeyReads() throws Exception {
+        // Positive control: the same command reads a key made without protection.
+        pkcs11Tool("--keygen", "--key-type", "AES:32", "--id", "97", "--label", "outside-readable", "--extractable")
+                .requireSuccess();
+        Path control = dir.resolve("control-value.bin");
+        pkcs11Tool("--read-object", "--type", "secrkey", "--id", "97", "--output-file", control.toString()).requireSuccess();
+        assertEquals(32, Files.size(control), "the tool can read a key value");
+
         String id = keys.getFirst().versions().getFirst().objectId();
         Path out = dir.resolve("stolen.bin");
         var r = pkcs11Tool("--read-object", "--type", "secrkey", "--id", id, "--output-file", out.toString());
         assertNotEquals(0, r.exit(), "reading CKA_VALUE of the master key must fail: " + r.stdout());
+        assertTrue(r.stderr().contains("CKA_VALUE"), r.stderr());
         assertTrue(!Files.exists(out) || Files.size(out) == 0, "no key bytes written");
     }
 
