@@ -72,6 +72,18 @@ public final class KmsClient implements AutoCloseable {
     }
 
     /**
+     * Connects and bounds every call: a call not answered within {@code timeout} fails
+     * with an IOException and closes the connection (open a new client to go on). The
+     * daemon itself gives up on a hung device after its call timeout (30 s by default).
+     */
+    public static KmsClient connect(Path socket, java.time.Duration timeout) throws IOException {
+        Objects.requireNonNull(timeout, "timeout");
+        KmsClient c = connect(socket);
+        c.varlink.setReplyTimeout(timeout);
+        return c;
+    }
+
+    /**
      * Connects to the socket named by {@code $ENCLAVE_KMS_SOCKET}, else
      * {@code /run/enclave-kms/kms.sock} (see {@link SocketLocator}).
      *

@@ -59,9 +59,9 @@ public final class VarlinkClient implements AutoCloseable {
     /** Calls {@code method} and returns the reply's parameters (never null). */
     public Map<String, Object> call(String method, Map<String, ?> parameters) throws IOException, VarlinkError {
         lock.lock();
-        try {
+        try (Deadline d = deadline()) {
             send(method, parameters, false, false);
-            Reply r = receive();
+            Reply r = d.check(this::receive);
             if (r.continues()) {
                 throw broken(new IOException("server sent a 'continues' reply to a call without 'more'"));
             }
@@ -72,16 +72,68 @@ public final class VarlinkClient implements AutoCloseable {
     }
 
     /**
+     * The longest a call may wait for its (first) reply; {@code null} waits for ever (the
+     * default). When it passes the connection is closed, since a late reply could no
+     * longer be matched to its call, and the call fails with an IOException.
+     */
+    public void setReplyTimeout(java.time.Duration timeout) {
+        this.replyTimeout = timeout;
+    }
+
+    private volatile java.time.Duration replyTimeout;
+    private static final java.util.concurrent.ScheduledExecutorService TIMER =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+                    Thread.ofPlatform().daemon().name("varlink-client-timeout").factory());
+
+    /** Closes the connection if the call is not answered in time. */
+    private final class Deadline implements AutoCloseable {
+        private final java.util.concurrent.ScheduledFuture<?> alarm;
+        private volatile boolean fired;
+
+        Deadline(java.time.Duration timeout) {
+            alarm = timeout == null ? null : TIMER.schedule(() -> {
+                fired = true;
+                broken(null);
+            }, timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        }
+
+        <T> T check(ReplyRead<T> read) throws IOException, VarlinkError {
+            try {
+                return read.read();
+            } catch (IOException e) {
+                if (fired) {
+                    throw new IOException("no reply within " + replyTimeout.toMillis() + " ms; connection closed", e);
+                }
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() {
+            if (alarm != null) alarm.cancel(false);
+        }
+    }
+
+    @FunctionalInterface
+    private interface ReplyRead<T> {
+        T read() throws IOException, VarlinkError;
+    }
+
+    private Deadline deadline() {
+        return new Deadline(replyTimeout);
+    }
+
+    /**
      * Calls {@code method} with {@code more: true}; every reply's parameters go to
      * {@code onReply}, the last one included.
      */
     public void callMore(String method, Map<String, ?> parameters, Consumer<Map<String, Object>> onReply)
             throws IOException, VarlinkError {
         lock.lock();
-        try {
+        try (Deadline d = deadline()) {
             send(method, parameters, true, false);
             while (true) {
-                Reply r = receive();
+                Reply r = d.check(this::receive);
                 try {
                     onReply.accept(r.parameters());
                 } catch (RuntimeException | Error e) {

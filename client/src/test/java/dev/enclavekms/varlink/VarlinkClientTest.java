@@ -195,4 +195,21 @@ class VarlinkClientTest {
         IOException e = assertThrows(IOException.class, () -> client.call("a.B", null));
         assertTrue(e.getMessage().contains("connection closed by the server"), e.getMessage());
     }
+
+    @Test
+    void replyTimeout_peerSilent_failsAndClosesTheConnection() {
+        client.setReplyTimeout(java.time.Duration.ofMillis(200));
+        long start = System.nanoTime();
+        IOException e = assertThrows(IOException.class, () -> client.call("org.example.Slow", Map.of()));
+        assertTrue(e.getMessage().contains("no reply within 200 ms"), e.getMessage());
+        assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(4), "did not wait for the peer");
+        assertThrows(IOException.class, () -> client.call("org.example.Again", Map.of()), "the connection is closed");
+    }
+
+    @Test
+    void replyTimeout_answeredInTime_isCancelled() throws Exception {
+        client.setReplyTimeout(java.time.Duration.ofSeconds(5));
+        script.add("{\"parameters\":{\"ok\":true}}\u0000");
+        assertEquals(Map.of("ok", true), client.call("org.example.Fast", Map.of()));
+    }
 }
