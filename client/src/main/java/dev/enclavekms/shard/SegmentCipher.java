@@ -82,6 +82,11 @@ final class SegmentCipher {
             throw new ShardException(ShardException.Reason.TRAILING_DATA, index,
                     "data follows the final segment (segment " + index + "): the shard was extended");
         }
+        if (last) {
+            throw new ShardException(ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED, index,
+                    "segment " + index + ", the final one, fails authentication: the shard was modified, or cut "
+                            + "inside this segment; its plaintext is withheld");
+        }
         throw failed(index);
     }
 

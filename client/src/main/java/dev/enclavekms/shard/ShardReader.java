@@ -77,10 +77,7 @@ public final class ShardReader implements AutoCloseable {
         }
         if (last < ShardFormat.TAG_BYTES || (last == ShardFormat.TAG_BYTES && n > 1)) {
             // A fragment after the last whole segment: bytes appended to a complete shard, or a cut.
-            if (n > 1 && authenticatesAsFinal(n - 2)) {
-                throw new ShardException(ShardException.Reason.TRAILING_DATA, n - 2,
-                        "data follows the final segment (segment " + (n - 2) + "): the shard was extended");
-            }
+            throwIfExtended(n - 2);
             throw new ShardException(ShardException.Reason.TRUNCATED, n - 1,
                     "the shard is truncated: it ends inside segment " + (n - 1));
         }
@@ -88,10 +85,8 @@ public final class ShardReader implements AutoCloseable {
         try {
             decryptSegment(n - 1);
         } catch (ShardException e) {
-            if (e.reason() == ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED && n > 1
-                    && authenticatesAsFinal(n - 2)) {
-                throw new ShardException(ShardException.Reason.TRAILING_DATA, n - 2,
-                        "data follows the final segment (segment " + (n - 2) + "): the shard was extended");
+            if (e.reason() == ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED) {
+                throwIfExtended(n - 2);
             }
             throw e;
         }
@@ -230,6 +225,12 @@ public final class ShardReader implements AutoCloseable {
         cachedIndex = index;
     }
 
+    /** For the wipe test: true once the cached plaintext reads back as zeros. */
+    synchronized boolean cacheWiped() {
+        for (byte b : plaintext) if (b != 0) return false;
+        return true;
+    }
+
     /** For the cache test: segments decrypted so far. */
     synchronized long segmentDecryptions() {
         return decryptions;
@@ -247,6 +248,20 @@ public final class ShardReader implements AutoCloseable {
             }
         }
         return len;
+    }
+
+    /**
+     * Diagnosis when the end of the file is not a valid final segment: if one of the few
+     * whole segments before it authenticates as the final one, data was appended after it.
+     * Bounded (four segments), so a hostile file cannot make opening it expensive.
+     */
+    private void throwIfExtended(long from) throws IOException {
+        for (long i = from; i >= 0 && i > from - 4; i--) {
+            if (authenticatesAsFinal(i)) {
+                throw new ShardException(ShardException.Reason.TRAILING_DATA, i,
+                        "data follows the final segment (segment " + i + "): the shard was extended");
+            }
+        }
     }
 
     private boolean authenticatesAsFinal(long index) throws IOException {
