@@ -19,6 +19,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 
@@ -106,6 +107,22 @@ public final class ShardHeaders {
      */
     public static Rewrap rewrap(Path file, KmsClient kms) throws KmsException, IOException {
         Objects.requireNonNull(kms, "kms");
+        return rewrap(file, (wrapped, context) -> kms.reEncrypt(wrapped, context));
+    }
+
+    /**
+     * How {@link #rewrap(Path, ReEncryptor)} moves a wrapped data key: {@code Kms.ReEncrypt}
+     * to the primary version of the envelope's own key, with the header's context. (A seam
+     * for callers that route or account for daemon calls themselves, such as kmsctl.)
+     */
+    @FunctionalInterface
+    public interface ReEncryptor {
+        ReEncrypted reEncrypt(byte[] wrappedDataKey, Map<String, String> context) throws KmsException, IOException;
+    }
+
+    /** As {@link #rewrap(Path, KmsClient)}, with the daemon call made by {@code reEncryptor}. */
+    public static Rewrap rewrap(Path file, ReEncryptor reEncryptor) throws KmsException, IOException {
+        Objects.requireNonNull(reEncryptor, "reEncryptor");
         Path real = file.toRealPath(); // rename over the target, not over a symbolic link to it
         removeLeftovers(real);
         byte[] oldBytes;
@@ -116,7 +133,7 @@ public final class ShardHeaders {
             old = ShardHeader.parse(oldBytes);
             size = in.size();
         }
-        ReEncrypted moved = kms.reEncrypt(old.wrappedDataKey(), old.context());
+        ReEncrypted moved = reEncryptor.reEncrypt(old.wrappedDataKey(), old.context());
         if (!moved.rewrapped()) {
             return new Rewrap(real, old.keyName(), old.keyVersion(), old.keyVersion(), false);
         }
@@ -128,6 +145,40 @@ public final class ShardHeaders {
         ShardHeader updated = old.withKey(moved.key(), moved.version(), moved.ciphertext());
         replaceHeader(real, oldBytes, size, updated.encode());
         return new Rewrap(real, old.keyName(), old.keyVersion(), moved.version(), true);
+    }
+
+    /**
+     * What a header and a file size imply, without any key: the number of segments and the
+     * plaintext length. Authentic only once the final segment has been decrypted (which
+     * {@link ShardReader} does when it opens).
+     *
+     * @param segments      number of segments
+     * @param plaintextSize plaintext bytes
+     */
+    public record Layout(long segments, long plaintextSize) { }
+
+    /**
+     * @throws ShardException TRUNCATED or TRAILING_DATA when the body length fits no
+     *                        sequence of segments
+     */
+    public static Layout layout(ShardHeader header, long fileSize) throws ShardException {
+        long c = header.segmentSize() + (long) ShardFormat.TAG_BYTES;
+        long body = fileSize - header.length();
+        if (body <= 0) {
+            throw new ShardException(ShardException.Reason.TRUNCATED, 0,
+                    "the shard is truncated: it ends after its header, with no segment");
+        }
+        long n = (body + c - 1) / c;
+        long last = body - (n - 1) * c;
+        if (last < ShardFormat.TAG_BYTES || (last == ShardFormat.TAG_BYTES && n > 1)) {
+            throw new ShardException(ShardException.Reason.TRUNCATED, n - 1,
+                    "the shard's length does not fit its segments: it ends inside segment " + (n - 1));
+        }
+        if (n > ShardFormat.MAX_SEGMENTS) {
+            throw new ShardException(ShardException.Reason.TRAILING_DATA, ShardFormat.MAX_SEGMENTS,
+                    "the shard has more than 2^32 segments: data follows its end");
+        }
+        return new Layout(n, body - n * ShardFormat.TAG_BYTES);
     }
 
     private static void replaceHeader(Path file, byte[] oldHeader, long oldSize, byte[] newHeader) throws IOException {
