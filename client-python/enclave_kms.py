@@ -27,6 +27,12 @@ Java daemon from Python::
     python3 enclave_kms.py [--socket PATH] status
     python3 enclave_kms.py [--socket PATH] generate-data-key KEY [--context K=V]... [--bytes N]
     python3 enclave_kms.py [--socket PATH] decrypt CIPHERTEXT_B64 [--context K=V]...
+    python3 enclave_kms.py [--socket PATH] decrypt-shard SHARD OUT [--context K=V]...
+
+Shard files (docs/formats.md, "Shard files, format 1") are decrypted by
+:class:`ShardReader` (random access) and :func:`decrypt_shard` (streaming); they need the
+``cryptography`` package, imported only when a shard is decrypted, and raise
+:class:`MissingDependency` without it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
@@ -53,6 +60,8 @@ __all__ = [
     "error_from_reply",
     "KmsClient", "DataKey", "Encrypted", "Decrypted", "DecryptResult", "Signature",
     "PublicKey", "PublicKeys", "VersionPublicKey", "ReEncrypted", "ReEncryptResult", "main",
+    "ShardHeader", "ShardReader", "ShardError", "MissingDependency", "decrypt_shard", "read_shard_header",
+    "encode_context",
 ]
 
 #: Where the daemon listens on a host installed with the systemd units.
@@ -1029,12 +1038,405 @@ class KmsClient:
         return _field(r, "description", str)
 
 
+# --------------------------------------------------------------------- shard files
+
+#: Shard files, format 1 (docs/formats.md, "Shard files, format 1").
+SHARD_MAGIC = b"EKS"
+SHARD_VERSION = 1
+SHARD_SUITE = 1  # HKDF-SHA256, AES-256-GCM segments, HMAC-SHA256 header tag
+_SHARD_FIXED = 48  # magic, version, suite, segment size, salt (32), nonce prefix (7)
+_SHARD_TAG = 16
+_SHARD_HEADER_TAG = 32
+_SHARD_KDF_LABEL = b"enclave-kms shard 1"
+_SHARD_MIN_SEGMENT = 64
+_SHARD_MAX_SEGMENT = 64 << 20
+_SHARD_MAX_WRAPPED = 1024
+_SHARD_MAX_SEGMENTS = 1 << 32
+
+
+class MissingDependency(ImportError):
+    """Shard decryption needs the ``cryptography`` package, which is not installed.
+    Everything else in this module works without it."""
+
+
+def _shard_crypto() -> tuple:
+    try:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    except ImportError as e:
+        raise MissingDependency(
+            "decrypting shard files needs the 'cryptography' package (pip install cryptography, "
+            "or apt install python3-cryptography); the rest of enclave_kms works without it") from e
+    return AESGCM, HKDF, hashes, InvalidTag
+
+
+class ShardError(Exception):
+    """A shard file that cannot be decrypted as it is. ``reason`` is one of
+    ``NOT_A_SHARD``, ``UNSUPPORTED_FORMAT``, ``MALFORMED_HEADER``, ``CONTEXT_MISMATCH``,
+    ``HEADER_AUTHENTICATION_FAILED``, ``SEGMENT_AUTHENTICATION_FAILED``, ``TRUNCATED``,
+    ``TRAILING_DATA`` (the names of the Java library's ``ShardException.Reason``);
+    ``segment`` is the index of the segment concerned, or None. No plaintext of a
+    failing segment is ever returned."""
+
+    def __init__(self, reason: str, message: str, segment: Optional[int] = None):
+        super().__init__(message)
+        self.reason = reason
+        self.segment = segment
+
+
+def encode_context(context: Optional[Mapping[str, str]]) -> bytes:
+    """The canonical context encoding (docs/formats.md): u16 count, then per entry in
+    ascending order of the key's UTF-8 bytes: u16 length, key, u16 length, value."""
+    entries = sorted(((k.encode("utf-8"), v.encode("utf-8")) for k, v in _context(context or {}).items()))
+    out = bytearray(len(entries).to_bytes(2, "big"))
+    for k, v in entries:
+        out += len(k).to_bytes(2, "big") + k + len(v).to_bytes(2, "big") + v
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """The header of a shard file (not secret). ``parameters`` are its bytes 0..48+c,
+    which the header tag covers; ``length`` is where the body starts."""
+    segment_size: int
+    salt: bytes
+    nonce_prefix: bytes
+    context: Dict[str, str]
+    tag: bytes
+    key_name: str
+    key_version: int
+    wrapped_data_key: bytes = field(repr=False)
+    parameters: bytes = field(repr=False)
+    length: int
+
+
+def _malformed(message: str) -> ShardError:
+    return ShardError("MALFORMED_HEADER", "malformed shard header: " + message)
+
+
+def _read_shard_header(read: Any) -> ShardHeader:
+    """Parses a header from ``read(n)`` (a file's read), consuming exactly its bytes."""
+    raw = bytearray()
+
+    def take(n: int) -> bytes:
+        b = read(n)
+        while len(b) < n:
+            more = read(n - len(b))
+            if not more:
+                if not raw and not b:
+                    raise ShardError("NOT_A_SHARD", 'not a shard file (no "EKS" magic)')
+                raise ShardError("TRUNCATED", "the shard is truncated: it ends inside its header")
+            b += more
+        raw.extend(b)
+        return b
+
+    magic = take(3)
+    if magic != SHARD_MAGIC:
+        raise ShardError("NOT_A_SHARD", 'not a shard file (no "EKS" magic)')
+    version, suite = take(2)
+    if version != SHARD_VERSION:
+        raise ShardError("UNSUPPORTED_FORMAT", f"shard format version {version} is not supported "
+                                               f"(this module reads version {SHARD_VERSION})")
+    if suite != SHARD_SUITE:
+        raise ShardError("UNSUPPORTED_FORMAT", f"shard suite {suite} is not supported")
+    segment_size = int.from_bytes(take(4), "big")
+    if not _SHARD_MIN_SEGMENT <= segment_size <= _SHARD_MAX_SEGMENT:
+        raise _malformed(f"segment size {segment_size} is outside {_SHARD_MIN_SEGMENT}..{_SHARD_MAX_SEGMENT}")
+    salt = take(32)
+    prefix = take(7)
+    count = int.from_bytes(take(2), "big")
+    if count > 64:
+        raise _malformed(f"the context has {count} entries; at most 64")
+    context: Dict[str, str] = {}
+    previous = None
+    for _ in range(count):
+        fields = []
+        for _ in range(2):
+            n = int.from_bytes(take(2), "big")
+            if n > 1024:
+                raise _malformed(f"a context field has {n} bytes; at most 1024")
+            fields.append(take(n))
+        k, v = fields
+        if not k:
+            raise _malformed("the context has an empty key")
+        if previous is not None and previous >= k:
+            raise _malformed("the context is not in canonical order")
+        previous = k
+        try:
+            context[k.decode("utf-8")] = v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _malformed("a name or context field is not valid UTF-8") from None
+    parameters = bytes(raw)
+    tag = take(_SHARD_HEADER_TAG)
+    n = take(1)[0]
+    if not 1 <= n <= 128:
+        raise _malformed(f"key name length {n} is outside 1..128")
+    try:
+        key_name = take(n).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _malformed("a name or context field is not valid UTF-8") from None
+    key_version = int.from_bytes(take(4), "big")
+    if not 1 <= key_version < 1 << 31:
+        raise _malformed(f"key version {key_version} is not positive")
+    w = int.from_bytes(take(2), "big")
+    if not 1 <= w <= _SHARD_MAX_WRAPPED:
+        raise _malformed(f"wrapped data key length {w} is outside 1..{_SHARD_MAX_WRAPPED}")
+    wrapped = take(w)
+    # The envelope ("EKC", format 1) names its own key and version; the header's copies must agree.
+    if len(wrapped) < 11 or wrapped[:4] != b"EKC\x01" or not 1 <= wrapped[4] <= 128 \
+            or len(wrapped) < 5 + wrapped[4] + 4 + 2 + 16:
+        raise _malformed("the wrapped data key is not a format-1 KMS envelope")
+    env_name = wrapped[5:5 + wrapped[4]]
+    env_version = int.from_bytes(wrapped[5 + wrapped[4]:9 + wrapped[4]], "big")
+    if env_name != key_name.encode("utf-8") or env_version != key_version:
+        raise _malformed(f"the header names key {key_name} version {key_version} but its wrapped data key is "
+                         f"under {env_name.decode('utf-8', 'replace')} version {env_version}")
+    return ShardHeader(segment_size, salt, prefix, context, tag, key_name, key_version, wrapped, parameters,
+                       len(raw))
+
+
+def read_shard_header(source: Any) -> ShardHeader:
+    """The header of a shard (a path, or a binary file positioned at its start), its
+    structure checked; authenticity needs the data key (:class:`ShardReader`)."""
+    if isinstance(source, (str, bytes, os.PathLike)):
+        with open(source, "rb") as f:
+            return _read_shard_header(f.read)
+    return _read_shard_header(source.read)
+
+
+class _ShardKeys:
+    """The file's keys: OKM = HKDF-SHA256(data key, salt, "enclave-kms shard 1" ||
+    SHA-256(parameters), 64); segment key = OKM[:32], header key = OKM[32:]."""
+
+    def __init__(self, header: ShardHeader, data_key: bytes):
+        import hashlib
+        import hmac
+        AESGCM, HKDF, hashes, self._invalid_tag = _shard_crypto()
+        if len(data_key) != 32:
+            raise _malformed(f"the data key has {len(data_key)} bytes; shard format 1 uses 32")
+        info = _SHARD_KDF_LABEL + hashlib.sha256(header.parameters).digest()
+        okm = bytearray(HKDF(algorithm=hashes.SHA256(), length=64, salt=header.salt, info=info).derive(data_key))
+        try:
+            tag = hmac.new(bytes(okm[32:]), header.parameters, hashlib.sha256).digest()
+            if not hmac.compare_digest(tag, header.tag):
+                raise ShardError("HEADER_AUTHENTICATION_FAILED", "the shard header fails authentication: it was "
+                                 "modified, or its wrapped data key was replaced")
+            self._aead = AESGCM(bytes(okm[:32]))
+        finally:
+            okm[:] = bytes(len(okm))  # best effort: Python keeps copies we cannot reach
+        self._prefix = header.nonce_prefix
+
+    def _try_open(self, index: int, last: bool, segment: bytes) -> Optional[bytes]:
+        nonce = self._prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+        try:
+            return self._aead.decrypt(nonce, segment, None)
+        except self._invalid_tag:
+            return None
+
+    def open(self, index: int, last: bool, segment: bytes) -> bytes:
+        """The segment's plaintext, or ShardError saying why not (diagnosed like the Java library)."""
+        if len(segment) < _SHARD_TAG:
+            raise ShardError("TRUNCATED", f"the shard is truncated: it ends inside segment {index}", index)
+        plaintext = self._try_open(index, last, segment)
+        if plaintext is not None:
+            return plaintext
+        other = self._try_open(index, not last, segment) is not None
+        if other and last:
+            raise ShardError("TRUNCATED", f"the shard is truncated: segment {index} is not its final segment",
+                             index)
+        if other:
+            raise ShardError("TRAILING_DATA", f"data follows the final segment (segment {index}): "
+                                              "the shard was extended", index)
+        where = ", the final one," if last else ""
+        raise ShardError("SEGMENT_AUTHENTICATION_FAILED", f"segment {index}{where} fails authentication: the shard "
+                                                          "was modified; its plaintext is withheld", index)
+
+
+def _unwrapper(client: Any, unwrap: Any) -> Any:
+    if unwrap is not None:
+        return unwrap
+    if client is None:
+        raise TypeError("give a KmsClient (or an unwrap function) to decrypt a shard's data key")
+    return lambda wrapped, context: client.decrypt(wrapped, context).plaintext
+
+
+def _open_shard_keys(header: ShardHeader, client: Any, context: Optional[Mapping[str, str]],
+                     unwrap: Any) -> _ShardKeys:
+    _shard_crypto()  # fail on a missing package before asking the daemon for anything
+    expected = _context(context or {})
+    if expected != header.context:
+        raise ShardError("CONTEXT_MISMATCH", f"the shard is bound to context {header.context}, not {expected}")
+    data_key = _unwrapper(client, unwrap)(header.wrapped_data_key, dict(header.context))
+    return _ShardKeys(header, bytes(data_key))
+
+
+def _check_final_length(index: int, length: int) -> None:
+    if length == 0 and index == 0:
+        raise ShardError("TRUNCATED", "the shard is truncated: it ends after its header, with no segment", 0)
+    if length < _SHARD_TAG or (length == _SHARD_TAG and index > 0):
+        raise ShardError("TRUNCATED", f"the shard is truncated: it ends inside segment {index}", index)
+
+
+class ShardReader:
+    """Random access to the plaintext of a shard file.
+
+    ``source`` is a path or a seekable binary file; ``client`` a :class:`KmsClient` (its
+    ``decrypt`` unwraps the header's data key) or ``unwrap=f(wrapped, context) -> bytes``
+    instead; ``context`` the context the shard must be bound to (None: the empty one).
+
+    Opening checks the header (context, data key, header tag), the file's length against
+    the layout, and authenticates the final segment, so :attr:`size` is authentic and a
+    shard that was cut or extended is refused here. :meth:`read` decrypts only the
+    segments it touches (the last one is cached) and never returns plaintext of a segment
+    that fails. Needs the ``cryptography`` package (:class:`MissingDependency`).
+    """
+
+    def __init__(self, source: Any, client: Any = None, context: Optional[Mapping[str, str]] = None, *,
+                 unwrap: Any = None):
+        self._owned = isinstance(source, (str, bytes, os.PathLike))
+        self._file = open(source, "rb") if self._owned else source
+        try:
+            self._file.seek(0)
+            self.header = _read_shard_header(self._file.read)
+            self._keys = _open_shard_keys(self.header, client, context, unwrap)
+            self._file.seek(0, os.SEEK_END)
+            body = self._file.tell() - self.header.length
+            s = self.header.segment_size
+            c = s + _SHARD_TAG
+            if body <= 0:
+                raise ShardError("TRUNCATED", "the shard is truncated: it ends after its header, with no segment", 0)
+            n = (body + c - 1) // c
+            if n > _SHARD_MAX_SEGMENTS:
+                raise ShardError("TRAILING_DATA", "the shard has more than 2^32 segments: data follows its end")
+            self.segment_count = n
+            self._final_bytes = body - (n - 1) * c
+            self._cached: Optional[tuple] = None
+            if self._final_bytes < _SHARD_TAG or (self._final_bytes == _SHARD_TAG and n > 1):
+                self._raise_if_extended(n - 2)
+                raise ShardError("TRUNCATED", f"the shard is truncated: it ends inside segment {n - 1}", n - 1)
+            try:
+                self._segment(n - 1)
+            except ShardError as e:
+                if e.reason == "SEGMENT_AUTHENTICATION_FAILED":
+                    self._raise_if_extended(n - 2)
+                raise
+            #: The plaintext length (authentic).
+            self.size = body - n * _SHARD_TAG
+        except BaseException:
+            self.close()
+            raise
+
+    def _raw_segment(self, index: int) -> bytes:
+        c = self.header.segment_size + _SHARD_TAG
+        length = self._final_bytes if index == self.segment_count - 1 else c
+        self._file.seek(self.header.length + index * c)
+        data = self._file.read(length)
+        if len(data) < length:
+            raise ShardError("TRUNCATED", f"the shard is truncated: it ends inside segment {index}", index)
+        return data
+
+    def _raise_if_extended(self, start: int) -> None:
+        c = self.header.segment_size + _SHARD_TAG
+        for i in range(start, max(-1, start - 4), -1):
+            self._file.seek(self.header.length + i * c)
+            if self._keys._try_open(i, True, self._file.read(c)) is not None:
+                raise ShardError("TRAILING_DATA", f"data follows the final segment (segment {i}): "
+                                                  "the shard was extended", i)
+
+    def _segment(self, index: int) -> bytes:
+        if self._cached is None or self._cached[0] != index:
+            self._cached = None
+            self._cached = (index, self._keys.open(index, index == self.segment_count - 1, self._raw_segment(index)))
+        return self._cached[1]
+
+    def read(self, position: int, n: int) -> bytes:
+        """Up to ``n`` bytes of plaintext from ``position`` (fewer only at the end; b"" past it)."""
+        if position < 0 or n < 0:
+            raise ValueError("position and n must not be negative")
+        s = self.header.segment_size
+        out = bytearray()
+        while len(out) < n and position < self.size:
+            seg = self._segment(position // s)
+            off = position % s
+            chunk = seg[off:off + n - len(out)]
+            out += chunk
+            position += len(chunk)
+        return bytes(out)
+
+    def segments(self) -> Iterator[bytes]:
+        """The plaintext, segment by segment, in order."""
+        for i in range(self.segment_count):
+            yield self._segment(i)
+
+    def close(self) -> None:
+        self._cached = None
+        if self._owned and getattr(self, "_file", None) is not None:
+            self._file.close()
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ShardReader key={self.header.key_name!r} version={self.header.key_version}>"
+
+
+def decrypt_shard(source: Any, client: Any = None, context: Optional[Mapping[str, str]] = None, out: Any = None,
+                  *, unwrap: Any = None) -> Any:
+    """Decrypts a whole shard file as a stream (any readable binary file, or a path).
+
+    With ``out`` (a writable binary file) the plaintext is written there segment by
+    segment and the number of bytes is returned; otherwise it is returned as bytes. Each
+    segment is written only after it has authenticated; if a later one fails,
+    :class:`ShardError` is raised and what was written must be discarded.
+    ``client``/``unwrap`` and ``context`` are as for :class:`ShardReader`.
+    """
+    if isinstance(source, (str, bytes, os.PathLike)):
+        with open(source, "rb") as f:
+            return decrypt_shard(f, client, context, out, unwrap=unwrap)
+    header = _read_shard_header(source.read)
+    keys = _open_shard_keys(header, client, context, unwrap)
+    collected = bytearray() if out is None else None
+    c = header.segment_size + _SHARD_TAG
+    total = 0
+    index = 0
+    pending = b""
+    while True:
+        chunk = pending + source.read(c - len(pending))
+        while len(chunk) < c:
+            more = source.read(c - len(chunk))
+            if not more:
+                break
+            chunk += more
+        pending = source.read(1) if len(chunk) == c else b""
+        last = not pending
+        if last:
+            _check_final_length(index, len(chunk))
+        if index >= _SHARD_MAX_SEGMENTS:
+            raise ShardError("TRAILING_DATA", "the shard has more than 2^32 segments: data follows its end", index)
+        plaintext = keys.open(index, last, chunk)
+        total += len(plaintext)
+        if collected is not None:
+            collected += plaintext
+        else:
+            out.write(plaintext)
+        if last:
+            break
+        index += 1
+    return bytes(collected) if collected is not None else total
+
+
 # ---------------------------------------------------------------------------- CLI
 
 EXIT_OK = 0
 EXIT_VARLINK_ERROR = 1  # the daemon answered with an error; stderr has it as JSON
 EXIT_USAGE = 2          # argparse's own code for bad arguments
 EXIT_CONNECTION = 3     # the daemon could not be reached or broke the protocol
+EXIT_SHARD = 4          # decrypt-shard: the shard is damaged, bound to another context, or cannot be read
 
 
 def _parse_context(pairs: Optional[List[str]], parser: argparse.ArgumentParser) -> Optional[Dict[str, str]]:
@@ -1056,7 +1458,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="enclave_kms",
         description="Talk to the enclave-kms daemon; prints the reply as JSON (binary values in base64).",
         epilog="Exit status: 0 ok; 1 the daemon replied with an error (printed to stderr as JSON "
-               '{"error": NAME, "parameters": {...}}); 2 bad arguments; 3 no connection or a broken reply.')
+               '{"error": NAME, "parameters": {...}}); 2 bad arguments; 3 no connection or a broken reply; '
+               "4 decrypt-shard: the shard is damaged or bound to another context, or cryptography is missing.")
     p.add_argument("--socket", help=f"daemon socket (default: ${SOCKET_ENV}, else {DEFAULT_SOCKET})")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -1069,11 +1472,44 @@ def _build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decrypt", help="decrypt a base64 ciphertext envelope")
     d.add_argument("ciphertext", metavar="CIPHERTEXT_B64")
     d.add_argument("--context", action="append", metavar="K=V", help="context entry (repeatable)")
+    s = sub.add_parser("decrypt-shard", help="decrypt a shard file (needs the cryptography package)")
+    s.add_argument("shard", metavar="SHARD")
+    s.add_argument("out", metavar="OUT", help="the plaintext, written only if the whole shard authenticates")
+    s.add_argument("--context", action="append", metavar="K=V", help="context entry (repeatable)")
     return p
 
 
 def _b64s(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+class _LocalFileError(Exception):
+    """A file the command line was given cannot be read or written."""
+
+
+def _decrypt_shard_to_file(shard: str, out: str, client: KmsClient,
+                           context: Optional[Dict[str, str]]) -> Dict[str, Any]:
+    """Decrypts into a temporary file beside OUT and renames it only when every segment
+    authenticated, so OUT never holds a partial or unauthenticated plaintext."""
+    try:
+        header = read_shard_header(shard)
+        directory = os.path.dirname(os.path.abspath(out))
+        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise _LocalFileError(f"{e.filename}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            n = decrypt_shard(shard, client, context, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, out)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+    return {"key": header.key_name, "version": header.key_version, "plaintext_bytes": n, "out": out}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -1088,6 +1524,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dk = client.generate_data_key(args.key, _parse_context(args.context, parser), args.bytes)
             out = {"key": dk.key, "version": dk.version,
                    "plaintext": _b64s(dk.plaintext), "ciphertext": _b64s(dk.ciphertext)}
+        elif args.command == "decrypt-shard":
+            out = _decrypt_shard_to_file(args.shard, args.out, client, _parse_context(args.context, parser))
         else:
             try:
                 ciphertext = base64.b64decode(args.ciphertext, validate=True)
@@ -1098,6 +1536,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except VarlinkError as e:
         print(json.dumps({"error": e.error, "parameters": e.parameters}), file=sys.stderr)
         return EXIT_VARLINK_ERROR
+    except ShardError as e:
+        print(json.dumps({"error": "ShardError", "reason": e.reason, "segment": e.segment, "message": str(e)}),
+              file=sys.stderr)
+        return EXIT_SHARD
+    except (MissingDependency, _LocalFileError) as e:
+        print(f"enclave_kms: {e}", file=sys.stderr)
+        return EXIT_SHARD
     except OSError as e:  # ProtocolError, TimeoutError and connection failures
         print(f"enclave_kms: {e}", file=sys.stderr)
         return EXIT_CONNECTION

@@ -51,6 +51,7 @@ import java.util.concurrent.Callable;
                 InfoCommand.class,
                 DescribeInterfaceCommand.class,
                 ProvisionCommand.class,
+                ShardCommand.class,
                 HelpCommand.class,
         })
 public final class Kmsctl implements Callable<Integer> {

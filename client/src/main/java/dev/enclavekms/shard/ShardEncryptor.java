@@ -1,0 +1,326 @@
+package dev.enclavekms.shard;
+
+import dev.enclavekms.client.DataKey;
+import dev.enclavekms.client.KmsClient;
+import dev.enclavekms.client.KmsException;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.security.SecureRandom;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Encrypts shard files (format 1, docs/formats.md) under one data key from the KMS.
+ *
+ * <pre>{@code
+ * try (var kms = KmsClient.connectDefault();
+ *      var enc = ShardEncryptor.generate(kms, "model-weights", Map.of("model", "llama-3-8b"),
+ *              ShardEncryptor.Options.DEFAULT.withThreads(4));
+ *      var in = Files.newInputStream(plain);
+ *      var out = Files.newOutputStream(shard)) {
+ *     enc.encrypt(in, out);
+ * }
+ * }</pre>
+ *
+ * <p>Security: every file gets a fresh random 32-byte salt and 7-byte nonce prefix, so each
+ * file has its own segment key even when one data key encrypts many files; within a file
+ * each segment's nonce is unique by construction (its index). The plaintext is
+ * authenticated segment by segment, its order and its end included (docs/formats.md).
+ *
+ * <p>Holds the data key in the clear until {@link #close()}, which wipes it (best effort:
+ * the JVM may have copied it). Prefer one encryptor per file or per batch of files, closed
+ * promptly. Thread-safe: files may be encrypted concurrently by several threads.
+ */
+public final class ShardEncryptor implements AutoCloseable {
+
+    /**
+     * Non-secret settings.
+     *
+     * @param segmentSize plaintext bytes per segment, {@value ShardFormat#MIN_SEGMENT_SIZE}
+     *                    .. 64 MiB (stored in the header; the reader needs no setting)
+     * @param threads     threads encrypting segments of one file (1: the caller's thread
+     *                    only); the output is the same for any number of threads
+     */
+    public record Options(int segmentSize, int threads) {
+        /** 1 MiB segments, one thread. */
+        public static final Options DEFAULT = new Options(ShardFormat.DEFAULT_SEGMENT_SIZE, 1);
+
+        public Options {
+            if (segmentSize < ShardFormat.MIN_SEGMENT_SIZE || segmentSize > ShardFormat.MAX_SEGMENT_SIZE) {
+                throw new IllegalArgumentException("segment size " + segmentSize + " is outside "
+                        + ShardFormat.MIN_SEGMENT_SIZE + ".." + ShardFormat.MAX_SEGMENT_SIZE);
+            }
+            if (threads < 1 || threads > 256) {
+                throw new IllegalArgumentException("threads must be 1..256, not " + threads);
+            }
+        }
+
+        public Options withSegmentSize(int segmentSize) {
+            return new Options(segmentSize, threads);
+        }
+
+        public Options withThreads(int threads) {
+            return new Options(segmentSize, threads);
+        }
+    }
+
+    /** Where the per-file salt and nonce prefix come from: random, except in the format's test vectors. */
+    interface NonceMaterial {
+        void fill(byte[] salt, byte[] noncePrefix);
+    }
+
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final NonceMaterial RANDOM_NONCES = (salt, prefix) -> {
+        RANDOM.nextBytes(salt);
+        RANDOM.nextBytes(prefix);
+    };
+
+    private final byte[] dataKey;
+    private final String keyName;
+    private final int keyVersion;
+    private final byte[] wrappedDataKey;
+    private final Map<String, String> context;
+    private final Options options;
+    private final NonceMaterial nonces;
+    private boolean closed;
+
+    private ShardEncryptor(DataKey dataKey, Map<String, String> context, Options options, NonceMaterial nonces) {
+        Objects.requireNonNull(dataKey, "dataKey");
+        this.options = Objects.requireNonNull(options, "options");
+        this.context = ShardFormat.canonicalContext(context);
+        if (dataKey.plaintext().length != ShardFormat.DATA_KEY_BYTES) {
+            throw new IllegalArgumentException("a shard data key has " + ShardFormat.DATA_KEY_BYTES + " bytes, not "
+                    + dataKey.plaintext().length);
+        }
+        ShardFormat.EnvelopeKey named;
+        try {
+            named = ShardFormat.envelopeKey(dataKey.ciphertext());
+        } catch (ShardException e) {
+            throw new IllegalArgumentException("the data key's ciphertext is not a KMS envelope", e);
+        }
+        if (!named.keyName().equals(dataKey.key()) || named.keyVersion() != dataKey.version()) {
+            throw new IllegalArgumentException("the data key says " + dataKey.key() + " version " + dataKey.version()
+                    + " but its envelope names " + named.keyName() + " version " + named.keyVersion());
+        }
+        if (dataKey.ciphertext().length > ShardFormat.MAX_WRAPPED_KEY_BYTES) {
+            throw new IllegalArgumentException("the wrapped data key is over " + ShardFormat.MAX_WRAPPED_KEY_BYTES
+                    + " bytes");
+        }
+        this.keyName = dataKey.key();
+        this.keyVersion = dataKey.version();
+        this.wrappedDataKey = dataKey.ciphertext().clone();
+        this.dataKey = dataKey.plaintext().clone();
+        this.nonces = nonces;
+    }
+
+    /**
+     * Asks the KMS for a new data key under the primary version of {@code key}, bound to
+     * {@code context}, and returns an encryptor holding it. The plaintext copy the client
+     * returned is wiped here.
+     *
+     * @param context bound to the data key and stored in every header; null for none
+     */
+    public static ShardEncryptor generate(KmsClient kms, String key, Map<String, String> context, Options options)
+            throws KmsException, IOException {
+        DataKey dk = kms.generateDataKey(key, context);
+        try {
+            return new ShardEncryptor(dk, context, options, RANDOM_NONCES);
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+    }
+
+    /**
+     * An encryptor for a data key the caller obtained (e.g. one of
+     * {@link KmsClient#generateDataKeys}). The key is copied: the caller still owns and
+     * wipes {@code dataKey.plaintext()}.
+     *
+     * @param context the context the data key was generated with (the KMS will demand it
+     *                to unwrap); null for none
+     * @throws IllegalArgumentException when the data key is not 32 bytes, or its ciphertext
+     *                                  is not an envelope naming its key and version
+     */
+    public static ShardEncryptor of(DataKey dataKey, Map<String, String> context, Options options) {
+        return new ShardEncryptor(dataKey, context, options, RANDOM_NONCES);
+    }
+
+    /** For the format's test vectors and for tests comparing outputs: fixed salt and prefix. */
+    static ShardEncryptor withNonceMaterial(DataKey dataKey, Map<String, String> context, Options options,
+                                            NonceMaterial nonces) {
+        return new ShardEncryptor(dataKey, context, options, nonces);
+    }
+
+    public Options options() {
+        return options;
+    }
+
+    /** The key the data key is wrapped under. */
+    public String keyName() {
+        return keyName;
+    }
+
+    public int keyVersion() {
+        return keyVersion;
+    }
+
+    // ------------------------------------------------------------------------- encrypt
+
+    /**
+     * Encrypts {@code in} to its end into {@code out} as one shard file. Neither stream is
+     * closed.
+     *
+     * @return the header written
+     */
+    public ShardHeader encrypt(InputStream in, OutputStream out) throws IOException {
+        Objects.requireNonNull(in, "in");
+        Objects.requireNonNull(out, "out");
+        ShardFile f = start(out::write);
+        try (EncryptingSink sink = f.sink) {
+            sink.writeAll(in);
+            sink.finish();
+        }
+        return f.header;
+    }
+
+    /** As {@link #encrypt(InputStream, OutputStream)} for channels (blocking); neither is closed. */
+    public ShardHeader encrypt(ReadableByteChannel in, WritableByteChannel out) throws IOException {
+        Objects.requireNonNull(in, "in");
+        Objects.requireNonNull(out, "out");
+        ShardFile f = start((b, off, len) -> writeFully(out, ByteBuffer.wrap(b, off, len)));
+        try (EncryptingSink sink = f.sink) {
+            sink.writeAll(in);
+            sink.finish();
+        }
+        return f.header;
+    }
+
+    /**
+     * A stream that encrypts what is written to it into {@code out}. The header is written
+     * at once; the last segment when the stream is closed, which also closes {@code out}.
+     * A stream that is never closed leaves a shard without its final segment, which every
+     * reader rejects as truncated.
+     */
+    public OutputStream newEncryptingStream(OutputStream out) throws IOException {
+        Objects.requireNonNull(out, "out");
+        ShardFile f = start(out::write);
+        return new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                f.sink.write(new byte[] {(byte) b}, 0, 1);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                Objects.checkFromIndexSize(off, len, b.length);
+                f.sink.write(b, off, len);
+            }
+
+            @Override
+            public void flush() throws IOException {
+                out.flush(); // the current segment cannot be written before it is complete
+            }
+
+            @Override
+            public void close() throws IOException {
+                if (f.sink.finished()) {
+                    return;
+                }
+                try (out; EncryptingSink sink = f.sink) {
+                    sink.finish();
+                }
+            }
+        };
+    }
+
+    /** As {@link #newEncryptingStream} for a channel: closing the returned channel finishes the shard and closes {@code out}. */
+    public WritableByteChannel newEncryptingChannel(WritableByteChannel out) throws IOException {
+        Objects.requireNonNull(out, "out");
+        ShardFile f = start((b, off, len) -> writeFully(out, ByteBuffer.wrap(b, off, len)));
+        return new WritableByteChannel() {
+            @Override
+            public int write(ByteBuffer src) throws IOException {
+                return f.sink.write(src);
+            }
+
+            @Override
+            public boolean isOpen() {
+                return !f.sink.finished();
+            }
+
+            @Override
+            public void close() throws IOException {
+                if (f.sink.finished()) {
+                    return;
+                }
+                try (out; EncryptingSink sink = f.sink) {
+                    sink.finish();
+                }
+            }
+        };
+    }
+
+    private record ShardFile(ShardHeader header, EncryptingSink sink) { }
+
+    /** A new file: fresh salt and prefix, its keys, its header written to {@code out}. */
+    private ShardFile start(SegmentPipeline.Sink out) throws IOException {
+        byte[] salt = new byte[ShardFormat.SALT_BYTES];
+        byte[] prefix = new byte[ShardFormat.NONCE_PREFIX_BYTES];
+        nonces.fill(salt, prefix);
+        byte[] parameters = ShardHeader.parameters(options.segmentSize(), salt, prefix, context);
+        ShardKeys keys;
+        synchronized (this) {
+            if (closed) {
+                throw new IllegalStateException("this ShardEncryptor is closed");
+            }
+            keys = ShardKeys.derive(dataKey, salt, parameters);
+        }
+        EncryptingSink sink = null;
+        try {
+            ShardHeader header = new ShardHeader(options.segmentSize(), salt, prefix, context,
+                    keys.headerTag(parameters), keyName, keyVersion, wrappedDataKey);
+            sink = new EncryptingSink(keys, prefix, options.segmentSize(), options.threads(), out);
+            byte[] encoded = header.encode();
+            out.write(encoded, 0, encoded.length);
+            return new ShardFile(header, sink);
+        } catch (IOException | RuntimeException e) {
+            if (sink != null) {
+                sink.close();
+            } else {
+                keys.close();
+            }
+            throw e;
+        }
+    }
+
+    static void writeFully(WritableByteChannel out, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            out.write(b);
+        }
+    }
+
+    /** Wipes the data key; files in progress keep their own derived keys until they finish. Idempotent. */
+    @Override
+    public synchronized void close() {
+        closed = true;
+        Arrays.fill(dataKey, (byte) 0);
+    }
+
+    /** For the wipe test. */
+    synchronized boolean dataKeyWiped() {
+        for (byte b : dataKey) if (b != 0) return false;
+        return true;
+    }
+
+    /** Names the key and the options; never key material. */
+    @Override
+    public String toString() {
+        return "ShardEncryptor[key=" + keyName + ", version=" + keyVersion + ", context=" + context + ", " + options
+                + "]";
+    }
+}

@@ -1,0 +1,306 @@
+package dev.enclavekms.shard;
+
+import dev.enclavekms.client.KmsException;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Random access to the plaintext of a shard file: {@link #read(long, ByteBuffer)}
+ * decrypts only the segments the range touches, so a runtime reads one tensor of a large
+ * shard without decrypting the rest. The last segment decrypted is kept, so reads that
+ * walk through a segment in small steps decrypt it once.
+ *
+ * <p>At open the file's length is checked against the layout and the final segment is
+ * authenticated, so {@link #size()} is authentic: a shard cut at a segment boundary or
+ * extended is refused here, before any read. Each read authenticates the segments it
+ * touches; a segment that fails releases nothing.
+ *
+ * <p>Reads are serialised (one at a time per reader; open one reader per thread for
+ * parallel reads). {@link #close()} wipes the cached plaintext and, when the reader owns
+ * them, the keys and the channel.
+ */
+public final class ShardReader implements AutoCloseable {
+    private final FileChannel file;
+    private final boolean ownsFile;
+    private final AutoCloseable decryptor;
+    private final boolean ownsDecryptor;
+    private final ShardHeader header;
+    private final SegmentCipher cipher;
+    private final int segmentSize;
+    private final long bodyOffset;
+    private final long segments;
+    private final int finalSegmentBytes;
+    private final long size;
+    private final byte[] ciphertext;
+    private final byte[] plaintext;
+    private long cachedIndex = -1;
+    private int cachedLength;
+    private long decryptions;
+    private boolean closed;
+
+    private ShardReader(FileChannel file, boolean ownsFile, AutoCloseable decryptor, boolean ownsDecryptor,
+                        ShardHeader header, ShardKeys keys) throws IOException {
+        this.file = file;
+        this.ownsFile = ownsFile;
+        this.decryptor = decryptor;
+        this.ownsDecryptor = ownsDecryptor;
+        this.header = header;
+        this.cipher = new SegmentCipher(keys, header.noncePrefix());
+        this.segmentSize = header.segmentSize();
+        this.bodyOffset = header.length();
+        int c = segmentSize + ShardFormat.TAG_BYTES;
+        this.ciphertext = new byte[c];
+        this.plaintext = new byte[segmentSize];
+        JitWarmup.startFor(segmentSize);
+
+        long body = file.size() - bodyOffset;
+        if (body <= 0) {
+            throw new ShardException(ShardException.Reason.TRUNCATED, 0,
+                    "the shard is truncated: it ends after its header, with no segment");
+        }
+        long n = (body + c - 1) / c;
+        int last = (int) (body - (n - 1) * c);
+        this.segments = n;
+        this.finalSegmentBytes = last;
+        if (n > ShardFormat.MAX_SEGMENTS) {
+            throw new ShardException(ShardException.Reason.TRAILING_DATA, ShardFormat.MAX_SEGMENTS,
+                    "the shard has more than 2^32 segments: data follows its end");
+        }
+        if (last < ShardFormat.TAG_BYTES || (last == ShardFormat.TAG_BYTES && n > 1)) {
+            // A fragment after the last whole segment: bytes appended to a complete shard, or a cut.
+            throwIfExtended(n - 2);
+            throw new ShardException(ShardException.Reason.TRUNCATED, n - 1,
+                    "the shard is truncated: it ends inside segment " + (n - 1));
+        }
+        this.size = body - n * ShardFormat.TAG_BYTES;
+        try {
+            decryptSegment(n - 1);
+        } catch (ShardException e) {
+            if (e.reason() == ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED) {
+                throwIfExtended(n - 2);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Opens the shard at {@code path}: reads and checks its header, unwraps its data key,
+     * checks the layout and the final segment. The reader owns the file and the keys.
+     *
+     * @param context the context the caller expects; null for none
+     */
+    public static ShardReader open(Path path, DataKeyUnwrapper unwrapper, Map<String, String> context)
+            throws KmsException, IOException {
+        FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
+        try {
+            return open(ch, true, unwrapper, context);
+        } catch (KmsException | IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+    }
+
+    /** As {@link #open(Path, DataKeyUnwrapper, Map)} on an open channel, which the reader does not close. */
+    public static ShardReader open(FileChannel file, DataKeyUnwrapper unwrapper, Map<String, String> context)
+            throws KmsException, IOException {
+        return open(file, false, unwrapper, context);
+    }
+
+    private static ShardReader open(FileChannel file, boolean ownsFile, DataKeyUnwrapper unwrapper,
+                                    Map<String, String> context) throws KmsException, IOException {
+        ShardHeader header = ShardHeader.parse(ShardHeader.readRaw(positionalStream(file)));
+        ShardDecryptor d = ShardDecryptor.open(header, unwrapper, context);
+        try {
+            return create(file, ownsFile, d, header, d.keys(), true);
+        } catch (IOException | RuntimeException e) {
+            d.close();
+            throw e;
+        }
+    }
+
+    static ShardReader create(FileChannel file, boolean ownsFile, AutoCloseable decryptor, ShardHeader header,
+                              ShardKeys keys, boolean ownsDecryptor) throws IOException {
+        return new ShardReader(file, ownsFile, decryptor, ownsDecryptor, header, keys);
+    }
+
+    /** An InputStream reading the channel from position 0 with positional reads (the channel's position is not used). */
+    private static InputStream positionalStream(FileChannel ch) {
+        return new InputStream() {
+            private long pos;
+
+            @Override
+            public int read() throws IOException {
+                byte[] one = new byte[1];
+                return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                int n = ch.read(ByteBuffer.wrap(b, off, len), pos);
+                if (n > 0) {
+                    pos += n;
+                }
+                return n;
+            }
+        };
+    }
+
+    public ShardHeader header() {
+        return header;
+    }
+
+    /** The plaintext length, authenticated at open. */
+    public long size() {
+        return size;
+    }
+
+    /** The number of segments (at least 1). */
+    public long segmentCount() {
+        return segments;
+    }
+
+    /**
+     * Reads plaintext from {@code position} into {@code dst}, as much as fits and exists;
+     * like {@link FileChannel#read(ByteBuffer, long)}.
+     *
+     * @return the number of bytes read (0 when {@code dst} is full), or -1 when
+     *         {@code position} is at or past the end
+     * @throws ShardException when a segment touched fails (nothing of it is copied)
+     */
+    public synchronized int read(long position, ByteBuffer dst) throws IOException {
+        Objects.requireNonNull(dst, "dst");
+        if (position < 0) {
+            throw new IllegalArgumentException("negative position");
+        }
+        checkOpen();
+        if (position >= size) {
+            return -1;
+        }
+        int total = 0;
+        while (dst.hasRemaining() && position < size) {
+            long index = position / segmentSize;
+            int offset = (int) (position % segmentSize);
+            decryptSegment(index);
+            int n = Math.min(dst.remaining(), cachedLength - offset);
+            dst.put(plaintext, offset, n);
+            position += n;
+            total += n;
+        }
+        return total;
+    }
+
+    /**
+     * Reads exactly {@code dst.remaining()} bytes from {@code position}.
+     *
+     * @throws EOFException when the shard ends first (nothing is guaranteed about {@code dst} then)
+     */
+    public void readFully(long position, ByteBuffer dst) throws IOException {
+        if (position < 0 || position > size || dst.remaining() > size - position) {
+            throw new EOFException("reading " + dst.remaining() + " bytes at " + position + " goes past the end of a "
+                    + size + "-byte shard");
+        }
+        while (dst.hasRemaining()) {
+            position += read(position, dst);
+        }
+    }
+
+    /** Decrypts segment {@code index} into the cache, unless it is there already. */
+    private void decryptSegment(long index) throws IOException {
+        if (cachedIndex == index) {
+            return;
+        }
+        cachedIndex = -1; // a failure below must not leave a stale or partial segment cached
+        int len = readSegment(index);
+        decryptions++;
+        cachedLength = cipher.open(index, index == segments - 1, ciphertext, 0, len, plaintext, 0);
+        cachedIndex = index;
+    }
+
+    /** For the wipe test: true once the cached plaintext reads back as zeros. */
+    synchronized boolean cacheWiped() {
+        for (byte b : plaintext) if (b != 0) return false;
+        return true;
+    }
+
+    /** For the cache test: segments decrypted so far. */
+    synchronized long segmentDecryptions() {
+        return decryptions;
+    }
+
+    private int readSegment(long index) throws IOException {
+        int c = segmentSize + ShardFormat.TAG_BYTES;
+        int len = index == segments - 1 ? finalSegmentBytes : c;
+        long at = bodyOffset + index * c;
+        ByteBuffer b = ByteBuffer.wrap(ciphertext, 0, len);
+        while (b.hasRemaining()) {
+            if (file.read(b, at + b.position()) < 0) {
+                throw new ShardException(ShardException.Reason.TRUNCATED, index,
+                        "the shard is truncated: it ends inside segment " + index + " (did it change while open?)");
+            }
+        }
+        return len;
+    }
+
+    /**
+     * Diagnosis when the end of the file is not a valid final segment: if one of the few
+     * whole segments before it authenticates as the final one, data was appended after it.
+     * Bounded (four segments), so a hostile file cannot make opening it expensive.
+     */
+    private void throwIfExtended(long from) throws IOException {
+        for (long i = from; i >= 0 && i > from - 4; i--) {
+            if (authenticatesAsFinal(i)) {
+                throw new ShardException(ShardException.Reason.TRAILING_DATA, i,
+                        "data follows the final segment (segment " + i + "): the shard was extended");
+            }
+        }
+    }
+
+    private boolean authenticatesAsFinal(long index) throws IOException {
+        int c = segmentSize + ShardFormat.TAG_BYTES;
+        ByteBuffer b = ByteBuffer.wrap(ciphertext, 0, c);
+        long at = bodyOffset + index * c;
+        while (b.hasRemaining()) {
+            if (file.read(b, at + b.position()) < 0) {
+                return false;
+            }
+        }
+        return cipher.authenticates(index, true, ciphertext, 0, c, plaintext);
+    }
+
+    private void checkOpen() throws IOException {
+        if (closed) {
+            throw new IOException("this ShardReader is closed");
+        }
+    }
+
+    /** Wipes the cached plaintext; closes the keys and the channel when the reader owns them. Idempotent. */
+    @Override
+    public synchronized void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        cachedIndex = -1;
+        Arrays.fill(plaintext, (byte) 0);
+        try {
+            if (ownsDecryptor) {
+                decryptor.close();
+            }
+        } catch (Exception e) {
+            throw new IOException(e);
+        } finally {
+            if (ownsFile) {
+                file.close();
+            }
+        }
+    }
+}
