@@ -61,13 +61,21 @@ apt_run() {
   else sudo -n env DEBIAN_FRONTEND=noninteractive apt-get "$@"; fi
 }
 
-# ensure_packages: the system packages enclave-kms uses, installed when missing.
+# ensure_packages: the system packages enclave-kms and its tests use, installed when
+# missing. Each entry is COMMAND:PACKAGE, or /FILE:PACKAGE for a package without a command.
+# systemd: systemd-analyze, systemd-sysusers and systemd-tmpfiles check the units (on Debian
+# 12 they come with the systemd package even where systemd is not PID 1); acl: setfacl,
+# to lay out a credential the way systemd does.
 ensure_packages() {
   local missing=() pair cmd pkg
   for pair in softhsm2-util:softhsm2 pkcs11-tool:opensc p11-kit:p11-kit \
-              varlink-go-certification:varlink-go python3:python3; do
+              varlink-go-certification:varlink-go python3:python3 \
+              systemd-analyze:systemd setfacl:acl; do
     cmd=${pair%%:*}; pkg=${pair##*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    case "$cmd" in
+      /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
+      *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
+    esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if apt_install_possible; then

@@ -57,6 +57,7 @@ def main():
 
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(a.notify)
+    os.chmod(a.notify, 0o777)  # as systemd's: a daemon running as another user must be able to send
 
     def read_notifications():
         while True:

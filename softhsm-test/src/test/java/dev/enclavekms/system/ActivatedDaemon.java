@@ -34,31 +34,45 @@ final class ActivatedDaemon implements AutoCloseable {
     private final List<Map<String, Object>> events = new ArrayList<>();
     private int startedCount;
 
-    private ActivatedDaemon(Path dir, List<String> extraArgs) throws IOException {
-        this.stateDir = dir.resolve("state");
-        this.socket = stateDir.resolve("kms.sock");
+    private ActivatedDaemon(Path dir, Path stateDir, Path socket, List<String> daemonCommand, Map<String, String> env)
+            throws IOException {
+        this.stateDir = stateDir;
+        this.socket = socket;
         this.stdout = dir.resolve("daemon-stdout.log");
         this.stderr = dir.resolve("daemon-stderr.log");
         Path script = DaemonProcess.REPO.resolve("softhsm-test/src/test/resources/socket_activate.py");
         List<String> cmd = new ArrayList<>(List.of("python3", script.toString(), "--socket", socket.toString(),
                 "--notify", dir.resolve("notify.sock").toString(), "--stdout", stdout.toString(),
-                "--stderr", stderr.toString(), "--",
-                DaemonProcess.REPO.resolve("bin/enclave-kmsd").toString(), "--dev", "--state-dir", stateDir.toString(),
-                "--socket-activation"));
-        cmd.addAll(extraArgs);
+                "--stderr", stderr.toString(), "--"));
+        cmd.addAll(daemonCommand);
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(DaemonProcess.REPO.toFile())
                 .redirectError(ProcessBuilder.Redirect.appendTo(dir.resolve("launcher-stderr.log").toFile()));
         pb.environment().remove("ENCLAVE_KMS_SOCKET");
         pb.environment().remove("NOTIFY_SOCKET");
         pb.environment().remove("JOURNAL_STREAM");
+        pb.environment().remove("CREDENTIALS_DIRECTORY");
+        pb.environment().putAll(env);
         launcher = pb.start();
         commands = new OutputStreamWriter(launcher.getOutputStream(), StandardCharsets.UTF_8);
         Thread.ofPlatform().daemon().name("launcher-events").start(this::readEvents);
     }
 
-    /** A launcher listening on {@code dir/state/kms.sock}; no daemon runs until {@link #startDaemon}. */
+    /**
+     * A launcher listening on {@code dir/state/kms.sock} for {@code bin/enclave-kmsd --dev
+     * --state-dir dir/state --socket-activation}; no daemon runs until {@link #startDaemon}.
+     */
     static ActivatedDaemon listening(Path dir, String... extraDaemonArgs) throws IOException {
-        ActivatedDaemon d = new ActivatedDaemon(dir, List.of(extraDaemonArgs));
+        Path state = dir.resolve("state");
+        List<String> cmd = new ArrayList<>(List.of(DaemonProcess.REPO.resolve("bin/enclave-kmsd").toString(), "--dev",
+                "--state-dir", state.toString(), "--socket-activation"));
+        cmd.addAll(List.of(extraDaemonArgs));
+        return listening(dir, state, state.resolve("kms.sock"), cmd, Map.of());
+    }
+
+    /** A launcher listening on {@code socket} for any daemon command (which must take the socket from stdin). */
+    static ActivatedDaemon listening(Path dir, Path stateDir, Path socket, List<String> daemonCommand,
+                                     Map<String, String> env) throws IOException {
+        ActivatedDaemon d = new ActivatedDaemon(dir, stateDir, socket, daemonCommand, env);
         d.await("the launcher listening", Duration.ofSeconds(30), e -> "listening".equals(e.get("event")));
         return d;
     }
