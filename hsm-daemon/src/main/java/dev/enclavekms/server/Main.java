@@ -63,54 +63,71 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         LogSetup.configure(verbose);
-        if (dev == (config != null)) {
-            System.err.println("enclave-kmsd: give exactly one of --dev and --config FILE");
-            return 2;
-        }
-        boolean testHooks = testClockFile != null || testPauseAt != null || testRotationLimit != null
-                || testSweepSeconds != null;
-        if (testHooks && !dev) {
-            System.err.println("enclave-kmsd: the --test-* options exist for tests of --dev mode only");
+        String usage = usageError();
+        if (usage != null) {
+            System.err.println("enclave-kmsd: " + usage);
             return 2;
         }
         SystemdNotifier notifier = SystemdNotifier.fromEnvironment();
         ProcessLifecycle process = ProcessLifecycle.install(notifier);
-        Daemon daemon;
-        DevEnvironment env = null;
+        Started started;
         try {
-            java.nio.channels.ServerSocketChannel inherited = socketActivation ? inheritedListener() : null;
-            DaemonConfig cfg;
-            Clock clock = Clock.systemUTC();
-            PausePoints pause = PausePoints.NONE;
-            if (dev) {
-                env = DevEnvironment.prepare(stateDir);
-                cfg = env.config();
-                if (testHooks) {
-                    LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
-                    DaemonConfig.Lifecycle l = cfg.lifecycle();
-                    cfg = new DaemonConfig(cfg.pkcs11Module(), cfg.tokenLabel(), cfg.pinFile(), cfg.registry(),
-                            cfg.socket(), cfg.limits(), new DaemonConfig.Lifecycle(
-                            testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
-                            testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
-                            l.orphanGrace()));
-                    if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
-                    pause = PausePoints.armed(testPauseAt, System.out);
-                }
-            } else {
-                cfg = DaemonConfig.load(config);
-            }
-            Pkcs11Enclave enclave = Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
-                    cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
-            daemon = Daemon.start(enclave, cfg, clock, pause, inherited);
+            started = start(socketActivation ? inheritedListener() : null);
         } catch (Exception e) {
             LOG.log(System.Logger.Level.ERROR, "cannot start: " + e.getMessage());
             process.startFailed(String.valueOf(e.getMessage()));
             return 1;
         }
-        if (env != null) {
-            env.printWelcome(System.out);
+        if (started.dev() != null) {
+            started.dev().printWelcome(System.out);
         }
-        return process.serveUntilStopped(daemon, DRAIN);
+        return process.serveUntilStopped(started.daemon(), DRAIN);
+    }
+
+    /** What is wrong with the options (for exit status 2), or null. */
+    String usageError() {
+        if (dev == (config != null)) {
+            return "give exactly one of --dev and --config FILE";
+        }
+        if (testHooks() && !dev) {
+            return "the --test-* options exist for tests of --dev mode only";
+        }
+        return null;
+    }
+
+    private boolean testHooks() {
+        return testClockFile != null || testPauseAt != null || testRotationLimit != null || testSweepSeconds != null;
+    }
+
+    /** A started daemon, and the dev environment it runs in (null with --config). */
+    record Started(Daemon daemon, DevEnvironment dev) { }
+
+    /** Opens the token and starts the daemon as the options say; {@code inherited} as for Daemon.start. */
+    Started start(java.nio.channels.ServerSocketChannel inherited) throws Exception {
+        DevEnvironment env = null;
+        DaemonConfig cfg;
+        Clock clock = Clock.systemUTC();
+        PausePoints pause = PausePoints.NONE;
+        if (dev) {
+            env = DevEnvironment.prepare(stateDir);
+            cfg = env.config();
+            if (testHooks()) {
+                LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
+                DaemonConfig.Lifecycle l = cfg.lifecycle();
+                cfg = new DaemonConfig(cfg.pkcs11Module(), cfg.tokenLabel(), cfg.pinFile(), cfg.registry(),
+                        cfg.socket(), cfg.limits(), new DaemonConfig.Lifecycle(
+                        testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
+                        testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
+                        l.orphanGrace()));
+                if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
+                pause = PausePoints.armed(testPauseAt, System.out);
+            }
+        } else {
+            cfg = DaemonConfig.load(config);
+        }
+        Pkcs11Enclave enclave = Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
+                cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
+        return new Started(Daemon.start(enclave, cfg, clock, pause, inherited), env);
     }
 
     /** The listening AF_UNIX socket systemd passes as standard input. */
