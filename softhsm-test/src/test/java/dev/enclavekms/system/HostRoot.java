@@ -79,12 +79,21 @@ final class HostRoot {
         }
     }
 
-    /** The units' names under usr/lib/systemd/system that a test installed (enclave-kms*). */
-    List<String> ourUnits() throws IOException {
-        List<String> names = new ArrayList<>();
-        try (Stream<Path> s = Files.list(resolve("/usr/lib/systemd/system"))) {
-            s.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("enclave-kms")).sorted().forEach(names::add);
+    /** The enclave-kms* unit files installed in the root (/usr/lib/systemd/system or /lib/systemd/system). */
+    List<Path> ourUnitFiles() throws IOException {
+        List<Path> files = new ArrayList<>();
+        for (String d : List.of("/usr/lib/systemd/system", "/lib/systemd/system")) {
+            Path dir = resolve(d);
+            if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) continue;
+            try (Stream<Path> s = Files.list(dir)) {
+                s.filter(p -> p.getFileName().toString().startsWith("enclave-kms")).sorted().forEach(files::add);
+            }
         }
-        return names;
+        return files;
+    }
+
+    /** The names of {@link #ourUnitFiles}. */
+    List<String> ourUnits() throws IOException {
+        return ourUnitFiles().stream().map(p -> p.getFileName().toString()).toList();
     }
 }
