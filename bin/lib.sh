@@ -104,6 +104,8 @@ ensure_built() {
   [ -z "$stale" ] && return 0
   say "building enclave-kms (first run, or sources changed)"
   (cd "$ENCLAVE_KMS_HOME" && ./mvnw -B -q -DskipTests -pl hsm-daemon -am package) >&2
+  # Marks the sources as built even when Maven found nothing to change in the jar.
+  touch "$DAEMON_JAR"
 }
 
 daemon_classpath() {
