@@ -61,13 +61,23 @@ apt_run() {
   else sudo -n env DEBIAN_FRONTEND=noninteractive apt-get "$@"; fi
 }
 
-# ensure_packages: the system packages enclave-kms uses, installed when missing.
+# ensure_packages: the system packages enclave-kms and its tests use, installed when
+# missing. Each entry is COMMAND:PACKAGE, or /FILE:PACKAGE for a package without a command.
+# systemd: systemd-analyze, systemd-sysusers and systemd-tmpfiles check the units (on Debian
+# 12 they come with the systemd package even where systemd is not PID 1); acl: setfacl,
+# to lay out a credential the way systemd does; jsvc and libcommons-daemon-java: the
+# Commons Daemon variant; lintian: checks the .deb.
 ensure_packages() {
   local missing=() pair cmd pkg
   for pair in softhsm2-util:softhsm2 pkcs11-tool:opensc p11-kit:p11-kit \
-              varlink-go-certification:varlink-go python3:python3; do
+              varlink-go-certification:varlink-go python3:python3 \
+              systemd-analyze:systemd setfacl:acl jsvc:jsvc \
+              /usr/share/java/commons-daemon.jar:libcommons-daemon-java lintian:lintian; do
     cmd=${pair%%:*}; pkg=${pair##*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    case "$cmd" in
+      /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
+      *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
+    esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if apt_install_possible; then
@@ -94,6 +104,8 @@ ensure_built() {
   [ -z "$stale" ] && return 0
   say "building enclave-kms (first run, or sources changed)"
   (cd "$ENCLAVE_KMS_HOME" && ./mvnw -B -q -DskipTests -pl hsm-daemon -am package) >&2
+  # Marks the sources as built even when Maven found nothing to change in the jar.
+  touch "$DAEMON_JAR"
 }
 
 daemon_classpath() {

@@ -36,10 +36,13 @@ public final class Daemon implements AutoCloseable {
     private final KeyHealth health;
     private final LifecycleScheduler scheduler;
     private final java.nio.channels.FileChannel lock;
+    private final String summary;
+    private final java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
-                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock) {
+                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock, String summary) {
         this.lock = lock;
+        this.summary = summary;
         this.enclave = enclave;
         this.registry = registry;
         this.server = server;
@@ -52,6 +55,19 @@ public final class Daemon implements AutoCloseable {
      * {@code pause} are the system clock and {@link PausePoints#NONE} except in tests.
      */
     public static Daemon start(Enclave enclave, DaemonConfig config, Clock clock, PausePoints pause)
+            throws EnclaveException, RegistryException, IOException {
+        return start(enclave, config, clock, pause, null);
+    }
+
+    /**
+     * As {@link #start(Enclave, DaemonConfig, Clock, PausePoints)}, but serves
+     * {@code inherited} — the listening socket systemd passed (socket activation) — instead
+     * of binding {@code config.socket()}, when it is not null. The daemon never closes or
+     * unlinks an inherited socket: it belongs to the service manager, and connections
+     * queued on it while the daemon restarts are served by the next process.
+     */
+    public static Daemon start(Enclave enclave, DaemonConfig config, Clock clock, PausePoints pause,
+                               java.nio.channels.ServerSocketChannel inherited)
             throws EnclaveException, RegistryException, IOException {
         RegistryStore registry = null;
         LifecycleScheduler scheduler = null;
@@ -74,11 +90,19 @@ public final class Daemon implements AutoCloseable {
                     List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall);
             // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
             lifecycle.sweep();
-            server.bind(config.socket());
+            String where;
+            if (inherited != null) {
+                where = inheritedSocketName(inherited, config.socket());
+                server.serve(inherited);
+            } else {
+                server.bind(config.socket());
+                where = config.socket().toString();
+            }
             scheduler.start(lifecycle::sweep);
-            LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
-                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + config.socket());
-            return new Daemon(enclave, registry, server, health, scheduler, lock);
+            String summary = "serving " + registry.list().size() + " keys from " + info.kind()
+                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + where;
+            LOG.log(System.Logger.Level.INFO, summary);
+            return new Daemon(enclave, registry, server, health, scheduler, lock, summary);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
             if (registry != null) registry.close();
@@ -86,6 +110,22 @@ public final class Daemon implements AutoCloseable {
             enclave.close();
             throw e;
         }
+    }
+
+    /** "PATH (socket activation)"; warns when the inherited socket is not the configured one. */
+    private static String inheritedSocketName(java.nio.channels.ServerSocketChannel ch, Path configured) {
+        String path;
+        try {
+            java.net.SocketAddress a = ch.getLocalAddress();
+            path = a instanceof java.net.UnixDomainSocketAddress u ? u.getPath().toString() : String.valueOf(a);
+        } catch (IOException e) {
+            path = "?";
+        }
+        if (configured != null && !Path.of(path).equals(configured)) {
+            LOG.log(System.Logger.Level.WARNING, "the inherited socket is " + path + " but the configuration says "
+                    + configured + "; clients that use the configured path will not reach this daemon");
+        }
+        return path + " (socket activation)";
     }
 
     /**
@@ -152,8 +192,29 @@ public final class Daemon implements AutoCloseable {
         return server.boundPath();
     }
 
-    /** Stops accepting, answers calls in flight within {@code drain}, then releases the hardware. */
+    /** What the daemon serves, in one line (for the log and {@code systemctl status}). */
+    public String summary() {
+        return summary;
+    }
+
+    /**
+     * SIGHUP: reloads what can change without a restart. The policy engine will hook in
+     * here; until it exists there is nothing to reload, and the daemon says so.
+     */
+    public void reload() {
+        LOG.log(System.Logger.Level.INFO, "reload requested: no policy configured, nothing to reload");
+    }
+
+    /**
+     * Stops accepting, answers calls in flight within {@code drain}, then releases the
+     * hardware. Flushing: every call answered has been logged when the server returns, and
+     * the registry is closed (SQLite commits each change before it is acknowledged); the
+     * audit log will be flushed here. Only the first call does anything.
+     */
     public void stop(Duration drain) {
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
         server.shutdown(drain);
         scheduler.close();
         registry.close();

@@ -33,10 +33,16 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public static final Path DEFAULT_SOCKET = Path.of("/run/enclave-kms/kms.sock");
     private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
+            "pkcs11.pin-credential",
             "registry", "socket", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds");
 
     public static DaemonConfig load(Path file) throws IOException {
+        return load(file, System.getenv("CREDENTIALS_DIRECTORY"));
+    }
+
+    /** As {@link #load(Path)}, with systemd's {@code $CREDENTIALS_DIRECTORY} given (null: not under systemd). */
+    static DaemonConfig load(Path file, String credentialsDirectory) throws IOException {
         Properties p = new Properties();
         try (Reader r = Files.newBufferedReader(file)) {
             p.load(r);
@@ -79,10 +85,40 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         return new DaemonConfig(
                 Path.of(required(p, file, "pkcs11.module")),
                 required(p, file, "pkcs11.token-label"),
-                Path.of(required(p, file, "pkcs11.pin-file")),
+                pinFile(p, file, credentialsDirectory),
                 Path.of(p.getProperty("registry", "/var/lib/enclave-kms/registry.db").trim()),
                 Path.of(p.getProperty("socket", DEFAULT_SOCKET.toString()).trim()),
                 limits, lifecycle);
+    }
+
+    /**
+     * {@code pkcs11.pin-file = PATH}, or {@code pkcs11.pin-credential = NAME}: the file
+     * systemd's {@code LoadCredential=NAME:SOURCE} puts in {@code $CREDENTIALS_DIRECTORY}.
+     * Exactly one of them.
+     */
+    private static Path pinFile(Properties p, Path file, String credentialsDirectory) throws IOException {
+        String pinFile = p.getProperty("pkcs11.pin-file");
+        String credential = p.getProperty("pkcs11.pin-credential");
+        boolean hasFile = pinFile != null && !pinFile.isBlank();
+        boolean hasCredential = credential != null && !credential.isBlank();
+        if (hasFile == hasCredential) {
+            throw new IOException(file + ": give exactly one of 'pkcs11.pin-file' (a PIN file) and"
+                    + " 'pkcs11.pin-credential' (the name of a systemd credential, LoadCredential=NAME:FILE)");
+        }
+        if (hasFile) {
+            return Path.of(pinFile.trim());
+        }
+        String name = credential.trim();
+        if (!name.matches("[A-Za-z0-9_.@-]+") || name.equals(".") || name.equals("..")) {
+            throw new IOException(file + ": 'pkcs11.pin-credential' must be a credential name (letters, digits,"
+                    + " '_', '.', '-', '@'), not a path: '" + name + "'");
+        }
+        if (credentialsDirectory == null || credentialsDirectory.isBlank()) {
+            throw new IOException(file + ": 'pkcs11.pin-credential = " + name + "' needs $CREDENTIALS_DIRECTORY,"
+                    + " which systemd sets for a service with LoadCredential=" + name + ":FILE; started another"
+                    + " way, use 'pkcs11.pin-file'");
+        }
+        return Path.of(credentialsDirectory).resolve(name);
     }
 
     private static String required(Properties p, Path file, String key) throws IOException {

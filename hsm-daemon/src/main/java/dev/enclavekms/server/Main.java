@@ -12,7 +12,6 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 
 /** Entry point of {@code enclave-kmsd}. */
 @Command(name = "enclave-kmsd", mixinStandardHelpOptions = true, version = "enclave-kmsd " + Daemon.VERSION,
@@ -33,6 +32,10 @@ public final class Main implements Callable<Integer> {
     @Option(names = {"-v", "--verbose"}, description = "Log debug messages.")
     boolean verbose;
 
+    @Option(names = "--socket-activation", description = "Serve the listening Unix socket passed as standard input"
+            + " (systemd: StandardInput=socket, Accept=no) instead of binding the configured socket.")
+    boolean socketActivation;
+
     // Test hooks, honoured only with --dev (a production daemon refuses them).
     @Option(names = "--test-clock-file", hidden = true, paramLabel = "FILE",
             description = "Seconds to add to the system clock, read from FILE on every use.")
@@ -50,67 +53,92 @@ public final class Main implements Callable<Integer> {
             description = "Run the lifecycle sweep this often.")
     Long testSweepSeconds;
 
+    /** How long SIGTERM waits for calls in flight; the unit's TimeoutStopSec= is longer. */
+    static final Duration DRAIN = Duration.ofSeconds(10);
+
     public static void main(String[] args) {
-        int code = new CommandLine(new Main()).execute(args);
-        if (code != 0) {
-            System.exit(code);
-        }
+        System.exit(new CommandLine(new Main()).execute(args));
     }
 
     @Override
     public Integer call() throws Exception {
         LogSetup.configure(verbose);
-        if (dev == (config != null)) {
-            System.err.println("enclave-kmsd: give exactly one of --dev and --config FILE");
+        String usage = usageError();
+        if (usage != null) {
+            System.err.println("enclave-kmsd: " + usage);
             return 2;
         }
-        boolean testHooks = testClockFile != null || testPauseAt != null || testRotationLimit != null
-                || testSweepSeconds != null;
-        if (testHooks && !dev) {
-            System.err.println("enclave-kmsd: the --test-* options exist for tests of --dev mode only");
-            return 2;
-        }
-        Daemon daemon;
-        DevEnvironment env = null;
+        SystemdNotifier notifier = SystemdNotifier.fromEnvironment();
+        ProcessLifecycle process = ProcessLifecycle.install(notifier);
+        Started started;
         try {
-            DaemonConfig cfg;
-            Clock clock = Clock.systemUTC();
-            PausePoints pause = PausePoints.NONE;
-            if (dev) {
-                env = DevEnvironment.prepare(stateDir);
-                cfg = env.config();
-                if (testHooks) {
-                    LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
-                    DaemonConfig.Lifecycle l = cfg.lifecycle();
-                    cfg = new DaemonConfig(cfg.pkcs11Module(), cfg.tokenLabel(), cfg.pinFile(), cfg.registry(),
-                            cfg.socket(), cfg.limits(), new DaemonConfig.Lifecycle(
-                            testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
-                            testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
-                            l.orphanGrace()));
-                    if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
-                    pause = PausePoints.armed(testPauseAt, System.out);
-                }
-            } else {
-                cfg = DaemonConfig.load(config);
-            }
-            Pkcs11Enclave enclave = Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
-                    cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
-            daemon = Daemon.start(enclave, cfg, clock, pause);
+            started = start(socketActivation ? inheritedListener() : null);
         } catch (Exception e) {
             LOG.log(System.Logger.Level.ERROR, "cannot start: " + e.getMessage());
+            process.startFailed(String.valueOf(e.getMessage()));
             return 1;
         }
-        if (env != null) {
-            env.printWelcome(System.out);
+        if (started.dev() != null) {
+            started.dev().printWelcome(System.out);
         }
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().unstarted(() -> {
-            LOG.log(System.Logger.Level.INFO, "stopping: draining calls in flight");
-            daemon.stop(Duration.ofSeconds(10));
-            LOG.log(System.Logger.Level.INFO, "stopped");
-            stopped.countDown();
-        }));
-        stopped.await();
-        return 0;
+        return process.serveUntilStopped(started.daemon(), DRAIN);
+    }
+
+    /** What is wrong with the options (for exit status 2), or null. */
+    String usageError() {
+        if (dev == (config != null)) {
+            return "give exactly one of --dev and --config FILE";
+        }
+        if (testHooks() && !dev) {
+            return "the --test-* options exist for tests of --dev mode only";
+        }
+        return null;
+    }
+
+    private boolean testHooks() {
+        return testClockFile != null || testPauseAt != null || testRotationLimit != null || testSweepSeconds != null;
+    }
+
+    /** A started daemon, and the dev environment it runs in (null with --config). */
+    record Started(Daemon daemon, DevEnvironment dev) { }
+
+    /** Opens the token and starts the daemon as the options say; {@code inherited} as for Daemon.start. */
+    Started start(java.nio.channels.ServerSocketChannel inherited) throws Exception {
+        DevEnvironment env = null;
+        DaemonConfig cfg;
+        Clock clock = Clock.systemUTC();
+        PausePoints pause = PausePoints.NONE;
+        if (dev) {
+            env = DevEnvironment.prepare(stateDir);
+            cfg = env.config();
+            if (testHooks()) {
+                LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
+                DaemonConfig.Lifecycle l = cfg.lifecycle();
+                cfg = new DaemonConfig(cfg.pkcs11Module(), cfg.tokenLabel(), cfg.pinFile(), cfg.registry(),
+                        cfg.socket(), cfg.limits(), new DaemonConfig.Lifecycle(
+                        testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
+                        testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
+                        l.orphanGrace()));
+                if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
+                pause = PausePoints.armed(testPauseAt, System.out);
+            }
+        } else {
+            cfg = DaemonConfig.load(config);
+        }
+        Pkcs11Enclave enclave = Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
+                cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
+        return new Started(Daemon.start(enclave, cfg, clock, pause, inherited), env);
+    }
+
+    /** The listening AF_UNIX socket systemd passes as standard input. */
+    private static java.nio.channels.ServerSocketChannel inheritedListener() throws java.io.IOException {
+        java.nio.channels.Channel ch = System.inheritedChannel();
+        if (ch instanceof java.nio.channels.ServerSocketChannel ssc
+                && ssc.getLocalAddress() instanceof java.net.UnixDomainSocketAddress) {
+            return ssc;
+        }
+        throw new java.io.IOException("--socket-activation: standard input is not a listening Unix socket ("
+                + (ch == null ? "not a socket" : ch.getClass().getSimpleName()) + "); in the service unit set"
+                + " StandardInput=socket, and in the socket unit ListenStream=PATH with Accept=no");
     }
 }

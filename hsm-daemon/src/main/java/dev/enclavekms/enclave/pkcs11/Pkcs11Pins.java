@@ -31,6 +31,14 @@ import java.util.Set;
  * refused before a byte is read, because a PIN that others could have read is no longer a
  * secret. One trailing newline (LF or CRLF), as editors and {@code echo} add, is stripped.
  * No message ever contains the PIN.
+ *
+ * <p>A file directly inside {@code $CREDENTIALS_DIRECTORY} — the per-service directory
+ * where systemd puts {@code LoadCredential=} files — is checked by systemd's rules
+ * instead: systemd writes each credential as root with mode 0400 and then either grants
+ * the service's user read access with a POSIX ACL (the file stays root-owned and its
+ * group bits show the ACL mask, mode 0440) or, where the file system has no ACLs
+ * (ramfs), hands the file to that user. So there a file and its directory may also be
+ * owned by root (group root); still nobody else may read it, and nobody may write it.
  */
 public final class Pkcs11Pins {
 
@@ -58,7 +66,16 @@ public final class Pkcs11Pins {
      * @throws IOException when it cannot be read
      */
     public static char[] read(Path file) throws IOException {
-        checkSafe(file);
+        return read(file, System.getenv("CREDENTIALS_DIRECTORY"), new UnixSystem().getUid());
+    }
+
+    /** As {@link #read(Path)}, with the credentials directory and this process's uid given (tests). */
+    static char[] read(Path file, String credentialsDirectory, long myUid) throws IOException {
+        if (isCredential(file, credentialsDirectory)) {
+            checkCredential(file, Path.of(credentialsDirectory), myUid);
+        } else {
+            checkSafe(file, myUid);
+        }
         byte[] bytes;
         // NOFOLLOW_LINKS again on open: the check above and the read below must see the same
         // kind of file (a swap to a symlink in between fails here).
@@ -85,8 +102,69 @@ public final class Pkcs11Pins {
         }
     }
 
+    static boolean isCredential(Path file, String credentialsDirectory) {
+        if (credentialsDirectory == null || credentialsDirectory.isBlank()) {
+            return false;
+        }
+        Path parent = file.toAbsolutePath().normalize().getParent();
+        return parent != null && parent.equals(Path.of(credentialsDirectory).toAbsolutePath().normalize());
+    }
+
+    /**
+     * systemd's credential rules (see the class comment): the directory and the file are
+     * not symbolic links, are owned by this user or by root, give nothing to others, and are
+     * writable by their owner at most; group read is accepted only on root:root objects
+     * (where it is the ACL mask systemd sets). The file is a regular file.
+     */
+    static void checkCredential(Path file, Path directory, long myUid) throws IOException {
+        checkPrivate(directory, "credentials directory", true, myUid);
+        checkPrivate(file, "PIN credential", false, myUid);
+    }
+
+    private static void checkPrivate(Path p, String what, boolean directory, long myUid) throws IOException {
+        PosixFileAttributes attrs;
+        try {
+            attrs = Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        } catch (UnsupportedOperationException e) {
+            throw new RefusedException(what + " " + p + " is on a file system without POSIX permissions");
+        }
+        if (attrs.isSymbolicLink()) {
+            throw new RefusedException(what + " " + p + " is a symbolic link");
+        }
+        if (directory ? !attrs.isDirectory() : !attrs.isRegularFile()) {
+            throw new RefusedException(what + " " + p + " is not a " + (directory ? "directory" : "regular file"));
+        }
+        int owner = (Integer) Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        int group = (Integer) Files.getAttribute(p, "unix:gid", LinkOption.NOFOLLOW_LINKS);
+        if (owner != myUid && owner != 0) {
+            throw new RefusedException(what + " " + p + " is owned by uid " + owner + ", neither this process's uid "
+                    + myUid + " nor root");
+        }
+        Set<PosixFilePermission> perms = attrs.permissions();
+        Set<PosixFilePermission> allowed = EnumSet.of(PosixFilePermission.OWNER_READ);
+        if (directory) {
+            allowed.add(PosixFilePermission.OWNER_WRITE);
+            allowed.add(PosixFilePermission.OWNER_EXECUTE);
+        } else {
+            allowed.add(PosixFilePermission.OWNER_WRITE);
+        }
+        if (owner == 0 && group == 0) {
+            allowed.add(PosixFilePermission.GROUP_READ);
+            if (directory) allowed.add(PosixFilePermission.GROUP_EXECUTE);
+        }
+        if (!allowed.containsAll(perms)) {
+            throw new RefusedException(what + " " + p + " has mode " + octal(perms) + " ("
+                    + PosixFilePermissions.toString(perms) + ", owner uid " + owner + ", group gid " + group
+                    + "); systemd credentials are readable by the service's user only");
+        }
+    }
+
     /** Checks type, owner and mode without reading the content. */
     static void checkSafe(Path file) throws IOException {
+        checkSafe(file, new UnixSystem().getUid());
+    }
+
+    private static void checkSafe(Path file, long myUid) throws IOException {
         PosixFileAttributes attrs;
         try {
             attrs = Files.readAttributes(file, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
@@ -100,7 +178,6 @@ public final class Pkcs11Pins {
             throw new RefusedException("PIN file " + file + " is not a regular file");
         }
         int ownerUid = (Integer) Files.getAttribute(file, "unix:uid", LinkOption.NOFOLLOW_LINKS);
-        long myUid = new UnixSystem().getUid();
         if (ownerUid != myUid) {
             throw new RefusedException("PIN file " + file + " is owned by uid " + ownerUid
                     + ", not by this process's uid " + myUid);

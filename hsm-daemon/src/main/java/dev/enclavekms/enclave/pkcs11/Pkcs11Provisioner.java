@@ -239,13 +239,14 @@ public final class Pkcs11Provisioner {
         if (!Files.isDirectory(dir)) {
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         }
-        String conf = """
-                # SoftHSM 2 configuration written by enclave-kms.
-                directories.tokendir = %s
-                objectstore.backend = file
-                log.level = ERROR
-                slots.removable = false
-                """.formatted(dir);
+        // pkcs11-config/softhsm2.conf.template, packaged into the jar by the build.
+        String conf;
+        try (var in = Pkcs11Provisioner.class.getResourceAsStream("/pkcs11-config/softhsm2.conf.template")) {
+            if (in == null) {
+                throw new IOException("pkcs11-config/softhsm2.conf.template is missing from the class path");
+            }
+            conf = new String(in.readAllBytes(), StandardCharsets.UTF_8).replace("@TOKEN_DIR@", dir.toString());
+        }
         Path target = confFile.toAbsolutePath();
         Files.createDirectories(target.getParent());
         // Written whole, then renamed: a library starting up never reads half a file.

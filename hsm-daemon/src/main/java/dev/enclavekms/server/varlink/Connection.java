@@ -63,15 +63,34 @@ final class Connection {
         return started == 0 ? 0 : System.nanoTime() - started;
     }
 
-    void busy(boolean b) {
-        busy = b;
+    /**
+     * Claims the connection for a call just read; false once a close was requested, and
+     * then the call must not run. Together with {@link #requestClose} this decides every
+     * call one way: it runs and is answered, or it never runs and the client sees the
+     * connection close without a reply.
+     */
+    synchronized boolean beginCall() {
+        if (closing) {
+            return false;
+        }
+        busy = true;
+        touch();
+        return true;
+    }
+
+    synchronized void endCall() {
+        busy = false;
         touch();
     }
 
     /** Asks the connection to close once its current call is answered (drain). */
     void requestClose() {
-        closing = true;
-        if (!busy) {
+        boolean idle;
+        synchronized (this) {
+            closing = true;
+            idle = !busy;
+        }
+        if (idle) {
             close();
         }
     }

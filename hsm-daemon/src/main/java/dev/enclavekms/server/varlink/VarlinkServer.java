@@ -94,6 +94,9 @@ public final class VarlinkServer implements AutoCloseable {
      */
     private final ExecutorService workers;
     private volatile ServerSocketChannel listener;
+    /** True when bind() created the listener: only then does shutdown close and unlink it. */
+    private volatile boolean ownsListener;
+    private volatile java.nio.channels.Selector acceptSelector;
     private volatile Object boundFileKey;
     private volatile Path boundPath;
     private volatile boolean stopping;
@@ -153,7 +156,13 @@ public final class VarlinkServer implements AutoCloseable {
         }
         this.boundPath = path;
         this.boundFileKey = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
-        serve(ch);
+        try {
+            serve(ch);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+        ownsListener = true;
     }
 
     /** Another live server on this path must not be silently replaced (a stale file may be). */
@@ -169,9 +178,27 @@ public final class VarlinkServer implements AutoCloseable {
         throw new IOException("another process is serving on " + path + "; refusing to take over its socket");
     }
 
-    /** Serves an already listening channel (socket activation: {@code System.inheritedChannel()}). */
-    public void serve(ServerSocketChannel channel) {
+    /**
+     * Serves an already listening channel (socket activation: {@code System.inheritedChannel()}).
+     * The caller keeps the channel: {@link #shutdown} stops accepting from it but neither
+     * closes it nor removes its file. Connections that arrive after that stay in the
+     * socket's backlog for the next process the service manager starts on it. (Closing an
+     * inherited channel would also make the JDK point file descriptors 0, 1 and 2 at
+     * /dev/null, swallowing the rest of the shutdown's log.)
+     */
+    public void serve(ServerSocketChannel channel) throws IOException {
+        // Non-blocking accept behind a selector: shutdown can wake the acceptor without
+        // closing the channel, and without the acceptor taking a connection off the backlog.
+        java.nio.channels.Selector selector = java.nio.channels.Selector.open();
+        try {
+            channel.configureBlocking(false);
+            channel.register(selector, java.nio.channels.SelectionKey.OP_ACCEPT);
+        } catch (IOException | RuntimeException e) {
+            selector.close();
+            throw e;
+        }
         this.listener = channel;
+        this.acceptSelector = selector;
         long periodMs = Math.max(100, Math.min(1000, limits.idleTimeout().toMillis() / 4));
         reaper.scheduleAtFixedRate(this::closeIdle, periodMs, periodMs, TimeUnit.MILLISECONDS);
         acceptor = Thread.ofPlatform().name("varlink-accept").start(this::acceptLoop);
@@ -186,10 +213,26 @@ public final class VarlinkServer implements AutoCloseable {
     }
 
     private void acceptLoop() {
+        try (java.nio.channels.Selector selector = acceptSelector) {
+            acceptUntilStopping(selector);
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.ERROR, "accept loop ended: " + e.getMessage());
+        }
+    }
+
+    private void acceptUntilStopping(java.nio.channels.Selector selector) throws IOException {
         while (!stopping) {
+            selector.select();
+            selector.selectedKeys().clear();
+            if (stopping) {
+                return;
+            }
             SocketChannel ch;
             try {
-                ch = listener.accept();
+                ch = listener.accept(); // accepted channels are in blocking mode
+                if (ch == null) {
+                    continue; // another process on the same socket took it
+                }
             } catch (ClosedChannelException e) {
                 return;
             } catch (IOException e) {
@@ -259,11 +302,13 @@ public final class VarlinkServer implements AutoCloseable {
                 if (frame == null) {
                     break;
                 }
-                c.busy(true);
+                if (!c.beginCall()) {
+                    break; // shutting down: this call is not run, the client sees the connection close
+                }
                 try {
                     handleFrame(c, frame);
                 } finally {
-                    c.busy(false);
+                    c.endCall();
                 }
             }
         } catch (IOException e) {
@@ -448,8 +493,21 @@ public final class VarlinkServer implements AutoCloseable {
      */
     public void shutdown(Duration drain) {
         stopping = true;
+        java.nio.channels.Selector selector = acceptSelector;
+        if (selector != null) {
+            selector.wakeup();
+        }
+        if (acceptor != null) {
+            try {
+                acceptor.join(Duration.ofSeconds(5));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         try {
-            if (listener != null) listener.close();
+            // Ours: closed now, so that new clients are refused at once instead of waiting in
+            // a backlog that nobody will accept. Inherited: left to the service manager.
+            if (listener != null && ownsListener) listener.close();
         } catch (IOException ignored) {
             // nothing left to do with a listener we are closing
         }

@@ -134,6 +134,9 @@ class Pkcs11ProvisionerTest {
         List<String> lines = Files.readAllLines(conf).stream().filter(l -> !l.startsWith("#")).toList();
         assertEquals(List.of("directories.tokendir = " + tokens.toAbsolutePath(), "objectstore.backend = file",
                 "log.level = ERROR", "slots.removable = false"), lines);
+        // Exactly the repository's template (pkcs11-config/softhsm2.conf.template).
+        assertEquals(Files.readString(Path.of("../pkcs11-config/softhsm2.conf.template"))
+                .replace("@TOKEN_DIR@", tokens.toAbsolutePath().toString()), Files.readString(conf));
         assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(tokens)));
         // Rewriting is harmless.
         Pkcs11Provisioner.writeSoftHsmConfig(conf, tokens);

@@ -1,0 +1,107 @@
+package dev.enclavekms.system;
+
+import dev.enclavekms.client.DataKey;
+import dev.enclavekms.client.KmsClient;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The daemon under Apache Commons Daemon: systemd/enclave-kms-jsvc starts jsvc as root
+ * with {@code -user nobody} (init() as root, start() after the switch), the daemon serves,
+ * SIGUSR2 reloads, and stop drains: every call answered is in the log when jsvc returns.
+ */
+class JsvcIT {
+    @TempDir
+    Path dir;
+
+    @Test
+    void jsvc_startServeReloadStop_asTheServiceUser_everyCallLogged() throws Exception {
+        HostRoot.requireTool("jsvc");
+        assertTrue(Files.exists(Path.of("/usr/share/java/commons-daemon.jar")),
+                "install libcommons-daemon-java (bin/lib.sh ensure_packages does)");
+        ProvisionedHost host = ProvisionedHost.create(dir, "jsvc-host", ProvisionedHost.NOBODY);
+        Path lib = host.stageLibrary();
+        Path logDir = Files.createDirectory(dir.resolve("log"));
+        Commands.run("chown", ProvisionedHost.NOBODY, logDir.toString()).requireSuccess();
+        Map<String, String> env = new HashMap<>(Map.of(
+                "ENCLAVE_KMS_LIB", lib.toString(),
+                "ENCLAVE_KMS_CONFIG", host.config.toString(),
+                "ENCLAVE_KMS_PIN", host.pinFile.toString(),
+                "ENCLAVE_KMS_USER", "nobody",
+                "ENCLAVE_KMS_RUN_DIR", host.socket.getParent().toString(),
+                "ENCLAVE_KMS_LOG_DIR", logDir.toString(),
+                "SOFTHSM2_CONF", host.softhsmConf.toString()));
+        env.put("ENCLAVE_KMS_JAVA_HOME", System.getProperty("java.home"));
+        String script = Commands.repoFile("systemd/enclave-kms-jsvc").toString();
+        Path log = logDir.resolve("enclave-kmsd.log");
+
+        Commands.Result start = Commands.run(List.of(script, "start"), env, null);
+        assertEquals(0, start.exit(), start.stderr() + "\n" + read(log));
+        long pid = Long.parseLong(Files.readString(host.socket.resolveSibling("jsvc.pid")).trim());
+        assertEquals(ProvisionedHost.NOBODY, Commands.run("ps", "-o", "uid=", "-p", Long.toString(pid)).stdout().trim());
+        // The PIN reached the daemon as a credential the service user owns, never as its source file.
+        Path creds = host.socket.resolveSibling("credentials");
+        assertEquals(Integer.parseInt(ProvisionedHost.NOBODY), (int) Files.getAttribute(creds.resolve("pin"), "unix:uid"));
+
+        try (KmsClient kms = KmsClient.connect(host.socket)) {
+            kms.createKey("weights", "ENCRYPT", null, null, null);
+            DataKey dk = kms.generateDataKey("weights", Map.of());
+            assertArrayEquals(dk.plaintext(), kms.decrypt(dk.ciphertext(), Map.of()).plaintext());
+        }
+
+        Commands.run(List.of(script, "reload"), env, null).requireSuccess();
+        await("the reload in the log", () -> read(log).contains("reload requested: no policy configured"));
+
+        Commands.Result stop = Commands.run(List.of(script, "stop"), env, null);
+        assertEquals(0, stop.exit(), stop.stderr());
+        await("the daemon process to end", () -> !running(pid));
+        String out = read(log);
+        assertTrue(out.contains("stopping (jsvc): draining calls in flight"), out);
+        assertTrue(out.contains("JsvcDaemon: stopped"), out);
+        for (String method : List.of("Admin.CreateKey", "Kms.GenerateDataKey", "Kms.Decrypt")) {
+            assertTrue(out.contains("access: dev.enclavekms." + method + " by user=root"), method + " not logged:\n" + out);
+        }
+        assertFalse(Files.exists(host.socket), "the daemon removes the socket it bound");
+        assertFalse(Files.exists(creds), "stop removes the copy of the PIN");
+        assertFalse(out.contains(host.userPin));
+    }
+
+    private static boolean running(long pid) {
+        try {
+            String stat = Commands.run("ps", "-o", "stat=", "-p", Long.toString(pid)).stdout().trim();
+            return !stat.isEmpty() && !stat.startsWith("Z");
+        } catch (Exception e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static void await(String what, BooleanSupplier condition) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what);
+            LockSupport.parkNanos(Duration.ofMillis(20).toNanos());
+        }
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.exists(p) ? Files.readString(p) : "";
+        } catch (java.io.IOException e) {
+            return "(unreadable: " + e + ")";
+        }
+    }
+}
