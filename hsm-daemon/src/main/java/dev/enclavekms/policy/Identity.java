@@ -49,18 +49,55 @@ public record Identity(String user, String group, Long uid, Long gid, String tok
         }
         List<Principal> out = new ArrayList<>(2);
         if (user != null && !user.equals(UNKNOWN)) out.add(Principal.user(user));
-        if (group != null && !group.equals(UNKNOWN) && !out.isEmpty()) out.add(Principal.group(group));
+        if (group != null && !group.equals(UNKNOWN)) out.add(Principal.group(group));
         return out;
+    }
+
+    /**
+     * An identity written as policies and {@code kmsctl policy explain --as} write it:
+     * {@code user:alice}, {@code user:alice,group:ml}, {@code group:ml} or {@code token:ci}.
+     *
+     * @throws IllegalArgumentException with a message for the operator
+     */
+    public static Identity parse(String spec) {
+        String user = UNKNOWN;
+        String group = UNKNOWN;
+        String token = null;
+        for (String part : spec.split(",", -1)) {
+            Principal p = Principal.parse(part.trim());
+            switch (p.kind()) {
+                case USER -> {
+                    if (!user.equals(UNKNOWN)) throw new IllegalArgumentException("'" + spec + "': two users");
+                    user = p.name();
+                }
+                case GROUP -> {
+                    if (!group.equals(UNKNOWN)) throw new IllegalArgumentException("'" + spec + "': two groups");
+                    group = p.name();
+                }
+                case TOKEN -> {
+                    if (token != null) throw new IllegalArgumentException("'" + spec + "': two tokens");
+                    token = p.name();
+                }
+            }
+        }
+        if (token != null && (!user.equals(UNKNOWN) || !group.equals(UNKNOWN))) {
+            throw new IllegalArgumentException("'" + spec + "': a token identity stands alone (a connection that"
+                    + " presented a token acts as the token only)");
+        }
+        Identity i = unix(user, group, null, null, 0);
+        return token == null ? i : i.withToken(token, "(explain)");
     }
 
     /** How messages name the caller, e.g. {@code user:alice (group ml)} or {@code token:ci (token 1f2e..., user:runner)}. */
     public String describe() {
         if (tokenIdentity != null) {
-            return "token:" + tokenIdentity + " (token " + tokenId + ", connected as user:" + user + ")";
+            return "token:" + tokenIdentity + " (token " + tokenId
+                    + (user == null || user.equals(UNKNOWN) ? "" : ", connected as user:" + user) + ")";
         }
         if (user == null || user.equals(UNKNOWN)) {
-            return "an unidentified caller (its credentials could not be read)";
+            return group == null || group.equals(UNKNOWN) ? "an unidentified caller (its credentials could not be read)"
+                    : "group:" + group;
         }
-        return "user:" + user + " (group " + group + ")";
+        return "user:" + user + (group == null || group.equals(UNKNOWN) ? "" : " (group " + group + ")");
     }
 }

@@ -12,6 +12,7 @@ import dev.enclavekms.service.KeyAdmin;
 import dev.enclavekms.service.KeyHealth;
 import dev.enclavekms.service.KeyLifecycle;
 import dev.enclavekms.service.PausePoints;
+import dev.enclavekms.service.TokenAdmin;
 import dev.enclavekms.service.UsageMeter;
 
 import java.io.IOException;
@@ -36,10 +37,12 @@ public final class Daemon implements AutoCloseable {
     private final KeyHealth health;
     private final LifecycleScheduler scheduler;
     private final java.nio.channels.FileChannel lock;
+    private final ActivePolicy policy;
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
-                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock) {
+                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock, ActivePolicy policy) {
         this.lock = lock;
+        this.policy = policy;
         this.enclave = enclave;
         this.registry = registry;
         this.server = server;
@@ -67,18 +70,27 @@ public final class Daemon implements AutoCloseable {
                     pause);
             CryptoService crypto = new CryptoService(enclave, registry, health, usage);
             KeyAdmin admin = new KeyAdmin(enclave, registry, clock);
-            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, () -> info, daemonUser(),
-                    Instant.now(), VERSION);
+            ActivePolicy policy;
+            try {
+                policy = new ActivePolicy(config.policy(), daemonUser(), registry);
+            } catch (dev.enclavekms.policy.PolicyException e) {
+                throw new IOException("the policy cannot be used:\n" + e.getMessage());
+            }
+            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
+                    () -> info, Instant.now(), VERSION);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
                     List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall);
             // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
             lifecycle.sweep();
             server.bind(config.socket());
+            if (config.socketGroup() != null) {
+                giveSocketToGroup(config.socket(), config.socketGroup());
+            }
             scheduler.start(lifecycle::sweep);
             LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
                     + " token '" + info.label() + "' (serial " + info.serial() + ") on " + config.socket());
-            return new Daemon(enclave, registry, server, health, scheduler, lock);
+            return new Daemon(enclave, registry, server, health, scheduler, lock, policy);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
             if (registry != null) registry.close();
@@ -86,6 +98,32 @@ public final class Daemon implements AutoCloseable {
             enclave.close();
             throw e;
         }
+    }
+
+    /**
+     * Lets the members of {@code group} connect (the socket is 0660). Changed after the
+     * bind: until then the socket is the daemon's group's only, which is narrower, never
+     * wider. The policy still decides what each member may do.
+     */
+    private static void giveSocketToGroup(Path socket, String group) throws IOException {
+        try {
+            var lookup = socket.getFileSystem().getUserPrincipalLookupService();
+            java.nio.file.Files.getFileAttributeView(socket, java.nio.file.attribute.PosixFileAttributeView.class)
+                    .setGroup(lookup.lookupPrincipalByGroupName(group));
+        } catch (java.nio.file.attribute.UserPrincipalNotFoundException e) {
+            throw new IOException("socket.group: no group named '" + group + "'");
+        } catch (IOException e) {
+            throw new IOException("cannot give the socket " + socket + " to group '" + group + "': " + e.getMessage());
+        }
+    }
+
+    /**
+     * Reads the policy file again and puts it in force if it has no problem; otherwise the
+     * policy in force stays and the result says why (every problem with its line). For
+     * Admin.ReloadPolicy and SIGHUP.
+     */
+    public ActivePolicy.Reload reloadPolicy() {
+        return policy.reload();
     }
 
     /**
