@@ -85,12 +85,13 @@ public record Identity(String user, String group, Long uid, Long gid, String tok
                     + " presented a token acts as the token only)");
         }
         Identity i = unix(user, group, null, null, 0);
-        return token == null ? i : i.withToken(token, "(explain)");
+        return token == null ? i : i.withToken(token, null);
     }
 
     /** How messages name the caller, e.g. {@code user:alice (group ml)} or {@code token:ci (token 1f2e..., user:runner)}. */
     public String describe() {
         if (tokenIdentity != null) {
+            if (tokenId == null) return "token:" + tokenIdentity;
             return "token:" + tokenIdentity + " (token " + tokenId
                     + (user == null || user.equals(UNKNOWN) ? "" : ", connected as user:" + user) + ")";
         }

@@ -55,7 +55,7 @@ public final class TokenAdmin {
         }
         String tenant = caller.tenantForToken(identity);
         BearerToken.Minted minted = BearerToken.mint();
-        Instant now = clock.instant();
+        Instant now = clock.instant().truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
         try {
             registry.apply(new RegistryCommand.CreateToken(minted.id(), identity, tenant, minted.hash(), now, now.plus(life)));
         } catch (RegistryException e) {
@@ -79,7 +79,7 @@ public final class TokenAdmin {
             return t;
         }
         try {
-            registry.apply(new RegistryCommand.RevokeToken(id, clock.instant()));
+            registry.apply(new RegistryCommand.RevokeToken(id, clock.instant().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)));
         } catch (RegistryException.Conflict raced) {
             // revoked by someone else meanwhile: the outcome the caller wanted
         } catch (RegistryException e) {
