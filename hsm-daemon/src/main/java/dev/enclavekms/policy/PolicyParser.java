@@ -155,7 +155,11 @@ public final class PolicyParser {
                 add(line(dt), "default_tenant: '" + defaultTenant + "' is not a tenant of this policy");
             }
         }
-        crossChecks(tenants, memberOf);
+        if (problems.isEmpty()) {
+            // Checks across tenants, only on tenants that read cleanly: on a broken one
+            // (say, unreadable key_prefixes) they would report consequences, not causes.
+            crossChecks(tenants, memberOf);
+        }
         if (!problems.isEmpty()) throw new PolicyException(source, problems);
         return new Policy(source, digest, defaultTenant, tenants);
     }

@@ -1,6 +1,7 @@
 package dev.enclavekms.system;
 
 import dev.enclavekms.client.KmsClient;
+import dev.enclavekms.client.PolicyInvalidException;
 import dev.enclavekms.json.Json;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -19,6 +20,7 @@ import java.util.Map;
 import java.util.TreeSet;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -320,6 +322,35 @@ class AuthorizationMatrixIT {
         Map<String, Object> pm = new LinkedHashMap<>((Map<String, Object>) missing.get("parameters"));
         assertEquals(((String) pm.get("message")).replace("weightz", "weights"), po.get("message"));
         assertEquals(pm.keySet(), po.keySet());
+    }
+
+    @Test
+    void reload_brokenFileKeepsThePolicy_aGoodOneTakesEffectForTheNextCall() throws Exception {
+        Path policy = dir.resolve("policy.yaml");
+        List<Call> hotAndCold = List.of(
+                new Call("hot", "Kms.GenerateDataKey", Map.of("key", "acme/llama-weights", "context", CONTEXTS.get("hot")),
+                        "acme/llama-weights"),
+                new Call("cold", "Kms.GenerateDataKey", Map.of("key", "acme/llama-weights", "context", CONTEXTS.get("cold")),
+                        "acme/llama-weights"));
+        try (KmsClient root = KmsClient.connect(socket)) {
+            Files.writeString(policy, POLICY.replace("key_prefixes: [\"globex/\"]", "key_prefixes: \"globex/\""));
+            PolicyInvalidException e = assertThrows(PolicyInvalidException.class, root::reloadPolicy);
+            assertEquals(List.of(new PolicyInvalidException.Problem(32, "tenant 'globex': key_prefixes: must be a list,"
+                    + " e.g. [\"a\", \"b\"]")), e.problems());
+            assertEquals(policy.toString(), e.file());
+            List<Map<String, Object>> before = runAs(ALICE, null, hotAndCold).replies();
+            assertTrue(before.get(0).containsKey("reply") && before.get(1).containsKey("error"), before.toString());
+
+            Files.writeString(policy, POLICY.replace("tier: hot", "tier: cold"));
+            assertEquals(policy.toString(), root.reloadPolicy().source());
+            List<Map<String, Object>> after = runAs(ALICE, null, hotAndCold).replies();
+            assertTrue(after.get(0).containsKey("error") && after.get(1).containsKey("reply"), after.toString());
+        } finally {
+            Files.writeString(policy, POLICY);
+            try (KmsClient root = KmsClient.connect(socket)) {
+                root.reloadPolicy();
+            }
+        }
     }
 
     @Test
