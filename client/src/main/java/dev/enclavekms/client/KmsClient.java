@@ -628,7 +628,7 @@ public final class KmsClient implements AutoCloseable {
 
     private static long seconds(Duration d) {
         if (d.isNegative() || d.getNano() != 0) {
-            throw new IllegalArgumentException("a rotation period must be a non-negative whole number of seconds: " + d);
+            throw new IllegalArgumentException("a duration must be a non-negative whole number of seconds: " + d);
         }
         return d.getSeconds();
     }
@@ -670,6 +670,89 @@ public final class KmsClient implements AutoCloseable {
                 k.string("description"), k.instant("created"), k.int32("primary_version"),
                 k.strings("required_context"), period == null ? null : Duration.ofSeconds(period),
                 k.optInstant("next_rotation"), k.int32("destroy_wait_days"), versions);
+    }
+
+    // ----------------------------------------------------------------- identity, tokens, policy
+
+    /**
+     * Presents a bearer token ({@code Kms.Authenticate}): from now on this connection acts
+     * as the token's identity, with its tenant and grants, and no longer as the process's
+     * unix user. Once per connection.
+     *
+     * @throws PermissionDeniedException the token is malformed, unknown, wrong, revoked or
+     *                                   expired (the connection keeps its identity), or the
+     *                                   connection already presented one
+     */
+    public Authenticated authenticate(String token) throws KmsException, IOException {
+        Objects.requireNonNull(token, "token");
+        Reply r = call(KMS + "Authenticate", "token", token);
+        return new Authenticated(r.string("identity"), r.string("tenant"), r.string("token_id"), r.instant("expires"));
+    }
+
+    /**
+     * Creates a bearer token for a token identity ({@code Admin.CreateToken}; needs a
+     * grant with {@code token_admin}). The token is in the result and nowhere else.
+     *
+     * @param ttl how long it is valid (the daemon allows 1 minute to 366 days); null for its default, 90 days
+     */
+    public IssuedToken createToken(String identity, Duration ttl) throws KmsException, IOException {
+        Objects.requireNonNull(identity, "identity");
+        Reply r = call(ADMIN + "CreateToken", "identity", identity, "ttl_seconds", ttl == null ? null : seconds(ttl));
+        return new IssuedToken(r.string("token"), tokenInfo(r.object("info")));
+    }
+
+    /** The tokens the caller may manage ({@code Admin.ListTokens}), revoked and expired ones included. */
+    public List<TokenInfo> listTokens() throws KmsException, IOException {
+        List<TokenInfo> out = new ArrayList<>();
+        for (Reply t : call(ADMIN + "ListTokens").objects("tokens")) out.add(tokenInfo(t));
+        return List.copyOf(out);
+    }
+
+    /**
+     * Revokes a token for good ({@code Admin.RevokeToken}); connections that presented it
+     * are refused from their next call.
+     *
+     * @throws InvalidParameterException no token with this id (among those the caller may manage)
+     */
+    public TokenInfo revokeToken(String id) throws KmsException, IOException {
+        Objects.requireNonNull(id, "id");
+        return tokenInfo(call(ADMIN + "RevokeToken", "id", id).object("info"));
+    }
+
+    private static TokenInfo tokenInfo(Reply t) throws IOException {
+        return new TokenInfo(t.string("id"), t.string("identity"), t.string("tenant"), t.instant("created"),
+                t.instant("expires"), t.optInstant("revoked"));
+    }
+
+    /**
+     * Reads the daemon's policy file again and puts it in force ({@code Admin.ReloadPolicy}).
+     *
+     * @throws PolicyInvalidException the file has problems (each with its line); the policy in force stays
+     */
+    public PolicyStatus reloadPolicy() throws KmsException, IOException {
+        Reply r = call(ADMIN + "ReloadPolicy");
+        return new PolicyStatus(r.string("source"), r.optString("sha256"), r.int32("tenants"), r.int32("grants"),
+                r.strings("warnings"));
+    }
+
+    /**
+     * How the daemon's policy decides a call ({@code Admin.ExplainPolicy}), on the policy
+     * alone (no key is looked up).
+     *
+     * @param identity {@code user:NAME}, {@code user:NAME,group:NAME}, {@code group:NAME} or {@code token:NAME}
+     * @param method   as policies write it, e.g. {@code Kms.Decrypt}
+     * @param key      the key's name, or null
+     * @param purpose  the key's purpose ({@code ENCRYPT}, {@code SIGN}), or null for any
+     * @param context  the call's context, or null
+     */
+    public PolicyExplanation explainPolicy(String identity, String method, String key, String purpose,
+                                           Map<String, String> context) throws KmsException, IOException {
+        Objects.requireNonNull(identity, "identity");
+        Objects.requireNonNull(method, "method");
+        Reply r = call(ADMIN + "ExplainPolicy", "identity", identity, "method", method, "key", key, "purpose", purpose,
+                "context", wireContext(context));
+        return new PolicyExplanation(r.bool("allowed"), r.optString("tenant"), r.optString("grant"),
+                r.strings("explanation"));
     }
 
     // ----------------------------------------------------------------- org.varlink.service

@@ -48,6 +48,7 @@ final class KmsErrors {
                 case "KeyAlreadyExists" -> new KeyAlreadyExistsException(error, parameters);
                 case "KeyVersionDestroyed" -> new KeyVersionDestroyedException(error, parameters);
                 case "InvalidStateTransition" -> new InvalidStateTransitionException(error, parameters);
+                case "PolicyInvalid" -> new PolicyInvalidException(error, parameters);
                 default -> new KmsException(error, parameters);
             };
         }

@@ -43,8 +43,25 @@ abstract class DaemonCommand implements Callable<Integer> {
                 throw CliFailure.unreachable(e.getMessage() + " (is enclave-kmsd running? the socket comes from "
                         + "--socket, else $ENCLAVE_KMS_SOCKET, else /run/enclave-kms/kms.sock)");
             }
+            authenticate();
         }
         return kms;
+    }
+
+    /** Presents the token of {@code --token-file} / {@code $ENCLAVE_KMS_TOKEN_FILE}, if any, first. */
+    private void authenticate() {
+        Path file = root().tokenFile();
+        if (file == null) {
+            return;
+        }
+        String token = new String(Inputs.read(env(), file), java.nio.charset.StandardCharsets.US_ASCII).strip();
+        try {
+            kms.authenticate(token);
+        } catch (IOException e) {
+            throw CliFailure.unreachable("connection to the daemon at " + root().socket() + " failed: " + e.getMessage());
+        } catch (KmsException e) {
+            throw new CliFailure(Kmsctl.EXIT_KMS_ERROR, "the token in " + file + " was refused: " + e.getMessage());
+        }
     }
 
     final Kmsctl root() {

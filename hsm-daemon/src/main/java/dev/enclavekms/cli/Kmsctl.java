@@ -52,6 +52,8 @@ import java.util.concurrent.Callable;
                 DescribeInterfaceCommand.class,
                 ProvisionCommand.class,
                 ShardCommand.class,
+                TokenCommand.class,
+                PolicyCommand.class,
                 HelpCommand.class,
         })
 public final class Kmsctl implements Callable<Integer> {
@@ -82,6 +84,11 @@ public final class Kmsctl implements Callable<Integer> {
     @Option(names = "--socket", paramLabel = "PATH", scope = ScopeType.INHERIT,
             description = "The daemon's socket (default: $ENCLAVE_KMS_SOCKET, else /run/enclave-kms/kms.sock).")
     Path socket;
+
+    @Option(names = "--token-file", paramLabel = "FILE", scope = ScopeType.INHERIT,
+            description = "Present the bearer token in FILE to the daemon before the command (default:"
+                    + " $ENCLAVE_KMS_TOKEN_FILE; never pass a token itself on the command line).")
+    Path tokenFile;
 
     @Option(names = "--json", scope = ScopeType.INHERIT,
             description = "Print the daemon's reply as JSON (the reply's field names; bytes as base64).")
@@ -212,6 +219,13 @@ public final class Kmsctl implements Callable<Integer> {
     /** {@code --socket}, else {@code $ENCLAVE_KMS_SOCKET} (from this run's environment), else the default. */
     Path socket() {
         return socket != null ? socket : SocketLocator.locate(environment.variables());
+    }
+
+    /** {@code --token-file}, else {@code $ENCLAVE_KMS_TOKEN_FILE}, else null (act as the unix user). */
+    Path tokenFile() {
+        if (tokenFile != null) return tokenFile;
+        String env = environment.variables().get("ENCLAVE_KMS_TOKEN_FILE");
+        return env == null || env.isEmpty() ? null : Path.of(env);
     }
 
     Output output() {

@@ -14,10 +14,14 @@ import java.util.Optional;
  * @param requiredContext context keys every call with this key must carry
  * @param rotationPeriod  automatic rotation period, or null for rotation on demand only
  * @param destroyWaitDays waiting period between scheduling a version's destruction and doing it
+ * @param tenant          the tenant that owns the key (docs/policy.md); keys made before tenants
+ *                        existed belong to {@code default}
  */
 public record KeyRecord(String name, Purpose purpose, KeyAlgorithm algorithm, String description, Instant created,
                         int primaryVersion, List<String> requiredContext, Duration rotationPeriod,
-                        int destroyWaitDays, List<KeyVersion> versions) {
+                        int destroyWaitDays, List<KeyVersion> versions, String tenant) {
+    /** The tenant of keys made before tenants existed. */
+    public static final String DEFAULT_TENANT = "default";
 
     /** Destruction waiting periods: default, and the bounds an operator may choose within. */
     public static final int DEFAULT_DESTROY_WAIT_DAYS = 30;
@@ -29,6 +33,15 @@ public record KeyRecord(String name, Purpose purpose, KeyAlgorithm algorithm, St
     public KeyRecord {
         requiredContext = List.copyOf(requiredContext);
         versions = List.copyOf(versions);
+        if (tenant == null) throw new IllegalArgumentException("a key belongs to a tenant");
+    }
+
+    /** A key of the default tenant. */
+    public KeyRecord(String name, Purpose purpose, KeyAlgorithm algorithm, String description, Instant created,
+                     int primaryVersion, List<String> requiredContext, Duration rotationPeriod,
+                     int destroyWaitDays, List<KeyVersion> versions) {
+        this(name, purpose, algorithm, description, created, primaryVersion, requiredContext, rotationPeriod,
+                destroyWaitDays, versions, DEFAULT_TENANT);
     }
 
     public Optional<KeyVersion> version(int v) {

@@ -14,10 +14,18 @@ import java.util.List;
  */
 public sealed interface RegistryCommand {
 
-    /** A new key with its first version, which becomes primary. */
+    /** A new key with its first version, which becomes primary, owned by {@code tenant}. */
     record CreateKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
                      List<String> requiredContext, Duration rotationPeriod, int destroyWaitDays,
-                     ObjectId firstVersionObject, Instant at) implements RegistryCommand {
+                     ObjectId firstVersionObject, Instant at, String tenant) implements RegistryCommand {
+
+        /** A key of the default tenant. */
+        public CreateKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
+                         List<String> requiredContext, Duration rotationPeriod, int destroyWaitDays,
+                         ObjectId firstVersionObject, Instant at) {
+            this(name, purpose, algorithm, description, requiredContext, rotationPeriod, destroyWaitDays,
+                    firstVersionObject, at, KeyRecord.DEFAULT_TENANT);
+        }
 
         /** A key with no rotation period and the default destruction waiting period. */
         public CreateKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description,
@@ -57,4 +65,19 @@ public sealed interface RegistryCommand {
 
     /** Raises a version's reserved encryption count (never lowers it). */
     record ReserveEncryptions(String name, int version, long reservedUpTo) implements RegistryCommand { }
+
+    /**
+     * A bearer token for {@code identity}, issued to {@code tenant}: only its hash is stored
+     * (docs/policy.md). Tokens are policy state shared by every node, hence commands.
+     */
+    record CreateToken(String id, String identity, String tenant, String hash, Instant created, Instant expires)
+            implements RegistryCommand {
+        @Override
+        public String toString() {
+            return "CreateToken[id=" + id + ", identity=" + identity + ", tenant=" + tenant + ", expires=" + expires + "]";
+        }
+    }
+
+    /** Revokes a token for good. */
+    record RevokeToken(String id, Instant at) implements RegistryCommand { }
 }

@@ -23,6 +23,12 @@ public interface RegistryStore extends AutoCloseable {
     /** Every key, ordered by name. */
     List<KeyRecord> list();
 
+    /** A bearer token's record by id (served from memory, like keys). */
+    Optional<TokenRecord> findToken(String id);
+
+    /** Every token, revoked and expired ones included, ordered by creation. */
+    List<TokenRecord> tokens();
+
     /**
      * Node-local bookkeeping of orphan hardware objects (not a replicated command: each
      * node has its own device): remembers when each object in {@code present} was first

@@ -30,10 +30,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * after a command has committed; writers are serialised.
  */
 public final class SqliteRegistryStore implements RegistryStore {
-    private static final int SCHEMA_VERSION = 2;
+    private static final int SCHEMA_VERSION = 4;
 
     private final Connection db;
     private final Map<String, KeyRecord> cache = new ConcurrentHashMap<>();
+    private final Map<String, TokenRecord> tokens = new ConcurrentHashMap<>();
 
     private SqliteRegistryStore(Connection db) {
         this.db = db;
@@ -108,13 +109,39 @@ public final class SqliteRegistryStore implements RegistryStore {
                         + KeyRecord.DEFAULT_DESTROY_WAIT_DAYS);
                 s.execute("ALTER TABLE key_versions ADD COLUMN destroy_at TEXT");
                 s.execute("ALTER TABLE key_versions ADD COLUMN encryptions_reserved INTEGER NOT NULL DEFAULT 0");
-                s.execute("ALTER TABLE key_versions ADD COLUMN state_before_destruction INTEGER");
                 s.execute("""
                         CREATE TABLE orphans (
                           object_id TEXT PRIMARY KEY,
                           first_seen TEXT NOT NULL
                         )""");
                 s.execute("INSERT INTO schema_version VALUES (2)");
+                db.commit();
+                db.setAutoCommit(true);
+            }
+            if (current < 3) {
+                // Tenants and tokens (docs/policy.md): every key belongs to a tenant, those made
+                // before tenants existed to 'default'; bearer tokens are stored as hashes only.
+                db.setAutoCommit(false);
+                s.execute("ALTER TABLE keys ADD COLUMN tenant TEXT NOT NULL DEFAULT '" + KeyRecord.DEFAULT_TENANT + "'");
+                s.execute("""
+                        CREATE TABLE tokens (
+                          id TEXT PRIMARY KEY,
+                          identity TEXT NOT NULL,
+                          tenant TEXT NOT NULL,
+                          hash TEXT NOT NULL UNIQUE,
+                          created TEXT NOT NULL,
+                          expires TEXT NOT NULL,
+                          revoked TEXT
+                        )""");
+                s.execute("INSERT INTO schema_version VALUES (3)");
+                db.commit();
+                db.setAutoCommit(true);
+            }
+            if (current < 4) {
+                // Where a cancelled destruction returns a version (revoked stays revoked).
+                db.setAutoCommit(false);
+                s.execute("ALTER TABLE key_versions ADD COLUMN state_before_destruction INTEGER");
+                s.execute("INSERT INTO schema_version VALUES (4)");
                 db.commit();
                 db.setAutoCommit(true);
             }
@@ -131,12 +158,35 @@ public final class SqliteRegistryStore implements RegistryStore {
                 cache.put(n, load(n).orElseThrow());
             }
         }
+        tokens.clear();
+        try (Statement s = db.createStatement();
+             ResultSet rs = s.executeQuery("SELECT id FROM tokens")) {
+            List<String> ids = new ArrayList<>();
+            while (rs.next()) ids.add(rs.getString(1));
+            for (String id : ids) {
+                tokens.put(id, loadToken(id).orElseThrow());
+            }
+        }
+    }
+
+    private Optional<TokenRecord> loadToken(String id) throws SQLException {
+        try (PreparedStatement p = db.prepareStatement(
+                "SELECT identity, tenant, hash, created, expires, revoked FROM tokens WHERE id = ?")) {
+            p.setString(1, id);
+            try (ResultSet rs = p.executeQuery()) {
+                if (!rs.next()) return Optional.empty();
+                String revoked = rs.getString(6);
+                return Optional.of(new TokenRecord(id, rs.getString(1), rs.getString(2), rs.getString(3),
+                        Instant.parse(rs.getString(4)), Instant.parse(rs.getString(5)),
+                        revoked == null ? null : Instant.parse(revoked)));
+            }
+        }
     }
 
     private Optional<KeyRecord> load(String name) throws SQLException, RegistryException {
         try (PreparedStatement k = db.prepareStatement(
                 "SELECT purpose, algorithm, description, created, primary_version, required_context,"
-                        + " rotation_period_seconds, destroy_wait_days FROM keys WHERE name = ?")) {
+                        + " rotation_period_seconds, destroy_wait_days, tenant FROM keys WHERE name = ?")) {
             k.setString(1, name);
             try (ResultSet rs = k.executeQuery()) {
                 if (!rs.next()) return Optional.empty();
@@ -160,7 +210,7 @@ public final class SqliteRegistryStore implements RegistryStore {
                 Duration rotation = rs.wasNull() ? null : Duration.ofSeconds(period);
                 return Optional.of(new KeyRecord(name, Purpose.ofCode(rs.getInt(1)), KeyAlgorithm.ofCode(rs.getInt(2)),
                         rs.getString(3), Instant.parse(rs.getString(4)), rs.getInt(5),
-                        parseStringList(rs.getString(6)), rotation, rs.getInt(8), versions));
+                        parseStringList(rs.getString(6)), rotation, rs.getInt(8), versions, rs.getString(9)));
             }
         }
     }
@@ -177,7 +227,15 @@ public final class SqliteRegistryStore implements RegistryStore {
 
     @Override
     public synchronized void apply(RegistryCommand command) throws RegistryException {
+        // Key commands name their key, token commands their token: the cached copy to refresh.
+        String tokenId = switch (command) {
+            case RegistryCommand.CreateToken c -> c.id();
+            case RegistryCommand.RevokeToken c -> c.id();
+            default -> null;
+        };
         String name = switch (command) {
+            case RegistryCommand.CreateToken c -> null;
+            case RegistryCommand.RevokeToken c -> null;
             case RegistryCommand.CreateKey c -> c.name();
             case RegistryCommand.UpdateKeyPolicy c -> c.name();
             case RegistryCommand.AddVersion c -> c.name();
@@ -188,7 +246,7 @@ public final class SqliteRegistryStore implements RegistryStore {
         };
         try {
             db.setAutoCommit(false);
-            execute(command, cache.get(name));
+            execute(command, name == null ? null : cache.get(name));
             db.commit();
         } catch (SQLException e) {
             rollbackQuietly();
@@ -206,7 +264,20 @@ public final class SqliteRegistryStore implements RegistryStore {
         }
         // Committed: from here on nothing may report failure, or a caller would undo the
         // hardware side of a change the registry has made durable.
-        refresh(name);
+        if (name != null) {
+            refresh(name);
+        } else {
+            refreshToken(tokenId);
+        }
+    }
+
+    private void refreshToken(String id) {
+        try {
+            loadToken(id).ifPresent(t -> tokens.put(id, t));
+        } catch (SQLException | RuntimeException e) {
+            System.getLogger(SqliteRegistryStore.class.getName()).log(System.Logger.Level.ERROR,
+                    "re-reading token " + id + " after a committed change failed: " + e.getMessage());
+        }
     }
 
     private void rollbackQuietly() {
@@ -238,10 +309,14 @@ public final class SqliteRegistryStore implements RegistryStore {
                     throw new RegistryException.Conflict(c.algorithm() + " is not allowed for purpose " + c.purpose());
                 }
                 checkPolicy(c.rotationPeriod(), c.destroyWaitDays());
+                if (c.tenant() == null || c.tenant().isEmpty()) {
+                    throw new RegistryException.Conflict("key " + c.name() + " needs a tenant");
+                }
                 update("INSERT INTO keys (name, purpose, algorithm, description, created, primary_version,"
-                                + " required_context, rotation_period_seconds, destroy_wait_days) VALUES (?,?,?,?,?,?,?,?,?)",
+                                + " required_context, rotation_period_seconds, destroy_wait_days, tenant)"
+                                + " VALUES (?,?,?,?,?,?,?,?,?,?)",
                         c.name(), c.purpose().code(), c.algorithm().code(), c.description(), c.at().toString(), 1,
-                        Json.write(c.requiredContext()), seconds(c.rotationPeriod()), c.destroyWaitDays());
+                        Json.write(c.requiredContext()), seconds(c.rotationPeriod()), c.destroyWaitDays(), c.tenant());
                 insertVersion(c.name(), 1, c.firstVersionObject(), VersionState.ENABLED, c.at());
             }
             case RegistryCommand.UpdateKeyPolicy c -> {
@@ -314,6 +389,26 @@ public final class SqliteRegistryStore implements RegistryStore {
                 requireVersion(current, c.name(), c.version());
                 update("UPDATE key_versions SET encryptions_reserved = max(encryptions_reserved, ?)"
                         + " WHERE key_name = ? AND version = ?", c.reservedUpTo(), c.name(), c.version());
+            }
+            case RegistryCommand.CreateToken c -> {
+                if (tokens.containsKey(c.id())) {
+                    throw new RegistryException.Conflict("token " + c.id() + " already exists");
+                }
+                if (!c.expires().isAfter(c.created())) {
+                    throw new RegistryException.Conflict("token " + c.id() + " would expire before it is created");
+                }
+                update("INSERT INTO tokens (id, identity, tenant, hash, created, expires) VALUES (?,?,?,?,?,?)",
+                        c.id(), c.identity(), c.tenant(), c.hash(), c.created().toString(), c.expires().toString());
+            }
+            case RegistryCommand.RevokeToken c -> {
+                TokenRecord t = tokens.get(c.id());
+                if (t == null) {
+                    throw new RegistryException.Conflict("no token " + c.id());
+                }
+                if (t.revoked() != null) {
+                    throw new RegistryException.Conflict("token " + c.id() + " was revoked already at " + t.revoked());
+                }
+                update("UPDATE tokens SET revoked = ? WHERE id = ?", c.at().toString(), c.id());
             }
         }
     }
@@ -403,6 +498,18 @@ public final class SqliteRegistryStore implements RegistryStore {
     public List<KeyRecord> list() {
         List<KeyRecord> all = new ArrayList<>(cache.values());
         all.sort(Comparator.comparing(KeyRecord::name));
+        return all;
+    }
+
+    @Override
+    public Optional<TokenRecord> findToken(String id) {
+        return Optional.ofNullable(tokens.get(id));
+    }
+
+    @Override
+    public List<TokenRecord> tokens() {
+        List<TokenRecord> all = new ArrayList<>(tokens.values());
+        all.sort(Comparator.comparing(TokenRecord::created).thenComparing(TokenRecord::id));
         return all;
     }
 

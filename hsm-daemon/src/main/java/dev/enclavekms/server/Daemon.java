@@ -12,6 +12,7 @@ import dev.enclavekms.service.KeyAdmin;
 import dev.enclavekms.service.KeyHealth;
 import dev.enclavekms.service.KeyLifecycle;
 import dev.enclavekms.service.PausePoints;
+import dev.enclavekms.service.TokenAdmin;
 import dev.enclavekms.service.UsageMeter;
 
 import java.io.IOException;
@@ -37,12 +38,14 @@ public final class Daemon implements AutoCloseable {
     private final LifecycleScheduler scheduler;
     private final java.nio.channels.FileChannel lock;
     private final String summary;
+    private final ActivePolicy policy;
     private final java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
-                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock, String summary) {
+                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock, String summary, ActivePolicy policy) {
         this.lock = lock;
         this.summary = summary;
+        this.policy = policy;
         this.enclave = enclave;
         this.registry = registry;
         this.server = server;
@@ -83,8 +86,14 @@ public final class Daemon implements AutoCloseable {
                     pause);
             CryptoService crypto = new CryptoService(enclave, registry, health, usage);
             KeyAdmin admin = new KeyAdmin(enclave, registry, clock);
-            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, () -> info, daemonUser(),
-                    Instant.now(), VERSION);
+            ActivePolicy policy;
+            try {
+                policy = new ActivePolicy(config.policy(), daemonUser(), registry);
+            } catch (dev.enclavekms.policy.PolicyException e) {
+                throw new IOException("the policy cannot be used:\n" + e.getMessage());
+            }
+            KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
+                    () -> info, Instant.now(), VERSION);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
                     List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall);
@@ -93,16 +102,19 @@ public final class Daemon implements AutoCloseable {
             String where;
             if (inherited != null) {
                 where = inheritedSocketName(inherited, config.socket());
-                server.serve(inherited);
+                server.serve(inherited); // the socket unit sets its owner, group and mode
             } else {
                 server.bind(config.socket());
+                if (config.socketGroup() != null) {
+                    giveSocketToGroup(config.socket(), config.socketGroup());
+                }
                 where = config.socket().toString();
             }
             scheduler.start(lifecycle::sweep);
             String summary = "serving " + registry.list().size() + " keys from " + info.kind()
                     + " token '" + info.label() + "' (serial " + info.serial() + ") on " + where;
             LOG.log(System.Logger.Level.INFO, summary);
-            return new Daemon(enclave, registry, server, health, scheduler, lock, summary);
+            return new Daemon(enclave, registry, server, health, scheduler, lock, summary, policy);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
             if (registry != null) registry.close();
@@ -126,6 +138,32 @@ public final class Daemon implements AutoCloseable {
                     + configured + "; clients that use the configured path will not reach this daemon");
         }
         return path + " (socket activation)";
+    }
+
+    /**
+     * Lets the members of {@code group} connect (the socket is 0660). Changed after the
+     * bind: until then the socket is the daemon's group's only, which is narrower, never
+     * wider. The policy still decides what each member may do.
+     */
+    private static void giveSocketToGroup(Path socket, String group) throws IOException {
+        try {
+            var lookup = socket.getFileSystem().getUserPrincipalLookupService();
+            java.nio.file.Files.getFileAttributeView(socket, java.nio.file.attribute.PosixFileAttributeView.class)
+                    .setGroup(lookup.lookupPrincipalByGroupName(group));
+        } catch (java.nio.file.attribute.UserPrincipalNotFoundException e) {
+            throw new IOException("socket.group: no group named '" + group + "'");
+        } catch (IOException e) {
+            throw new IOException("cannot give the socket " + socket + " to group '" + group + "': " + e.getMessage());
+        }
+    }
+
+    /**
+     * Reads the policy file again and puts it in force if it has no problem; otherwise the
+     * policy in force stays and the result says why (every problem with its line). For
+     * Admin.ReloadPolicy and SIGHUP.
+     */
+    public ActivePolicy.Reload reloadPolicy() {
+        return policy.reload();
     }
 
     /**
@@ -198,11 +236,11 @@ public final class Daemon implements AutoCloseable {
     }
 
     /**
-     * SIGHUP: reloads what can change without a restart. The policy engine will hook in
-     * here; until it exists there is nothing to reload, and the daemon says so.
+     * SIGHUP: reloads what can change without a restart — the policy. A broken file is
+     * refused (its problems are logged with their lines) and the policy in force stays.
      */
     public void reload() {
-        LOG.log(System.Logger.Level.INFO, "reload requested: no policy configured, nothing to reload");
+        reloadPolicy();
     }
 
     /**

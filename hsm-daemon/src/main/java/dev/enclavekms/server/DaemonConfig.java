@@ -17,7 +17,20 @@ import java.util.Set;
  * that a typo never silently falls back to a default.
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
-                           ServerLimits limits, Lifecycle lifecycle) {
+                           ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup) {
+
+    /**
+     * Without a policy file (the built-in policy, docs/policy.md) and with the socket in the
+     * daemon's primary group.
+     */
+    public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
+                        ServerLimits limits, Lifecycle lifecycle) {
+        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, null, null);
+    }
+
+    public DaemonConfig withLifecycle(Lifecycle l) {
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup);
+    }
 
     /**
      * Background lifecycle work.
@@ -34,7 +47,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
     public static final Path DEFAULT_SOCKET = Path.of("/run/enclave-kms/kms.sock");
     private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
             "pkcs11.pin-credential",
-            "registry", "socket", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
+            "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds");
 
     public static DaemonConfig load(Path file) throws IOException {
@@ -88,7 +101,9 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
                 pinFile(p, file, credentialsDirectory),
                 Path.of(p.getProperty("registry", "/var/lib/enclave-kms/registry.db").trim()),
                 Path.of(p.getProperty("socket", DEFAULT_SOCKET.toString()).trim()),
-                limits, lifecycle);
+                limits, lifecycle,
+                p.containsKey("policy") ? Path.of(required(p, file, "policy")) : null,
+                p.containsKey("socket.group") ? required(p, file, "socket.group") : null);
     }
 
     /**

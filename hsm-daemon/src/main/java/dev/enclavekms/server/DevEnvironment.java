@@ -24,7 +24,7 @@ import java.util.Map;
  * scripts and tests can find them.
  */
 public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Path soPinFile, Path pinFile,
-                             String tokenLabel, Path module, Path registry, Path socket) {
+                             String tokenLabel, Path module, Path registry, Path socket, Path policy) {
     private static final System.Logger LOG = System.getLogger(DevEnvironment.class.getName());
     public static final String TOKEN_LABEL = "enclave-kms-dev";
 
@@ -40,7 +40,7 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
                 "SoftHSM2 is not installed (libsofthsm2.so not found); install it with: apt-get install softhsm2"));
         DevEnvironment e = new DevEnvironment(stateDir, conf, stateDir.resolve("tokens"),
                 stateDir.resolve("so-pin"), stateDir.resolve("user-pin"), TOKEN_LABEL, module,
-                stateDir.resolve("registry.db"), stateDir.resolve("kms.sock"));
+                stateDir.resolve("registry.db"), stateDir.resolve("kms.sock"), stateDir.resolve("policy.yaml"));
         boolean first = !Files.exists(stateDir.resolve("dev.json"));
         Files.createDirectories(stateDir);
         Files.setPosixFilePermissions(stateDir, PosixFilePermissions.fromString("rwx------"));
@@ -48,6 +48,7 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
         Pkcs11Provisioner.writeSoftHsmConfig(conf, e.tokenDir);
         writePinIfAbsent(e.soPinFile);
         writePinIfAbsent(e.pinFile);
+        writePolicyIfAbsent(e.policy);
         Pkcs11Provisioner.Result r = Pkcs11Provisioner.provision(module, TOKEN_LABEL, e.soPinFile, e.pinFile);
         if (r.created()) {
             LOG.log(System.Logger.Level.INFO, "created SoftHSM token '" + TOKEN_LABEL + "' in " + e.tokenDir);
@@ -81,6 +82,21 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
         Files.writeString(file, HexFormat.of().formatHex(b) + "\n", StandardCharsets.US_ASCII);
     }
 
+    /**
+     * The dev policy: the built-in rules written out (docs/policy.md), so that a developer
+     * can edit it and try {@code kmsctl policy reload}. An edited file is never replaced.
+     */
+    private static void writePolicyIfAbsent(Path file) throws IOException {
+        if (Files.exists(file)) {
+            return;
+        }
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.deleteIfExists(tmp);
+        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        Files.writeString(tmp, dev.enclavekms.policy.Policy.builtInText(Daemon.daemonUser()), StandardCharsets.UTF_8);
+        Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
     private void writeDescriptor() throws IOException {
         Map<String, Object> d = new LinkedHashMap<>();
         d.put("socket", socket.toString());
@@ -90,6 +106,7 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
         d.put("token_label", tokenLabel);
         d.put("pkcs11_module", module.toString());
         d.put("registry", registry.toString());
+        d.put("policy", policy.toString());
         Path tmp = stateDir.resolve("dev.json.tmp");
         Files.writeString(tmp, Json.write(d) + "\n");
         Files.move(tmp, stateDir.resolve("dev.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
@@ -98,7 +115,7 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
 
     public DaemonConfig config() {
         return new DaemonConfig(module, tokenLabel, pinFile, registry, socket, ServerLimits.DEFAULT,
-                DaemonConfig.Lifecycle.DEFAULT);
+                DaemonConfig.Lifecycle.DEFAULT, policy, null);
     }
 
     public void printWelcome(PrintStream out) {

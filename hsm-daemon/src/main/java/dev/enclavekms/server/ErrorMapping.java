@@ -72,6 +72,15 @@ final class ErrorMapping {
                 yield "InvalidStateTransition";
             }
             case KmsError.PermissionDenied x -> "PermissionDenied";
+            case KmsError.PolicyInvalid x -> {
+                p.put("file", x.file());
+                java.util.List<Object> problems = new java.util.ArrayList<>();
+                for (var problem : x.problems()) {
+                    problems.add(Map.of("line", (long) problem.line(), "message", problem.message()));
+                }
+                p.put("problems", problems);
+                yield "PolicyInvalid";
+            }
             case KmsError.DecryptionFailed x -> "DecryptionFailed";
             case KmsError.EnclaveUnavailable x -> "EnclaveUnavailable";
             case KmsError.Internal x -> "InternalError";

@@ -4,17 +4,25 @@ import dev.enclavekms.enclave.EnclaveInfo;
 import dev.enclavekms.enclave.KeyAlgorithm;
 import dev.enclavekms.enclave.SecretBytes;
 import dev.enclavekms.format.EncryptionContext;
+import dev.enclavekms.policy.Decision;
+import dev.enclavekms.policy.Identity;
+import dev.enclavekms.policy.Methods;
+import dev.enclavekms.policy.Policy;
+import dev.enclavekms.policy.Request;
+import dev.enclavekms.registry.TokenRecord;
 import dev.enclavekms.registry.KeyRecord;
 import dev.enclavekms.registry.KeyVersion;
 import dev.enclavekms.registry.Purpose;
 import dev.enclavekms.server.varlink.Call;
 import dev.enclavekms.server.varlink.Params;
 import dev.enclavekms.server.varlink.VarlinkInterface;
+import dev.enclavekms.service.Caller;
 import dev.enclavekms.service.CryptoService;
 import dev.enclavekms.service.KeyAdmin;
 import dev.enclavekms.service.KeyHealth;
 import dev.enclavekms.service.KeyLifecycle;
 import dev.enclavekms.service.KmsError;
+import dev.enclavekms.service.TokenAdmin;
 import dev.enclavekms.varlink.VarlinkError;
 
 import java.io.IOException;
@@ -33,39 +41,52 @@ import java.util.function.Supplier;
 
 /**
  * The {@code dev.enclavekms.Kms} and {@code dev.enclavekms.Admin} varlink interfaces:
- * parameters in, service call, reply out. No logic of its own beyond translation.
+ * parameters in, service call, reply out. No logic of its own beyond translation, and
+ * the one authorization point: every call of both interfaces passes {@link #admit}, which
+ * names the caller (SO_PEERCRED, or the token the connection presented), decides the
+ * method under the policy in force, and hands the handler a {@link Caller} through which
+ * the services look up every key the call touches (tenant and grants, docs/policy.md).
  */
 public final class KmsApi {
     public static final String KMS = "dev.enclavekms.Kms";
     public static final String ADMIN = "dev.enclavekms.Admin";
     private static final int MAX_KEY_NAME = 128;
     private static final Base64.Encoder B64 = Base64.getEncoder();
+    private static final System.Logger LOG = System.getLogger(KmsApi.class.getName());
 
     private final CryptoService crypto;
     private final KeyAdmin admin;
     private final KeyLifecycle lifecycle;
     private final KeyHealth health;
     private final Supplier<EnclaveInfo> enclaveInfo;
-    private final Authorizer authorizer;
+    private final TokenAdmin tokens;
+    private final ActivePolicy policy;
     private final Instant started;
     private final String version;
 
-    public KmsApi(CryptoService crypto, KeyAdmin admin, KeyLifecycle lifecycle, KeyHealth health,
-                  Supplier<EnclaveInfo> enclaveInfo,
-                  String daemonUser, Instant started, String version) {
+    /** Where a connection's {@link Identity} is kept in {@link Call#session()}. */
+    public static final String SESSION_IDENTITY = "policy.identity";
+    /** The id of the token the connection presented (for the audit log; never the token). */
+    public static final String SESSION_TOKEN_ID = "audit.token_id";
+    /** The tenant the current call was decided for (for the audit log); absent when none. */
+    public static final String SESSION_TENANT = "audit.tenant";
+
+    public KmsApi(CryptoService crypto, KeyAdmin admin, KeyLifecycle lifecycle, KeyHealth health, TokenAdmin tokens,
+                  ActivePolicy policy, Supplier<EnclaveInfo> enclaveInfo, Instant started, String version) {
         this.crypto = crypto;
         this.admin = admin;
         this.lifecycle = lifecycle;
         this.health = health;
+        this.tokens = tokens;
+        this.policy = policy;
         this.enclaveInfo = enclaveInfo;
-        this.authorizer = new Authorizer(daemonUser);
         this.started = started;
         this.version = version;
     }
 
     @FunctionalInterface
     private interface Operation {
-        Map<String, Object> run(Call call) throws KmsError, VarlinkError;
+        Map<String, Object> run(Call call, Caller caller) throws KmsError, VarlinkError;
     }
 
     private static VarlinkInterface.Builder builder(String name) {
@@ -74,14 +95,57 @@ public final class KmsApi {
                 .offloaded();
     }
 
-    private static dev.enclavekms.server.varlink.MethodHandler op(String iface, Operation o) {
+    private dev.enclavekms.server.varlink.MethodHandler op(String iface, Operation o) {
         return call -> {
             try {
-                return o.run(call);
+                return o.run(call, admit(call));
             } catch (KmsError e) {
                 throw ErrorMapping.toVarlink(iface, e);
             }
         };
+    }
+
+    /**
+     * The authorization point of every Kms and Admin call: who (the connection's identity,
+     * its token checked again), under which policy (read once for the whole call), and
+     * whether any grant covers the method. Keys are decided later, when the services look
+     * them up through the returned caller.
+     */
+    private Caller admit(Call call) throws KmsError {
+        Policy p = policy.current();
+        Identity who = identity(call);
+        String method = Methods.shortName(call.qualifiedMethod());
+        Map<String, Object> session = call.session();
+        if (who.authenticated()) {
+            try {
+                tokens.revalidate(who, p);
+            } catch (KmsError.PermissionDenied e) {
+                session.remove(SESSION_TENANT);
+                throw e;
+            }
+        }
+        Caller caller = Caller.of(p, who, method);
+        if (caller.tenant() != null) {
+            session.put(SESSION_TENANT, caller.tenant());
+        } else {
+            session.remove(SESSION_TENANT);
+        }
+        if (!Methods.has(method, Methods.Trait.OPEN)) {
+            caller.admit();
+        }
+        return caller;
+    }
+
+    /** The connection's identity: SO_PEERCRED from its first call on, plus the token it presented, if any. */
+    static Identity identity(Call call) {
+        Object known = call.session().get(SESSION_IDENTITY);
+        if (known instanceof Identity i) {
+            return i;
+        }
+        Identity i = Identity.unix(call.peer().user(), call.peer().group(), UnixAccounts.uid(call.peer().user()),
+                UnixAccounts.gid(call.peer().group()), call.peer().connectionId());
+        call.session().put(SESSION_IDENTITY, i);
+        return i;
     }
 
     public VarlinkInterface kmsInterface() {
@@ -97,7 +161,8 @@ public final class KmsApi {
                 .method("GetPublicKeys", op(KMS, this::getPublicKeys))
                 .method("ReEncrypt", op(KMS, this::reEncrypt))
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
-                .method("Status", op(KMS, c -> status()))
+                .method("Status", op(KMS, (c, caller) -> status(caller)))
+                .method("Authenticate", op(KMS, this::authenticate))
                 .build();
     }
 
@@ -107,33 +172,40 @@ public final class KmsApi {
                 .method("ListKeys", op(ADMIN, this::listKeys))
                 .method("DescribeKey", op(ADMIN, this::describeKey))
                 .method("UpdateKeyPolicy", op(ADMIN, this::updateKeyPolicy))
-                .method("RotateKey", op(ADMIN, c -> {
-                    authorizer.requireAdmin(c.peer());
+                .method("RotateKey", op(ADMIN, (c, caller) -> {
                     Params p = c.parameters();
-                    return keyReply(lifecycle.rotate(p.string("name", MAX_KEY_NAME), p.bool("pending", false)));
+                    String name = authorizedKey(caller, p.string("name", MAX_KEY_NAME));
+                    return keyReply(lifecycle.rotate(name, p.bool("pending", false)));
                 }))
                 .method("PromoteKeyVersion", op(ADMIN, versionOp(lifecycle::promote)))
                 .method("EnableKeyVersion", op(ADMIN, versionOp(lifecycle::enable)))
                 .method("DisableKeyVersion", op(ADMIN, versionOp(lifecycle::disable)))
                 .method("RevokeKeyVersion", op(ADMIN, versionOp(lifecycle::revoke)))
-                .method("ScheduleKeyVersionDestruction", op(ADMIN, c -> {
-                    authorizer.requireAdmin(c.peer());
+                .method("ScheduleKeyVersionDestruction", op(ADMIN, (c, caller) -> {
                     Params p = c.parameters();
                     Long days = p.optInteger("wait_days", 0, Integer.MAX_VALUE);
-                    return keyReply(lifecycle.scheduleDestruction(p.string("name", MAX_KEY_NAME),
+                    String name = authorizedKey(caller, p.string("name", MAX_KEY_NAME));
+                    return keyReply(lifecycle.scheduleDestruction(name,
                             (int) p.integer("version", 1, Integer.MAX_VALUE), days == null ? null : days.intValue()));
                 }))
                 .method("CancelKeyVersionDestruction", op(ADMIN, versionOp(lifecycle::cancelDestruction)))
+                .method("CreateToken", op(ADMIN, this::createToken))
+                .method("ListTokens", op(ADMIN, (c, caller) -> Map.of("tokens",
+                        tokens.list(caller).stream().map(KmsApi::tokenInfo).toList())))
+                .method("RevokeToken", op(ADMIN, (c, caller) -> Map.of("info",
+                        tokenInfo(tokens.revoke(caller, c.parameters().string("id", 64))))))
+                .method("ReloadPolicy", op(ADMIN, (c, caller) -> reloadPolicy()))
+                .method("ExplainPolicy", op(ADMIN, this::explainPolicy))
                 .build();
     }
 
     // ------------------------------------------------------------------ Kms
 
-    private Map<String, Object> generateDataKey(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> generateDataKey(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         int bytes = (int) (long) orDefault(p.optInteger("bytes", 1, CryptoService.MAX_DATA_KEY_BYTES),
                 CryptoService.DEFAULT_DATA_KEY_BYTES);
-        CryptoService.GeneratedDataKey dk = crypto.generateDataKey(p.string("key", MAX_KEY_NAME), context(p), bytes);
+        CryptoService.GeneratedDataKey dk = crypto.as(caller).generateDataKey(p.string("key", MAX_KEY_NAME), context(p), bytes);
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", dk.key());
         r.put("version", (long) dk.version());
@@ -142,12 +214,12 @@ public final class KmsApi {
         return r;
     }
 
-    private Map<String, Object> generateDataKeys(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> generateDataKeys(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         int count = (int) p.integer("count", 1, CryptoService.MAX_BATCH);
         int bytes = (int) (long) orDefault(p.optInteger("bytes", 1, CryptoService.MAX_DATA_KEY_BYTES),
                 CryptoService.DEFAULT_DATA_KEY_BYTES);
-        List<CryptoService.GeneratedDataKey> keys = crypto.generateDataKeys(p.string("key", MAX_KEY_NAME), context(p),
+        List<CryptoService.GeneratedDataKey> keys = crypto.as(caller).generateDataKeys(p.string("key", MAX_KEY_NAME), context(p),
                 bytes, count);
         List<Object> out = new ArrayList<>(keys.size());
         try {
@@ -164,11 +236,11 @@ public final class KmsApi {
         return r;
     }
 
-    private Map<String, Object> encrypt(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> encrypt(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         byte[] plaintext = p.bytes("plaintext", CryptoService.MAX_SECRET_BYTES);
         try {
-            CryptoService.Encrypted e = crypto.encrypt(p.string("key", MAX_KEY_NAME), plaintext, context(p));
+            CryptoService.Encrypted e = crypto.as(caller).encrypt(p.string("key", MAX_KEY_NAME), plaintext, context(p));
             Map<String, Object> r = new LinkedHashMap<>();
             r.put("key", e.key());
             r.put("version", (long) e.version());
@@ -179,9 +251,9 @@ public final class KmsApi {
         }
     }
 
-    private Map<String, Object> decrypt(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> decrypt(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
-        CryptoService.Decrypted d = crypto.decrypt(p.bytes("ciphertext", dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES),
+        CryptoService.Decrypted d = crypto.as(caller).decrypt(p.bytes("ciphertext", dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES),
                 context(p));
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", d.key());
@@ -190,11 +262,11 @@ public final class KmsApi {
         return r;
     }
 
-    private Map<String, Object> decryptBatch(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> decryptBatch(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         List<byte[]> ciphertexts = ciphertexts(p);
         List<Object> results = new ArrayList<>(ciphertexts.size());
-        List<CryptoService.BatchEntry> entries = crypto.decryptBatch(ciphertexts, context(p));
+        List<CryptoService.BatchEntry> entries = crypto.as(caller).decryptBatch(ciphertexts, context(p));
         try {
             encodeBatch(entries, results);
         } finally {
@@ -220,9 +292,9 @@ public final class KmsApi {
         }
     }
 
-    private Map<String, Object> sign(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> sign(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
-        CryptoService.Signed s = crypto.sign(p.string("key", MAX_KEY_NAME),
+        CryptoService.Signed s = crypto.as(caller).sign(p.string("key", MAX_KEY_NAME),
                 p.optBytes("message", CryptoService.MAX_MESSAGE_BYTES), p.optBytes("digest", 64));
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", s.key());
@@ -232,18 +304,18 @@ public final class KmsApi {
         return r;
     }
 
-    private Map<String, Object> verify(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> verify(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
-        boolean valid = crypto.verify(p.string("key", MAX_KEY_NAME), (int) p.integer("version", 1, Integer.MAX_VALUE),
+        boolean valid = crypto.as(caller).verify(p.string("key", MAX_KEY_NAME), (int) p.integer("version", 1, Integer.MAX_VALUE),
                 p.bytes("signature", 1024), p.optBytes("message", CryptoService.MAX_MESSAGE_BYTES),
                 p.optBytes("digest", 64));
         return Map.of("valid", valid);
     }
 
-    private Map<String, Object> getPublicKey(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> getPublicKey(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         Long v = p.optInteger("version", 1, Integer.MAX_VALUE);
-        CryptoService.PublicKeyOf k = crypto.publicKey(p.string("key", MAX_KEY_NAME), v == null ? null : v.intValue());
+        CryptoService.PublicKeyOf k = crypto.as(caller).publicKey(p.string("key", MAX_KEY_NAME), v == null ? null : v.intValue());
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", k.key());
         r.put("version", (long) k.version());
@@ -252,8 +324,8 @@ public final class KmsApi {
         return r;
     }
 
-    private Map<String, Object> status() throws KmsError {
-        List<KeyRecord> keys = admin.list();
+    private Map<String, Object> status(Caller caller) throws KmsError {
+        List<KeyRecord> keys = admin.as(caller).list();
         long versions = keys.stream().mapToLong(k -> k.versions().size()).sum();
         EnclaveInfo info = enclaveInfo.get();
         Map<String, Object> enclave = new LinkedHashMap<>();
@@ -275,8 +347,7 @@ public final class KmsApi {
 
     // ------------------------------------------------------------------ Admin
 
-    private Map<String, Object> createKey(Call c) throws KmsError, VarlinkError {
-        authorizer.requireAdmin(c.peer());
+    private Map<String, Object> createKey(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         Purpose purpose = enumValue(p, "purpose", Purpose.class, true);
         KeyAlgorithm algorithm = enumValue(p, "algorithm", KeyAlgorithm.class, false);
@@ -289,18 +360,18 @@ public final class KmsApi {
         }
         Long period = p.optInteger("rotation_period_seconds", 1, 100L * 365 * 86400);
         Long days = p.optInteger("destroy_wait_days", 0, Integer.MAX_VALUE);
-        KeyRecord k = admin.createKey(p.string("name", MAX_KEY_NAME), purpose, algorithm,
+        KeyRecord k = admin.as(caller).createKey(p.string("name", MAX_KEY_NAME), purpose, algorithm,
                 p.optString("description", 1024), required, period == null ? null : java.time.Duration.ofSeconds(period),
                 days == null ? null : days.intValue());
         return Map.of("key", describe(k));
     }
 
-    private Map<String, Object> listKeys(Call c) throws KmsError {
-        authorizer.requireAdmin(c.peer());
+    private Map<String, Object> listKeys(Call c, Caller caller) throws KmsError {
         List<Object> out = new ArrayList<>();
-        for (KeyRecord k : admin.list()) {
+        for (KeyRecord k : admin.as(caller).list()) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("name", k.name());
+            m.put("tenant", k.tenant());
             m.put("purpose", k.purpose().name());
             m.put("algorithm", k.algorithm().name());
             m.put("primary_version", (long) k.primaryVersion());
@@ -310,14 +381,23 @@ public final class KmsApi {
         return Map.of("keys", out);
     }
 
-    private Map<String, Object> describeKey(Call c) throws KmsError, VarlinkError {
-        authorizer.requireAdmin(c.peer());
-        return Map.of("key", describe(admin.describe(c.parameters().string("name", MAX_KEY_NAME))));
+    private Map<String, Object> describeKey(Call c, Caller caller) throws KmsError, VarlinkError {
+        return Map.of("key", describe(admin.as(caller).describe(c.parameters().string("name", MAX_KEY_NAME))));
+    }
+
+    /**
+     * An Admin method on one key: the key as the caller may see it under its grants, or
+     * KeyNotFound / PermissionDenied. Keys never change tenant and names are never reused,
+     * so the lifecycle change that follows acts on the key decided here.
+     */
+    private String authorizedKey(Caller caller, String name) throws KmsError {
+        return admin.as(caller).describe(name).name();
     }
 
     private static Map<String, Object> describe(KeyRecord k) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("name", k.name());
+        m.put("tenant", k.tenant());
         m.put("purpose", k.purpose().name());
         m.put("algorithm", k.algorithm().name());
         m.put("description", k.description());
@@ -354,10 +434,10 @@ public final class KmsApi {
 
     /** An Admin method that changes one version: admin check, (name, version), the key in reply. */
     private Operation versionOp(VersionChange change) {
-        return c -> {
-            authorizer.requireAdmin(c.peer());
+        return (c, caller) -> {
             Params p = c.parameters();
-            return keyReply(change.apply(p.string("name", MAX_KEY_NAME), (int) p.integer("version", 1, Integer.MAX_VALUE)));
+            String name = authorizedKey(caller, p.string("name", MAX_KEY_NAME));
+            return keyReply(change.apply(name, (int) p.integer("version", 1, Integer.MAX_VALUE)));
         };
     }
 
@@ -365,11 +445,10 @@ public final class KmsApi {
         return Map.of("key", describe(k));
     }
 
-    private Map<String, Object> updateKeyPolicy(Call c) throws KmsError, VarlinkError {
-        authorizer.requireAdmin(c.peer());
+    private Map<String, Object> updateKeyPolicy(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         String name = p.string("name", MAX_KEY_NAME);
-        KeyRecord current = admin.describe(name);
+        KeyRecord current = admin.as(caller).describe(name);
         Long period = p.optInteger("rotation_period_seconds", 0, 100L * 365 * 86400);
         java.time.Duration rotation = period == null ? current.rotationPeriod()
                 : period == 0 ? null : java.time.Duration.ofSeconds(period);
@@ -377,10 +456,10 @@ public final class KmsApi {
         return keyReply(lifecycle.updatePolicy(name, rotation, days == null ? null : days.intValue()));
     }
 
-    private Map<String, Object> getPublicKeys(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> getPublicKeys(Call c, Caller caller) throws KmsError, VarlinkError {
         String name = c.parameters().string("key", MAX_KEY_NAME);
         List<Object> versions = new ArrayList<>();
-        for (CryptoService.VersionKey v : crypto.publicKeys(name)) {
+        for (CryptoService.VersionKey v : crypto.as(caller).publicKeys(name)) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("version", (long) v.version());
             m.put("state", v.state().name());
@@ -390,19 +469,19 @@ public final class KmsApi {
         }
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", name);
-        r.put("algorithm", crypto.signingKeyRecord(name).algorithm().name());
+        r.put("algorithm", crypto.as(caller).signingKeyRecord(name).algorithm().name());
         r.put("versions", versions);
         return r;
     }
 
-    private Map<String, Object> reEncrypt(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> reEncrypt(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         Map<String, String> newContext = p.optStringMap("new_context", EncryptionContext.MAX_ENTRIES,
                 EncryptionContext.MAX_LENGTH);
-        CryptoService.ReEncrypted r = crypto.reEncrypt(
+        CryptoService.ReEncrypted r = crypto.as(caller).reEncrypt(
                 p.bytes("ciphertext", dev.enclavekms.format.Envelope.MAX_ENVELOPE_BYTES), context(p),
                 p.optString("key", MAX_KEY_NAME), newContext == null ? null : contextOf(p, "new_context", newContext),
-                authorizer.mayReEncryptRevoked(c.peer()));
+                true); // REVOKED sources only through a grant with reencrypt_revoked (the Caller decides)
         return reEncrypted(r);
     }
 
@@ -417,12 +496,12 @@ public final class KmsApi {
         return m;
     }
 
-    private Map<String, Object> reEncryptBatch(Call c) throws KmsError, VarlinkError {
+    private Map<String, Object> reEncryptBatch(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
         List<byte[]> ciphertexts = ciphertexts(p);
         List<Object> results = new ArrayList<>(ciphertexts.size());
-        for (CryptoService.ReEncryptEntry e : crypto.reEncryptBatch(ciphertexts, context(p),
-                p.optString("key", MAX_KEY_NAME), authorizer.mayReEncryptRevoked(c.peer()))) {
+        for (CryptoService.ReEncryptEntry e : crypto.as(caller).reEncryptBatch(ciphertexts, context(p),
+                p.optString("key", MAX_KEY_NAME), true)) { // REVOKED sources as for ReEncrypt
             if (e.result() != null) {
                 results.add(reEncrypted(e.result()));
             } else {
@@ -430,6 +509,110 @@ public final class KmsApi {
             }
         }
         return Map.of("results", results);
+    }
+
+    // ------------------------------------------------------------------ identity, tokens, policy
+
+    private Map<String, Object> authenticate(Call c, Caller caller) throws KmsError, VarlinkError {
+        Identity who = identity(c);
+        if (who.authenticated()) {
+            throw new KmsError.PermissionDenied("this connection already authenticated as token:" + who.tokenIdentity()
+                    + "; a connection presents one token: open a new connection for another");
+        }
+        String presented = c.parameters().string("token", 256);
+        Policy p = policy.current();
+        TokenRecord t;
+        try {
+            t = tokens.authenticate(presented, p);
+        } catch (KmsError.PermissionDenied e) {
+            LOG.log(System.Logger.Level.WARNING, "authentication refused on connection " + who.connectionId() + " of "
+                    + who.describe() + ": " + e.getMessage());
+            throw e;
+        }
+        Identity now = who.withToken(t.identity(), t.id());
+        c.session().put(SESSION_IDENTITY, now);
+        c.session().put(SESSION_TOKEN_ID, t.id());
+        c.session().put(SESSION_TENANT, t.tenant());
+        LOG.log(System.Logger.Level.INFO, "connection " + who.connectionId() + " of " + who.describe()
+                + " authenticated as token:" + t.identity() + " (token " + t.id() + ", tenant " + t.tenant() + ")");
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("identity", "token:" + t.identity());
+        r.put("tenant", t.tenant());
+        r.put("token_id", t.id());
+        r.put("expires", t.expires().toString());
+        return r;
+    }
+
+    private Map<String, Object> createToken(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        Long ttl = p.optInteger("ttl_seconds", 1, Integer.MAX_VALUE);
+        TokenAdmin.Issued issued = tokens.create(caller, p.string("identity", 64),
+                ttl == null ? null : Duration.ofSeconds(ttl));
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("token", issued.token());
+        r.put("info", tokenInfo(issued.record()));
+        return r;
+    }
+
+    private static Map<String, Object> tokenInfo(TokenRecord t) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", t.id());
+        m.put("identity", t.identity());
+        m.put("tenant", t.tenant());
+        m.put("created", t.created().toString());
+        m.put("expires", t.expires().toString());
+        if (t.revoked() != null) m.put("revoked", t.revoked().toString());
+        return m;
+    }
+
+    private Map<String, Object> reloadPolicy() throws KmsError {
+        ActivePolicy.Reload r = policy.reload();
+        if (!r.loaded()) {
+            throw new KmsError.PolicyInvalid(r.problems());
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("source", r.policy().source());
+        m.put("sha256", r.policy().sha256());
+        m.put("tenants", (long) r.policy().tenants().size());
+        m.put("grants", (long) r.policy().grantCount());
+        m.put("warnings", r.warnings());
+        return m;
+    }
+
+    private Map<String, Object> explainPolicy(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        Identity subject;
+        try {
+            subject = Identity.parse(p.string("identity", 200));
+        } catch (IllegalArgumentException e) {
+            throw p.invalid("identity", e.getMessage());
+        }
+        String method = p.string("method", 64);
+        if (!Methods.known(method)) {
+            throw p.invalid("method", "unknown method '" + method + "'; write methods as policies do, e.g. Kms.Decrypt");
+        }
+        dev.enclavekms.registry.Purpose purpose = enumValue(p, "purpose", dev.enclavekms.registry.Purpose.class, false);
+        Map<String, String> context = p.optStringMap("context", EncryptionContext.MAX_ENTRIES, EncryptionContext.MAX_LENGTH);
+        String key = p.optString("key", MAX_KEY_NAME);
+        Policy pol = caller.policy();
+        Decision mine = pol.decide(caller.identity(), Request.method(caller.method()));
+        String subjectTenant = pol.tenantOf(subject);
+        if (!mine.allTenants() && (subjectTenant == null || !subjectTenant.equals(caller.tenant()))) {
+            throw new KmsError.PermissionDenied(caller.identity().describe() + " (tenant " + caller.tenant()
+                    + ") may explain only identities of its own tenant; " + subject.principals()
+                    + " is not one (explaining others needs all_tenants: true)");
+        }
+        Request r = key == null ? Request.method(method) : Request.key(method, key, purpose, null,
+                context == null ? (Methods.has(method, Methods.Trait.CONTEXT) ? Map.of() : null) : context);
+        Decision d = pol.decide(subject, r);
+        List<String> lines = pol.explain(subject, r);
+        boolean allowed = lines.getLast().startsWith("result:   ALLOW");
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("allowed", allowed);
+        if (d.tenant() != null) out.put("tenant", d.tenant());
+        if (allowed && d.grant() != null) out.put("grant", d.grant().name());
+        out.put("explanation", lines);
+        return out;
     }
 
     private static List<byte[]> ciphertexts(Params p) throws VarlinkError {

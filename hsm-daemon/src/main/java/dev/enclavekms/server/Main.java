@@ -114,8 +114,7 @@ public final class Main implements Callable<Integer> {
             if (testHooks()) {
                 LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
                 DaemonConfig.Lifecycle l = cfg.lifecycle();
-                cfg = new DaemonConfig(cfg.pkcs11Module(), cfg.tokenLabel(), cfg.pinFile(), cfg.registry(),
-                        cfg.socket(), cfg.limits(), new DaemonConfig.Lifecycle(
+                cfg = cfg.withLifecycle(new DaemonConfig.Lifecycle(
                         testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
                         testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
                         l.orphanGrace()));

@@ -45,13 +45,31 @@ public final class CryptoService {
     private final RegistryStore registry;
     private final KeyHealth health;
     private final UsageMeter usage;
-    private final Map<ObjectId, PublicKey> publicKeys = new ConcurrentHashMap<>();
+    private final Map<ObjectId, PublicKey> publicKeys;
+    private final Caller caller;
 
+    /** The service as the daemon itself uses it: every key, no policy (see {@link #as}). */
     public CryptoService(Enclave enclave, RegistryStore registry, KeyHealth health, UsageMeter usage) {
+        this(enclave, registry, health, usage, new ConcurrentHashMap<>(), Caller.system());
+    }
+
+    private CryptoService(Enclave enclave, RegistryStore registry, KeyHealth health, UsageMeter usage,
+                          Map<ObjectId, PublicKey> publicKeys, Caller caller) {
         this.enclave = enclave;
         this.registry = registry;
         this.health = health;
         this.usage = usage;
+        this.publicKeys = publicKeys;
+        this.caller = caller;
+    }
+
+    /**
+     * The same service acting for one call's caller: every key it touches is looked up
+     * through {@link Caller#resolve}, so it sees only keys the caller's tenant owns and
+     * its grants allow. Cheap; made per call.
+     */
+    public CryptoService as(Caller caller) {
+        return new CryptoService(enclave, registry, health, usage, publicKeys, caller);
     }
 
     /** What a version is being used for: decides which states allow it. */
@@ -159,10 +177,11 @@ public final class CryptoService {
         }
         // The envelope's header is read before authentication, so an unknown key or
         // version is reported as such; the authentication failure itself is generic.
-        KeyRecord key = requireEncryptionKey(find(env.keyName()), context);
+        KeyRecord key = requireEncryptionKey(find(env.keyName(), context), context);
         KeyVersion v = key.version(env.keyVersion())
                 .orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), env.keyVersion()));
-        requireUsable(key, v, use);
+        // Re-encryption may use a REVOKED version only through a grant that says so.
+        requireUsable(key, v, use == Use.REENCRYPT_REVOKED && !caller.mayUseRevoked(key, context) ? Use.DECRYPT : use);
         try {
             SecretBytes plain = enclave.decrypt(v.objectId(), env.aad(context), new Sealed(env.iv(), env.ciphertext()));
             return new Decrypted(key.name(), v.version(), plain);
@@ -183,18 +202,19 @@ public final class CryptoService {
      * (default: the same context). The ciphertext must authenticate even when it is
      * already current, so garbage is never reported as "already current".
      *
-     * @param mayUseRevoked the caller holds the re-encryption grant: a REVOKED source
-     *                      version may be used, to migrate data after a compromise
+     * @param mayUseRevoked a REVOKED source version may be used, to migrate data after a
+     *                      compromise, if the caller's grant has {@code reencrypt_revoked}
+     *                      (the system caller always has it)
      */
     public ReEncrypted reEncrypt(byte[] ciphertext, EncryptionContext context, String targetKey,
                                  EncryptionContext newContext, boolean mayUseRevoked) throws KmsError {
         String contextParam = newContext == null ? "context" : "new_context";
+        EncryptionContext targetContext = newContext == null ? context : newContext;
         KeyRecord target = targetKey == null ? null
-                : requireEncryptionKey(find(KeyNames.check("key", targetKey)), newContext == null ? context : newContext,
-                contextParam);
+                : requireEncryptionKey(find(KeyNames.check("key", targetKey), targetContext), targetContext, contextParam);
         try (Decrypted d = open(ciphertext, context, mayUseRevoked ? Use.REENCRYPT_REVOKED : Use.DECRYPT)) {
-            KeyRecord to = target != null ? target
-                    : requireEncryptionKey(find(d.key()), newContext == null ? context : newContext, contextParam);
+            EncryptionContext toContext = newContext == null ? context : newContext;
+            KeyRecord to = target != null ? target : requireEncryptionKey(find(d.key(), toContext), toContext, contextParam);
             boolean current = to.name().equals(d.key()) && to.primaryVersion() == d.version()
                     && (newContext == null || newContext.equals(context));
             if (current) {
@@ -375,13 +395,14 @@ public final class CryptoService {
         }
     }
 
-    private KeyRecord find(String name) throws KmsError {
-        return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
+    /** Every key this service touches is found here, as the caller may see it. */
+    private KeyRecord find(String name, EncryptionContext context) throws KmsError {
+        return caller.resolve(registry, name, context);
     }
 
     private KeyRecord encryptionKey(String name, EncryptionContext context) throws KmsError {
         KeyNames.check("key", name);
-        return requireEncryptionKey(find(name), context);
+        return requireEncryptionKey(find(name, context), context);
     }
 
     private static KeyRecord requireEncryptionKey(KeyRecord key, EncryptionContext context) throws KmsError {
@@ -400,7 +421,7 @@ public final class CryptoService {
 
     private KeyRecord signingKey(String name) throws KmsError {
         KeyNames.check("key", name);
-        KeyRecord key = find(name);
+        KeyRecord key = find(name, null);
         if (key.purpose() != Purpose.SIGN) {
             throw new KmsError.InvalidKeyUsage(name, "key '" + name + "' is a " + key.purpose()
                     + " key; signing needs a SIGN key");

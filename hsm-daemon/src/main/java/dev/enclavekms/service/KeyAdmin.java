@@ -21,11 +21,23 @@ public final class KeyAdmin {
     private final Enclave enclave;
     private final RegistryStore registry;
     private final Clock clock;
+    private final Caller caller;
 
+    /** The service as the daemon itself uses it: every key, new keys in the default tenant (see {@link #as}). */
     public KeyAdmin(Enclave enclave, RegistryStore registry, Clock clock) {
+        this(enclave, registry, clock, Caller.system());
+    }
+
+    private KeyAdmin(Enclave enclave, RegistryStore registry, Clock clock, Caller caller) {
         this.enclave = enclave;
         this.registry = registry;
         this.clock = clock;
+        this.caller = caller;
+    }
+
+    /** The same service acting for one call's caller: its tenant's keys only, under its grants. */
+    public KeyAdmin as(Caller caller) {
+        return new KeyAdmin(enclave, registry, clock, caller);
     }
 
     /**
@@ -69,6 +81,9 @@ public final class KeyAdmin {
             throw new KmsError.InvalidParameter("destroy_wait_days", "destroy_wait_days: "
                     + KeyRecord.MIN_DESTROY_WAIT_DAYS + " to " + KeyRecord.MAX_DESTROY_WAIT_DAYS + " days");
         }
+        // The tenant first: a name outside the caller's tenant's names is refused by policy
+        // alone, so no caller learns whether another tenant holds it.
+        String tenant = caller.tenantForNewKey(name, purpose);
         if (registry.find(name).isPresent()) {
             throw new KmsError.KeyAlreadyExists(name);
         }
@@ -83,7 +98,7 @@ public final class KeyAdmin {
         }
         try {
             registry.apply(new RegistryCommand.CreateKey(name, purpose, alg, description == null ? "" : description,
-                    required, rotationPeriod, waitDays, id, clock.instant()));
+                    required, rotationPeriod, waitDays, id, clock.instant(), tenant));
         } catch (RegistryException e) {
             discard(id);
             if (e instanceof RegistryException.Conflict) {
@@ -91,9 +106,9 @@ public final class KeyAdmin {
             }
             throw new KmsError.Internal("registry write failed", e);
         }
-        LOG.log(System.Logger.Level.INFO, "created key " + name + " (" + purpose + ", " + alg + "), version 1 object "
-                + id.hex());
-        return describe(name);
+        LOG.log(System.Logger.Level.INFO, "created key " + name + " (" + purpose + ", " + alg + ") of tenant " + tenant
+                + ", version 1 object " + id.hex());
+        return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
     }
 
     /** Best effort: a failed registry commit should not leave an orphan behind. */
@@ -106,11 +121,13 @@ public final class KeyAdmin {
         }
     }
 
+    /** The keys the caller may see, by name. */
     public List<KeyRecord> list() {
-        return registry.list();
+        return registry.list().stream().filter(caller::sees).toList();
     }
 
+    /** A key the caller may use for its method (the Admin methods on one key all come here first). */
     public KeyRecord describe(String name) throws KmsError {
-        return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
+        return caller.resolve(registry, name, null);
     }
 }

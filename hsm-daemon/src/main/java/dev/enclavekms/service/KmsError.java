@@ -182,6 +182,25 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         }
     }
 
+    /** A policy file that cannot be put in force (ReloadPolicy); the policy in force stays. */
+    public static final class PolicyInvalid extends CallerError {
+        private final dev.enclavekms.policy.PolicyException problems;
+
+        public PolicyInvalid(dev.enclavekms.policy.PolicyException problems) {
+            super("the policy file " + problems.source() + " was not loaded, the policy in force stays:\n"
+                    + problems.getMessage());
+            this.problems = problems;
+        }
+
+        public String file() {
+            return problems.source();
+        }
+
+        public java.util.List<dev.enclavekms.policy.PolicyException.Problem> problems() {
+            return problems.problems();
+        }
+    }
+
     /** One generic message whatever went wrong, so a failure reveals nothing about the data. */
     public static final class DecryptionFailed extends CallerError {
         public DecryptionFailed() {

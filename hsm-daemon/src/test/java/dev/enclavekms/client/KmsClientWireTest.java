@@ -704,7 +704,8 @@ class KmsClientWireTest {
             Map.entry("TooManyConnections", TooManyConnectionsException.class),
             Map.entry("KeyAlreadyExists", KeyAlreadyExistsException.class),
             Map.entry("KeyVersionDestroyed", KeyVersionDestroyedException.class),
-            Map.entry("InvalidStateTransition", InvalidStateTransitionException.class));
+            Map.entry("InvalidStateTransition", InvalidStateTransitionException.class),
+            Map.entry("PolicyInvalid", PolicyInvalidException.class));
 
     private static final Map<Class<?>, Function<KmsException, Object>> ACCESSORS = Map.of(
             InvalidParameterException.class, e -> ((InvalidParameterException) e).parameter(),

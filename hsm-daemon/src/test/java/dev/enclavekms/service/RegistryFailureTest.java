@@ -64,6 +64,16 @@ class RegistryFailureTest {
         }
 
         @Override
+        public Optional<dev.enclavekms.registry.TokenRecord> findToken(String id) {
+            return real.findToken(id);
+        }
+
+        @Override
+        public List<dev.enclavekms.registry.TokenRecord> tokens() {
+            return real.tokens();
+        }
+
+        @Override
         public Map<ObjectId, Instant> trackOrphans(Set<ObjectId> present, Instant now) throws RegistryException {
             return real.trackOrphans(present, now);
         }

@@ -26,6 +26,7 @@ public final class DaemonProcess implements AutoCloseable {
     public static final Path REPO = Path.of(System.getProperty("enclavekms.repo", "..")).toAbsolutePath().normalize();
 
     private final Path stateDir;
+    private final List<String> extraArgs;
     private final Path stdout;
     private final Path stderr;
     private Process process;
@@ -34,27 +35,36 @@ public final class DaemonProcess implements AutoCloseable {
     private long stdoutStart;
     private long stderrStart;
 
-    private DaemonProcess(Path stateDir) {
+    private DaemonProcess(Path stateDir, List<String> extraArgs) {
         this.stateDir = stateDir;
+        this.extraArgs = List.copyOf(extraArgs);
         this.stdout = stateDir.resolveSibling(stateDir.getFileName() + "-stdout.log");
         this.stderr = stateDir.resolveSibling(stateDir.getFileName() + "-stderr.log");
     }
 
     /**
      * Starts a daemon on a new state directory under {@code parent}, with {@code extraArgs}
-     * after {@code --dev --state-dir DIR} (e.g. the {@code --test-*} options).
+     * after {@code --dev --state-dir DIR} (e.g. the {@code --test-*} options); they are
+     * given again at every restart.
      */
     public static DaemonProcess start(Path parent, String... extraArgs) throws Exception {
-        DaemonProcess d = new DaemonProcess(parent.resolve("state"));
-        d.startProcess(extraArgs);
+        return start(parent, List.of(extraArgs));
+    }
+
+    /** As {@link #start(Path, String...)}, with the options as a list. */
+    public static DaemonProcess start(Path parent, List<String> extraArgs) throws Exception {
+        DaemonProcess d = new DaemonProcess(parent.resolve("state"), extraArgs);
+        d.startProcess();
         return d;
     }
 
-    private void startProcess(String... extraArgs) throws Exception {
+    /** Starts with the options of {@link #start} followed by {@code restartArgs}. */
+    private void startProcess(String... restartArgs) throws Exception {
         // -v: debug logging on, so the tests' scans for secrets cover every log line there is.
         List<String> cmd = new ArrayList<>(List.of(REPO.resolve("bin/enclave-kmsd").toString(), "--dev", "-v",
                 "--state-dir", stateDir.toString()));
-        cmd.addAll(List.of(extraArgs));
+        cmd.addAll(extraArgs);
+        cmd.addAll(List.of(restartArgs));
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile())
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(stdout.toFile()))
                 .redirectError(ProcessBuilder.Redirect.appendTo(stderr.toFile()));

@@ -64,7 +64,7 @@ class JsvcIT {
         }
 
         Commands.run(List.of(script, "reload"), env, null).requireSuccess();
-        await("the reload in the log", () -> read(log).contains("reload requested: no policy configured"));
+        await("the reload in the log", () -> read(log).contains("policy reloaded from"));
 
         Commands.Result stop = Commands.run(List.of(script, "stop"), env, null);
         assertEquals(0, stop.exit(), stop.stderr());
