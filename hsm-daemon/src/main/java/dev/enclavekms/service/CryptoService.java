@@ -280,7 +280,7 @@ public final class CryptoService {
                 case ED25519 -> jcaVerify("Ed25519", pub, input, signature);
                 // JCA's RSASSA-PSS always hashes its input, so the digest is checked by EMSA-PSS directly.
                 case RSA_3072_PSS_SHA256 -> PssDigestVerifier.verify((RSAPublicKey) pub, input, signature);
-                case AES_256_GCM -> throw new KmsError.InvalidKeyUsage(key.name(), "not a signing key");
+                case AES_256_GCM, HMAC_SHA256 -> throw new KmsError.InvalidKeyUsage(key.name(), "not a signing key");
             };
         } catch (GeneralSecurityException e) {
             throw new KmsError.Internal("signature verification failed to run", e);
