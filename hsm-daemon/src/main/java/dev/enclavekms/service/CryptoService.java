@@ -372,6 +372,10 @@ public final class CryptoService {
     }
 
     private KeyRecord find(String name) throws KmsError {
+        if (KeyNames.reserved(name)) {
+            // An envelope naming one of the daemon's own keys: for callers, no such key exists.
+            throw new KmsError.KeyNotFound(name);
+        }
         return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
     }
 
