@@ -21,7 +21,8 @@ public sealed class KmsException extends Exception
         PermissionDeniedException, DecryptionFailedException, InvalidKeyUsageException,
         KeyVersionUnusableException, EnclaveUnavailableException, InternalErrorException,
         InvalidRequestException, RequestTooLargeException, TooManyConnectionsException,
-        KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException {
+        KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException,
+        AuditUnavailableException {
 
     private final String error;
     private final Map<String, Object> parameters;

@@ -1,5 +1,8 @@
 package dev.enclavekms.server;
 
+import dev.enclavekms.audit.AuditKeys;
+import dev.enclavekms.audit.AuditLog;
+import dev.enclavekms.audit.CallAuditor;
 import dev.enclavekms.enclave.Enclave;
 import dev.enclavekms.enclave.EnclaveException;
 import dev.enclavekms.enclave.EnclaveInfo;
@@ -35,10 +38,12 @@ public final class Daemon implements AutoCloseable {
     private final VarlinkServer server;
     private final KeyHealth health;
     private final LifecycleScheduler scheduler;
+    private final AuditLog audit;
     private final java.nio.channels.FileChannel lock;
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
-                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock) {
+                   LifecycleScheduler scheduler, AuditLog audit, java.nio.channels.FileChannel lock) {
+        this.audit = audit;
         this.lock = lock;
         this.enclave = enclave;
         this.registry = registry;
@@ -55,6 +60,7 @@ public final class Daemon implements AutoCloseable {
             throws EnclaveException, RegistryException, IOException {
         RegistryStore registry = null;
         LifecycleScheduler scheduler = null;
+        AuditLog audit = null;
         java.nio.channels.FileChannel lock = null;
         try {
             lock = lockRegistry(config.registry());
@@ -67,25 +73,59 @@ public final class Daemon implements AutoCloseable {
                     pause);
             CryptoService crypto = new CryptoService(enclave, registry, health, usage);
             KeyAdmin admin = new KeyAdmin(enclave, registry, clock);
+            // The audit log before anything is served: no call is answered unrecorded.
+            AuditKeys auditKeys = auditKeys(enclave, admin, health);
+            audit = AuditLog.open(config.audit().options(), auditKeys, clock,
+                    java.util.Map.of("daemon_version", VERSION, "pid", ProcessHandle.current().pid()));
             KmsApi api = new KmsApi(crypto, admin, lifecycle, health, () -> info, daemonUser(),
-                    Instant.now(), VERSION);
+                    Instant.now(), VERSION).withAudit(audit, auditKeys);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
-                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall);
+                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall,
+                    new AuditInterceptor(audit, new CallAuditor(auditKeys)));
             // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
             lifecycle.sweep();
             server.bind(config.socket());
             scheduler.start(lifecycle::sweep);
             LOG.log(System.Logger.Level.INFO, "serving " + registry.list().size() + " keys from " + info.kind()
-                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + config.socket());
-            return new Daemon(enclave, registry, server, health, scheduler, lock);
+                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + config.socket()
+                    + "; audit log in " + config.audit().dir());
+            return new Daemon(enclave, registry, server, health, scheduler, audit, lock);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
+            if (audit != null) audit.close();
             if (registry != null) registry.close();
             if (lock != null) lock.close();
             enclave.close();
             throw e;
         }
+    }
+
+    /**
+     * The audit log's keys, created inside the enclave on first start (internal keys, see
+     * KeyNames). A key that is missing or weaker than its template stops the start: the
+     * daemon does not serve without an audit log it can sign and HMAC with.
+     */
+    private static AuditKeys auditKeys(Enclave enclave, KeyAdmin admin, KeyHealth health)
+            throws IOException, EnclaveException {
+        dev.enclavekms.registry.KeyRecord hmac;
+        dev.enclavekms.registry.KeyRecord signing;
+        try {
+            hmac = admin.ensureInternalKey(AuditKeys.HMAC_KEY, dev.enclavekms.registry.Purpose.AUDIT,
+                    AuditKeys.HMAC_ALGORITHM, "audit log: HMAC of sensitive strings");
+            signing = admin.ensureInternalKey(AuditKeys.SIGNING_KEY, dev.enclavekms.registry.Purpose.AUDIT,
+                    AuditKeys.SIGNING_ALGORITHM, "audit log: checkpoint signatures");
+        } catch (dev.enclavekms.service.KmsError e) {
+            throw new IOException("cannot set up the audit log's keys: " + e.getMessage(), e);
+        }
+        for (dev.enclavekms.registry.KeyRecord k : List.of(hmac, signing)) {
+            var refusal = health.refusal(k.primary().objectId());
+            if (refusal.isPresent()) {
+                throw new IOException("the audit key " + k.name() + " cannot be used: " + refusal.get());
+            }
+        }
+        return new AuditKeys(enclave, hmac.primary().objectId(), signing.primary().objectId(),
+                signing.primaryVersion());
     }
 
     /**
@@ -152,9 +192,13 @@ public final class Daemon implements AutoCloseable {
         return server.boundPath();
     }
 
-    /** Stops accepting, answers calls in flight within {@code drain}, then releases the hardware. */
+    /**
+     * Stops accepting, answers calls in flight within {@code drain}, closes the audit log with
+     * its signed stop checkpoint, then releases the hardware.
+     */
     public void stop(Duration drain) {
         server.shutdown(drain);
+        audit.close(); // needs the enclave for the stop checkpoint
         scheduler.close();
         registry.close();
         enclave.close();

@@ -49,6 +49,7 @@ public final class KmsApi {
     private final Authorizer authorizer;
     private final Instant started;
     private final String version;
+    private AuditMethods audit;
 
     public KmsApi(CryptoService crypto, KeyAdmin admin, KeyLifecycle lifecycle, KeyHealth health,
                   Supplier<EnclaveInfo> enclaveInfo,
@@ -61,6 +62,17 @@ public final class KmsApi {
         this.authorizer = new Authorizer(daemonUser);
         this.started = started;
         this.version = version;
+    }
+
+    /** The audit log's Admin methods (AuditPublicKey, AuditHmac, AuditCheckpoint); set before {@link #adminInterface()}. */
+    public KmsApi withAudit(dev.enclavekms.audit.AuditLog log, dev.enclavekms.audit.AuditKeys keys) {
+        this.audit = new AuditMethods(log, keys);
+        return this;
+    }
+
+    private AuditMethods audit() throws KmsError {
+        if (audit == null) throw new KmsError.Internal("this daemon has no audit log", null);
+        return audit;
     }
 
     @FunctionalInterface
@@ -124,6 +136,18 @@ public final class KmsApi {
                             (int) p.integer("version", 1, Integer.MAX_VALUE), days == null ? null : days.intValue()));
                 }))
                 .method("CancelKeyVersionDestruction", op(ADMIN, versionOp(lifecycle::cancelDestruction)))
+                .method("AuditPublicKey", op(ADMIN, c -> {
+                    authorizer.requireAdmin(c.peer());
+                    return audit().publicKey();
+                }))
+                .method("AuditHmac", op(ADMIN, c -> {
+                    authorizer.requireAdmin(c.peer());
+                    return audit().hmac(c.parameters());
+                }))
+                .method("AuditCheckpoint", op(ADMIN, c -> {
+                    authorizer.requireAdmin(c.peer());
+                    return audit().checkpoint();
+                }))
                 .build();
     }
 

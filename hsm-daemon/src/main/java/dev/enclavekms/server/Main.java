@@ -50,6 +50,14 @@ public final class Main implements Callable<Integer> {
             description = "Run the lifecycle sweep this often.")
     Long testSweepSeconds;
 
+    @Option(names = "--test-audit-checkpoint-records", hidden = true, paramLabel = "N",
+            description = "Write an audit checkpoint every N records instead of 1000.")
+    Integer testAuditCheckpointRecords;
+
+    @Option(names = "--test-audit-max-file-bytes", hidden = true, paramLabel = "BYTES",
+            description = "Rotate audit files at this size instead of 64 MiB.")
+    Long testAuditMaxFileBytes;
+
     public static void main(String[] args) {
         int code = new CommandLine(new Main()).execute(args);
         if (code != 0) {
@@ -65,7 +73,7 @@ public final class Main implements Callable<Integer> {
             return 2;
         }
         boolean testHooks = testClockFile != null || testPauseAt != null || testRotationLimit != null
-                || testSweepSeconds != null;
+                || testSweepSeconds != null || testAuditCheckpointRecords != null || testAuditMaxFileBytes != null;
         if (testHooks && !dev) {
             System.err.println("enclave-kmsd: the --test-* options exist for tests of --dev mode only");
             return 2;
@@ -87,6 +95,11 @@ public final class Main implements Callable<Integer> {
                             testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
                             testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
                             l.orphanGrace()));
+                    DaemonConfig.Audit a = cfg.audit();
+                    cfg = cfg.withAudit(new DaemonConfig.Audit(a.dir(),
+                            testAuditMaxFileBytes != null ? testAuditMaxFileBytes : a.maxFileBytes(),
+                            testAuditCheckpointRecords != null ? testAuditCheckpointRecords : a.checkpointRecords(),
+                            a.checkpointInterval()));
                     if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
                     pause = PausePoints.armed(testPauseAt, System.out);
                 }
