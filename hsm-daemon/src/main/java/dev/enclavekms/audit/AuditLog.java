@@ -775,7 +775,8 @@ public final class AuditLog implements AutoCloseable {
         head = new Head(seq, hash, time, file);
     }
 
-    static List<Path> logFiles(Path dir) throws IOException {
+    /** The log files ({@code audit-<20 digits>.jsonl}) in {@code dir}, in the order the chain runs through them. */
+    public static List<Path> logFiles(Path dir) throws IOException {
         List<Path> files = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "audit-*.jsonl")) {
             for (Path p : ds) {
