@@ -21,21 +21,28 @@ public final class DaemonProcess implements AutoCloseable {
     public static final Path REPO = Path.of(System.getProperty("enclavekms.repo", "..")).toAbsolutePath().normalize();
 
     private final Path stateDir;
+    private final List<String> extraArgs;
     private final Path stdout;
     private final Path stderr;
     private Process process;
     private Map<String, Object> dev;
     private int starts;
 
-    private DaemonProcess(Path stateDir) {
+    private DaemonProcess(Path stateDir, List<String> extraArgs) {
         this.stateDir = stateDir;
+        this.extraArgs = List.copyOf(extraArgs);
         this.stdout = stateDir.resolveSibling(stateDir.getFileName() + "-stdout.log");
         this.stderr = stateDir.resolveSibling(stateDir.getFileName() + "-stderr.log");
     }
 
     /** Starts a daemon on a new state directory under {@code parent}. */
     public static DaemonProcess start(Path parent) throws Exception {
-        DaemonProcess d = new DaemonProcess(parent.resolve("state"));
+        return start(parent, List.of());
+    }
+
+    /** Starts a daemon with extra options (e.g. the {@code --test-*} hooks of --dev mode), also on restarts. */
+    public static DaemonProcess start(Path parent, List<String> extraArgs) throws Exception {
+        DaemonProcess d = new DaemonProcess(parent.resolve("state"), extraArgs);
         d.startProcess();
         return d;
     }
@@ -43,6 +50,7 @@ public final class DaemonProcess implements AutoCloseable {
     private void startProcess() throws Exception {
         List<String> cmd = new ArrayList<>(List.of(REPO.resolve("bin/enclave-kmsd").toString(), "--dev", "--state-dir",
                 stateDir.toString()));
+        cmd.addAll(extraArgs);
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile())
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(stdout.toFile()))
                 .redirectError(ProcessBuilder.Redirect.appendTo(stderr.toFile()));
@@ -120,6 +128,11 @@ public final class DaemonProcess implements AutoCloseable {
 
     public boolean alive() {
         return process.isAlive();
+    }
+
+    /** The daemon's process id (the JVM: the launcher execs it). */
+    public long pid() {
+        return process.pid();
     }
 
     @Override
