@@ -382,7 +382,21 @@ public final class AuditLog implements AutoCloseable {
                 batch.add(first);
                 queue.drainTo(batch, MAX_BATCH - 1);
             }
-            stop = process(batch);
+            try {
+                stop = process(batch);
+            } catch (RuntimeException e) {
+                // A bug here must not leave callers waiting for confirmations that never come:
+                // the log is unwritable from now on, and says so.
+                LOG.log(System.Logger.Level.ERROR, "the audit log's appender failed", e);
+                failure = "internal error in the audit log (" + e + "); see the daemon log";
+                failedSince = clock.instant();
+                nextRetryNanos = System.nanoTime() + RETRY.toNanos();
+                AuditUnavailableException refusal = unwritable();
+                for (Request r : batch) {
+                    if (r instanceof Stop s) stop = s;
+                    else failRequest(r, refusal);
+                }
+            }
             batch.clear();
         }
         closeChannel();

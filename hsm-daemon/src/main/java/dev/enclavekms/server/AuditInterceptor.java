@@ -49,6 +49,10 @@ final class AuditInterceptor implements CallInterceptor {
             record = auditor.record(new CallAuditor.CallFacts(peer.user(), peer.group(), peer.connectionId(),
                     call.session(), call.method(), call.parameters(), call.reply(), call.error(), call.streaming()));
             log.append(record);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "cannot audit " + call.method() + "; the call is refused", e);
+            throw refusal(call.method(), new AuditUnavailableException("internal error while recording the call;"
+                    + " see the daemon log"));
         } catch (AuditUnavailableException e) {
             if (call.error() == null) {
                 LOG.log(System.Logger.Level.ERROR, "call not audited, its reply withheld (" + e.getMessage() + "): "

@@ -174,14 +174,17 @@ public final class Daemon implements AutoCloseable {
         return "\u0000no-admin"; // matches no peer name
     }
 
-    /** Every call with its caller's identity (SO_PEERCRED); the audit log will take this over. */
+    /**
+     * Every call with its caller's identity (SO_PEERCRED) and duration, for operators; the
+     * record that counts is the audit log's (docs/audit.md).
+     */
     private static void logCall(dev.enclavekms.server.varlink.Peer peer, String method, String error, long nanos) {
         ACCESS.log(System.Logger.Level.INFO, () -> method + " by user=" + peer.user() + " group=" + peer.group()
                 + " conn=" + peer.connectionId() + " -> " + (error == null ? "ok" : error) + " in "
                 + nanos / 1000 + " us");
     }
 
-    /** One line per call, with the caller's identity, until the audit log records calls. */
+    /** One line per call, with the caller's identity: the access log (the audit log is separate). */
     private static final System.Logger ACCESS = System.getLogger("dev.enclavekms.access");
 
     public KeyHealth health() {

@@ -401,14 +401,34 @@ public final class VarlinkServer implements AutoCloseable {
 
         void admit() throws VarlinkError {
             done = true; // a refusal here is not a call that ran
-            interceptor.admit(c.peer(), method);
+            try {
+                interceptor.admit(c.peer(), method);
+            } catch (RuntimeException e) {
+                throw interceptorBug(e);
+            }
             done = false;
         }
 
         void beforeFirstIntermediate(Map<String, Object> reply) throws VarlinkError {
             started = true;
-            interceptor.completed(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params,
+            show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params,
                     reply == null ? Map.of() : reply, null, true));
+        }
+
+        private void show(CallInterceptor.CompletedCall call) throws VarlinkError {
+            try {
+                interceptor.completed(call);
+            } catch (RuntimeException e) {
+                throw interceptorBug(e);
+            }
+        }
+
+        /** The interceptor failed unexpectedly: the call is refused (never answered unseen), the bug logged. */
+        private VarlinkError interceptorBug(RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "call interceptor failed on " + method + " (connection "
+                    + c.peer().connectionId() + ")", e);
+            return new VarlinkError(errorInterface + ".InternalError", Map.of("message",
+                    "internal error; see the daemon log"));
         }
 
         void succeeded(Map<String, Object> reply) throws VarlinkError {
@@ -416,8 +436,7 @@ public final class VarlinkServer implements AutoCloseable {
                 return;
             }
             done = true; // shown once, even if the interceptor refuses it
-            interceptor.completed(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params,
-                    reply, null, false));
+            show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, reply, null, false));
         }
 
         void failed(String error) throws VarlinkError {
@@ -425,8 +444,7 @@ public final class VarlinkServer implements AutoCloseable {
                 return;
             }
             done = true;
-            interceptor.completed(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params,
-                    null, error, false));
+            show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, null, error, false));
         }
     }
 
