@@ -413,7 +413,9 @@ public final class AuditLog implements AutoCloseable {
             return Math.max(1, nextRetryNanos - now);
         }
         if (sinceCheckpoint > 0) {
-            return Math.max(1, uncoveredSinceNanos + options.checkpointInterval().toNanos() - now);
+            // Not before signing may be tried again: an enclave that cannot sign must not make this spin.
+            long due = Math.max(uncoveredSinceNanos + options.checkpointInterval().toNanos(), signRetryNanos);
+            return Math.max(1, due - now);
         }
         return TimeUnit.HOURS.toNanos(1);
     }
@@ -421,7 +423,8 @@ public final class AuditLog implements AutoCloseable {
     /** Writes one batch; returns the Stop request when the batch held one. */
     private Stop process(List<Request> batch) {
         Stop stop = null;
-        if (failure != null && (!batch.isEmpty() || System.nanoTime() >= nextRetryNanos) && !recover()) {
+        boolean tryNow = !batch.isEmpty() || System.nanoTime() >= nextRetryNanos;
+        if (failure != null && (!tryNow || !recover())) {
             AuditUnavailableException e = unwritable();
             for (Request r : batch) {
                 if (r instanceof Stop s) stop = s;
@@ -537,7 +540,10 @@ public final class AuditLog implements AutoCloseable {
      * have covered are durable all the same — unless somebody asked for it ({@code done}).
      */
     private void stageCheckpoint(Staging st, String reason, CompletableFuture<Head> done) {
-        if (done == null && System.nanoTime() < signRetryNanos) {
+        // After a failure, automatic checkpoints wait a moment; the one asked for and the
+        // closing one are always tried.
+        boolean always = done != null || AuditRecords.REASON_STOP.equals(reason);
+        if (!always && System.nanoTime() < signRetryNanos) {
             return;
         }
         Map<String, Object> record = new LinkedHashMap<>(signer.keyFields());

@@ -171,11 +171,15 @@ public final class AuditVerifier {
             if (headFound) {
                 notes.add("the log reaches the expected head (seq " + expectedHead.seq() + ")");
             } else if (!stopped) {
-                notes.add("the log does not end with a stop checkpoint (the daemon is running, or did not stop"
-                        + " cleanly): " + uncovered + " record(s) after " + (lastCheckpointSeq == null
-                        ? "the start" : "the last checkpoint (seq " + lastCheckpointSeq + ")")
-                        + " are covered by no signature, and cutting them off would go unnoticed;"
-                        + " check against the daemon's head (--daemon) or a saved head (--head)");
+                String tail = uncovered == 0
+                        ? "it ends with a checkpoint (seq " + lastCheckpointSeq + "), but records after it could have"
+                        + " been cut off unnoticed"
+                        : uncovered + " record(s) after " + (lastCheckpointSeq == null ? "the start"
+                        : "the last checkpoint (seq " + lastCheckpointSeq + ")") + " are covered by no signature,"
+                        + " and cutting them off would go unnoticed";
+                notes.add("the log does not end with a stop checkpoint (the daemon is running, did not stop"
+                        + " cleanly, or its end was cut off): " + tail + "; check against the daemon's head"
+                        + " (--daemon) or a saved head (--head)");
                 status = Status.INCOMPLETE;
             }
             return report(status, null);

@@ -217,6 +217,45 @@ class AuditLogTest {
         assertEquals("request", last.get("reason"));
     }
 
+    @Test
+    void signerFails_recordsStillDurableUncovered_checkpointFollowsOnceItSignsAgain() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean broken = new java.util.concurrent.atomic.AtomicBoolean(true);
+        CheckpointSigner flaky = new CheckpointSigner() {
+            @Override
+            public Map<String, Object> keyFields() {
+                return signer.keyFields();
+            }
+
+            @Override
+            public byte[] sign(byte[] message) throws Exception {
+                if (broken.get()) throw new IllegalStateException("enclave unreachable");
+                return signer.sign(message);
+            }
+
+            @Override
+            public java.security.PublicKey publicKey() {
+                return signer.publicKey();
+            }
+        };
+        AuditLog log = AuditLog.open(options().withCheckpoints(2, Duration.ofHours(1)), flaky, Clock.systemUTC(),
+                Map.of(), FileChannelOpener.REAL);
+        opened.add(log);
+        for (int i = 0; i < 3; i++) {
+            log.append(call("m", "i", (long) i));
+        }
+        AuditUnavailableException e = assertThrows(AuditUnavailableException.class, log::checkpoint);
+        assertTrue(e.getMessage().contains("enclave unreachable"), e.getMessage());
+        assertEquals(List.of("start", "call", "call", "call"),
+                records(dir.resolve("audit")).stream().map(m -> m.get("type")).toList());
+
+        broken.set(false);
+        AuditLog.Head head = log.checkpoint();
+        log.close();
+
+        assertEquals(5, head.seq(), "the checkpoint covers the four records written while signing failed");
+        assertEquals(AuditVerifier.Status.INTACT, verify().status(), String.valueOf(verify()));
+    }
+
     // ------------------------------------------------------------------ rotation
 
     @Test
