@@ -57,6 +57,7 @@ __all__ = [
     "PermissionDenied", "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable",
     "EnclaveUnavailable", "InternalError", "InvalidRequest", "RequestTooLarge",
     "TooManyConnections", "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition",
+    "AuditUnavailable",
     "error_from_reply",
     "KmsClient", "DataKey", "Encrypted", "Decrypted", "DecryptResult", "Signature",
     "PublicKey", "PublicKeys", "VersionPublicKey", "ReEncrypted", "ReEncryptResult", "main",
@@ -180,11 +181,16 @@ class InvalidStateTransition(KmsError):
     does not allow, e.g. enabling a REVOKED version. Nothing was changed."""
 
 
+class AuditUnavailable(KmsError):
+    """The daemon's audit log cannot record the call, so the daemon refused it (it
+    fails closed); the message says why. Nothing was released; retry later."""
+
+
 _KMS_ERRORS = {cls.__name__: cls for cls in (
     InvalidParameter, KeyNotFound, KeyVersionNotFound, InvalidKeyUsage,
     KeyVersionUnusable, PermissionDenied, DecryptionFailed, EnclaveUnavailable,
     InternalError, InvalidRequest, RequestTooLarge, TooManyConnections,
-    KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition,
+    KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition, AuditUnavailable,
 )}
 
 

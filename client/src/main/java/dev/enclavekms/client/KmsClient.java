@@ -755,6 +755,32 @@ public final class KmsClient implements AutoCloseable {
                 r.strings("explanation"));
     }
 
+    // ----------------------------------------------------------------- the audit log (Admin)
+
+    /**
+     * The audit log's checkpoint signing key ({@code Admin.AuditPublicKey}): verify checkpoint
+     * signatures with it ({@code kmsctl audit verify --public-key}).
+     */
+    public PublicKeyInfo auditPublicKey() throws KmsException, IOException {
+        Reply r = call(ADMIN + "AuditPublicKey");
+        return new PublicKeyInfo(r.string("key"), r.int32("version"), r.string("algorithm"), r.string("pem"));
+    }
+
+    /**
+     * How the audit log shows {@code value} ({@code Admin.AuditHmac}):
+     * {@code hmac-sha256:<hex>}, to search the log for a context value and the like.
+     */
+    public String auditHmac(String value) throws KmsException, IOException {
+        Objects.requireNonNull(value, "value");
+        return call(ADMIN + "AuditHmac", "value", value).string("hmac");
+    }
+
+    /** Has the daemon write a signed audit checkpoint now ({@code Admin.AuditCheckpoint}); returns it once durable. */
+    public AuditCheckpoint auditCheckpoint() throws KmsException, IOException {
+        Reply r = call(ADMIN + "AuditCheckpoint");
+        return new AuditCheckpoint(r.int64("seq"), r.string("hash"), r.string("time"), r.string("file"));
+    }
+
     // ----------------------------------------------------------------- org.varlink.service
 
     /** The implementation and the interfaces it serves ({@code org.varlink.service.GetInfo}). */

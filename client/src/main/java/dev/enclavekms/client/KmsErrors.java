@@ -41,6 +41,7 @@ final class KmsErrors {
                 case "InvalidKeyUsage" -> new InvalidKeyUsageException(error, parameters);
                 case "KeyVersionUnusable" -> new KeyVersionUnusableException(error, parameters);
                 case "EnclaveUnavailable" -> new EnclaveUnavailableException(error, parameters);
+                case "AuditUnavailable" -> new AuditUnavailableException(error, parameters);
                 case "InternalError" -> new InternalErrorException(error, parameters);
                 case "InvalidRequest" -> new InvalidRequestException(error, parameters);
                 case "RequestTooLarge" -> new RequestTooLargeException(error, parameters);

@@ -22,7 +22,7 @@ public sealed class KmsException extends Exception
         KeyVersionUnusableException, EnclaveUnavailableException, InternalErrorException,
         InvalidRequestException, RequestTooLargeException, TooManyConnectionsException,
         KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException,
-        PolicyInvalidException {
+        PolicyInvalidException, AuditUnavailableException {
 
     private final String error;
     private final Map<String, Object> parameters;

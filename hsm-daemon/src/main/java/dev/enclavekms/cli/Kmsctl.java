@@ -48,6 +48,7 @@ import java.util.concurrent.Callable;
                 PublicKeysCommand.class,
                 ReEncryptCommand.class,
                 RewrapCommand.class,
+                AuditCommand.class,
                 InfoCommand.class,
                 DescribeInterfaceCommand.class,
                 ProvisionCommand.class,
@@ -73,11 +74,14 @@ public final class Kmsctl implements Callable<Integer> {
     private static Map<String, String> exitCodes() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(" 0", "success (verify: the signature is valid)");
-        m.put(" 1", "verify: the signature is invalid; otherwise a local failure (e.g. a file cannot be read)");
+        m.put(" 1", "verify: the signature is invalid; audit verify: the log was tampered with or is damaged;"
+                + " otherwise a local failure (e.g. a file cannot be read)");
         m.put(" 2", "usage error");
         m.put(" 3", "cannot connect to the daemon, or the connection broke");
         m.put(" 4", "the daemon answered with an error (its name and message are printed); "
                 + "decrypt-batch, rewrap: at least one entry failed");
+        m.put(" 5", "audit verify: nothing failed, but not everything is proven (no --public-key, or an end of"
+                + " the log that no signature or head covers)");
         return m;
     }
 

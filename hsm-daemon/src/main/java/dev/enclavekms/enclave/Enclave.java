@@ -23,8 +23,8 @@ public interface Enclave extends AutoCloseable {
     EnclaveInfo info() throws EnclaveException;
 
     /**
-     * Generates a key inside the device. AES keys get encrypt+decrypt only; key pairs get
-     * sign (private) and verify (public) only. Every key is sensitive, non-extractable,
+     * Generates a key inside the device. AES keys get encrypt+decrypt only; HMAC keys get
+     * MAC computation (sign) only; key pairs get sign (private) and verify (public) only. Every key is sensitive, non-extractable,
      * non-modifiable and non-copyable.
      *
      * @return the public key of a generated key pair; {@code null} for a secret key
@@ -49,6 +49,25 @@ public interface Enclave extends AutoCloseable {
      * ECDSA signatures are DER-encoded (X9.62), as OpenSSL and JCA expect.
      */
     byte[] sign(ObjectId key, KeyAlgorithm algorithm, byte[] input) throws EnclaveException;
+
+    /**
+     * HMAC-SHA256 (RFC 2104) of {@code data} under a key generated as
+     * {@link KeyAlgorithm#HMAC_SHA256}: 32 bytes, deterministic for a key and input. The key
+     * never leaves the device, so whoever holds only the outputs can match a value they
+     * already know against them, but cannot compute them or invert them.
+     *
+     * <p>{@code data} may be empty and is at most {@link #MAX_HMAC_INPUT_BYTES} bytes. A key
+     * of any other algorithm gives {@link EnclaveException.BadInput}.
+     *
+     * <p>Implementations: PKCS#11 CKM_SHA256_HMAC on a CKK_GENERIC_SECRET key that has
+     * CKA_SIGN only; a Java Card applet {@code Signature.ALG_HMAC_SHA_256} with an
+     * {@code HMACKey} generated on the card (a card that lacks it reports the algorithm as
+     * unsupported at generation).
+     */
+    byte[] hmac(ObjectId key, byte[] data) throws EnclaveException;
+
+    /** Longest input {@link #hmac} accepts: audit strings are short, this only bounds misuse. */
+    int MAX_HMAC_INPUT_BYTES = 64 * 1024;
 
     /** The public key of a key pair, read from the device. */
     PublicKey publicKey(ObjectId key, KeyAlgorithm algorithm) throws EnclaveException;

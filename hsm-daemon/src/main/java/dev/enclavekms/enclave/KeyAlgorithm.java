@@ -14,7 +14,13 @@ public enum KeyAlgorithm {
     /** Pure Ed25519 (RFC 8032): signs the message itself, never a digest. */
     ED25519(4, Kind.KEY_PAIR, 0),
     /** RSA-3072 with PSS, SHA-256, MGF1-SHA-256 and a 32-byte salt. */
-    RSA_3072_PSS_SHA256(5, Kind.KEY_PAIR, 32);
+    RSA_3072_PSS_SHA256(5, Kind.KEY_PAIR, 32),
+    /**
+     * A 256-bit generic secret for HMAC-SHA256 (RFC 2104), usable only through
+     * {@link Enclave#hmac}: it neither encrypts nor signs in the asymmetric sense. The daemon
+     * uses one to make sensitive audit strings searchable but unreadable.
+     */
+    HMAC_SHA256(6, Kind.SECRET, 0);
 
     public enum Kind { SECRET, KEY_PAIR }
 
@@ -47,12 +53,17 @@ public enum KeyAlgorithm {
         return switch (this) {
             case EC_P256_SHA256, RSA_3072_PSS_SHA256 -> "SHA-256";
             case EC_P384_SHA384 -> "SHA-384";
-            case ED25519, AES_256_GCM -> null;
+            case ED25519, AES_256_GCM, HMAC_SHA256 -> null;
         };
     }
 
     public boolean signs() {
         return kind == Kind.KEY_PAIR;
+    }
+
+    /** True for the algorithm whose keys compute MACs ({@link Enclave#hmac}) and nothing else. */
+    public boolean macs() {
+        return this == HMAC_SHA256;
     }
 
     public static KeyAlgorithm ofCode(int code) {

@@ -28,7 +28,10 @@ public record KeyProtection(boolean token, boolean isPrivate, boolean sensitive,
         if (derive) w.add("can derive keys (CKA_DERIVE=true)");
         if (wrap && decrypt) w.add("can both wrap and decrypt: wrapped keys could be decrypted");
         if (unwrap && encrypt) w.add("can both unwrap and encrypt: chosen keys could be imported");
-        if (algorithm.kind() == KeyAlgorithm.Kind.SECRET) {
+        if (algorithm.macs()) {
+            if (encrypt || decrypt) w.add("an HMAC key must not encrypt or decrypt (CKA_ENCRYPT/CKA_DECRYPT=true)");
+            if (wrap || unwrap) w.add("an HMAC key must not wrap or unwrap (CKA_WRAP/CKA_UNWRAP=true)");
+        } else if (algorithm.kind() == KeyAlgorithm.Kind.SECRET) {
             if (wrap || unwrap) w.add("a master key must not wrap or unwrap (CKA_WRAP/CKA_UNWRAP=true)");
             if (sign) w.add("a master key must not sign (CKA_SIGN=true)");
         } else {

@@ -53,6 +53,11 @@ public final class Methods {
             m.put(ADMIN + "." + s, EnumSet.of(Trait.TOKEN));
         }
         m.put(ADMIN + ".ReloadPolicy", EnumSet.of(Trait.GLOBAL));
+        // The audit log covers every tenant: reading its key, computing its HMACs (a guessing
+        // oracle against the log) and forcing checkpoints are for global administrators.
+        for (String s : List.of("AuditPublicKey", "AuditHmac", "AuditCheckpoint")) {
+            m.put(ADMIN + "." + s, EnumSet.of(Trait.GLOBAL));
+        }
         m.put(ADMIN + ".ExplainPolicy", EnumSet.noneOf(Trait.class));
         Map<String, Set<Trait>> frozen = new LinkedHashMap<>();
         m.forEach((k, v) -> frozen.put(k, Collections.unmodifiableSet(v)));

@@ -11,7 +11,13 @@ public enum Purpose {
     SIGN(2, KeyAlgorithm.EC_P256_SHA256, EnumSet.of(KeyAlgorithm.EC_P256_SHA256, KeyAlgorithm.EC_P384_SHA384,
             KeyAlgorithm.ED25519, KeyAlgorithm.RSA_3072_PSS_SHA256)),
     CERT_AUTHORITY(3, KeyAlgorithm.EC_P256_SHA256, EnumSet.of(KeyAlgorithm.EC_P256_SHA256, KeyAlgorithm.EC_P384_SHA384,
-            KeyAlgorithm.RSA_3072_PSS_SHA256));
+            KeyAlgorithm.RSA_3072_PSS_SHA256)),
+    /**
+     * The audit log's own keys (an HMAC key for sensitive strings, a signing key for
+     * checkpoints). Created by the daemon under reserved names, never through CreateKey,
+     * and never usable by callers.
+     */
+    AUDIT(4, KeyAlgorithm.HMAC_SHA256, EnumSet.of(KeyAlgorithm.HMAC_SHA256, KeyAlgorithm.EC_P256_SHA256));
 
     private final int code;
     private final KeyAlgorithm defaultAlgorithm;

@@ -1,5 +1,8 @@
 package dev.enclavekms.server;
 
+import dev.enclavekms.audit.AuditKeys;
+import dev.enclavekms.audit.AuditLog;
+import dev.enclavekms.audit.CallAuditor;
 import dev.enclavekms.enclave.Enclave;
 import dev.enclavekms.enclave.EnclaveException;
 import dev.enclavekms.enclave.EnclaveInfo;
@@ -36,13 +39,16 @@ public final class Daemon implements AutoCloseable {
     private final VarlinkServer server;
     private final KeyHealth health;
     private final LifecycleScheduler scheduler;
+    private final AuditLog audit;
     private final java.nio.channels.FileChannel lock;
     private final String summary;
     private final ActivePolicy policy;
     private final java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
-                   LifecycleScheduler scheduler, java.nio.channels.FileChannel lock, String summary, ActivePolicy policy) {
+                   LifecycleScheduler scheduler, AuditLog audit, java.nio.channels.FileChannel lock, String summary,
+                   ActivePolicy policy) {
+        this.audit = audit;
         this.lock = lock;
         this.summary = summary;
         this.policy = policy;
@@ -74,6 +80,7 @@ public final class Daemon implements AutoCloseable {
             throws EnclaveException, RegistryException, IOException {
         RegistryStore registry = null;
         LifecycleScheduler scheduler = null;
+        AuditLog audit = null;
         java.nio.channels.FileChannel lock = null;
         try {
             lock = lockRegistry(config.registry());
@@ -92,11 +99,16 @@ public final class Daemon implements AutoCloseable {
             } catch (dev.enclavekms.policy.PolicyException e) {
                 throw new IOException("the policy cannot be used:\n" + e.getMessage());
             }
+            // The audit log before anything is served: no call is answered unrecorded.
+            AuditKeys auditKeys = auditKeys(enclave, admin, health);
+            audit = AuditLog.open(config.audit().options(), auditKeys, clock,
+                    java.util.Map.of("daemon_version", VERSION, "pid", ProcessHandle.current().pid()));
             KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
-                    () -> info, Instant.now(), VERSION);
+                    () -> info, Instant.now(), VERSION).withAudit(audit, auditKeys);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
-                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall);
+                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall,
+                    new AuditInterceptor(audit, new CallAuditor(auditKeys)));
             // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
             lifecycle.sweep();
             String where;
@@ -112,11 +124,13 @@ public final class Daemon implements AutoCloseable {
             }
             scheduler.start(lifecycle::sweep);
             String summary = "serving " + registry.list().size() + " keys from " + info.kind()
-                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + where;
+                    + " token '" + info.label() + "' (serial " + info.serial() + ") on " + where
+                    + "; audit log in " + config.audit().dir();
             LOG.log(System.Logger.Level.INFO, summary);
-            return new Daemon(enclave, registry, server, health, scheduler, lock, summary, policy);
+            return new Daemon(enclave, registry, server, health, scheduler, audit, lock, summary, policy);
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
+            if (audit != null) audit.close();
             if (registry != null) registry.close();
             if (lock != null) lock.close();
             enclave.close();
@@ -167,6 +181,33 @@ public final class Daemon implements AutoCloseable {
     }
 
     /**
+     * The audit log's keys, created inside the enclave on first start (internal keys, see
+     * KeyNames). A key that is missing or weaker than its template stops the start: the
+     * daemon does not serve without an audit log it can sign and HMAC with.
+     */
+    private static AuditKeys auditKeys(Enclave enclave, KeyAdmin admin, KeyHealth health)
+            throws IOException, EnclaveException {
+        dev.enclavekms.registry.KeyRecord hmac;
+        dev.enclavekms.registry.KeyRecord signing;
+        try {
+            hmac = admin.ensureInternalKey(AuditKeys.HMAC_KEY, dev.enclavekms.registry.Purpose.AUDIT,
+                    AuditKeys.HMAC_ALGORITHM, "audit log: HMAC of sensitive strings");
+            signing = admin.ensureInternalKey(AuditKeys.SIGNING_KEY, dev.enclavekms.registry.Purpose.AUDIT,
+                    AuditKeys.SIGNING_ALGORITHM, "audit log: checkpoint signatures");
+        } catch (dev.enclavekms.service.KmsError e) {
+            throw new IOException("cannot set up the audit log's keys: " + e.getMessage(), e);
+        }
+        for (dev.enclavekms.registry.KeyRecord k : List.of(hmac, signing)) {
+            var refusal = health.refusal(k.primary().objectId());
+            if (refusal.isPresent()) {
+                throw new IOException("the audit key " + k.name() + " cannot be used: " + refusal.get());
+            }
+        }
+        return new AuditKeys(enclave, hmac.primary().objectId(), signing.primary().objectId(),
+                signing.primaryVersion());
+    }
+
+    /**
      * One daemon per registry: two would each serve from their own in-memory copy and
      * overwrite each other's socket. The lock lives as long as the process holds the
      * channel, and the kernel drops it if the process dies.
@@ -212,14 +253,17 @@ public final class Daemon implements AutoCloseable {
         return "\u0000no-admin"; // matches no peer name
     }
 
-    /** Every call with its caller's identity (SO_PEERCRED); the audit log will take this over. */
+    /**
+     * Every call with its caller's identity (SO_PEERCRED) and duration, for operators; the
+     * record that counts is the audit log's (docs/audit.md).
+     */
     private static void logCall(dev.enclavekms.server.varlink.Peer peer, String method, String error, long nanos) {
         ACCESS.log(System.Logger.Level.INFO, () -> method + " by user=" + peer.user() + " group=" + peer.group()
                 + " conn=" + peer.connectionId() + " -> " + (error == null ? "ok" : error) + " in "
                 + nanos / 1000 + " us");
     }
 
-    /** One line per call, with the caller's identity, until the audit log records calls. */
+    /** One line per call, with the caller's identity: the access log (the audit log is separate). */
     private static final System.Logger ACCESS = System.getLogger("dev.enclavekms.access");
 
     public KeyHealth health() {
@@ -244,16 +288,15 @@ public final class Daemon implements AutoCloseable {
     }
 
     /**
-     * Stops accepting, answers calls in flight within {@code drain}, then releases the
-     * hardware. Flushing: every call answered has been logged when the server returns, and
-     * the registry is closed (SQLite commits each change before it is acknowledged); the
-     * audit log will be flushed here. Only the first call does anything.
+     * Stops accepting, answers calls in flight within {@code drain}, closes the audit log with
+     * its signed stop checkpoint, then releases the hardware. Only the first call does anything.
      */
     public void stop(Duration drain) {
         if (!stopped.compareAndSet(false, true)) {
             return;
         }
         server.shutdown(drain);
+        audit.close(); // needs the enclave for the stop checkpoint
         scheduler.close();
         registry.close();
         enclave.close();

@@ -17,7 +17,7 @@ import java.util.Set;
  * that a typo never silently falls back to a default.
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
-                           ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup) {
+                           ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit) {
 
     /**
      * Without a policy file (the built-in policy, docs/policy.md) and with the socket in the
@@ -25,11 +25,38 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
      */
     public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
                         ServerLimits limits, Lifecycle lifecycle) {
-        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, null, null);
+        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, null, null, Audit.beside(registry));
+    }
+
+    /**
+     * The audit log (docs/audit.md).
+     *
+     * @param dir                where its files are; default {@code audit/} beside the registry
+     * @param maxFileBytes       a file is closed and the next begun at this size
+     * @param checkpointRecords  a signed checkpoint after this many records
+     * @param checkpointInterval or this long after the first record not yet covered
+     */
+    public record Audit(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval) {
+        public static Audit beside(Path registry) {
+            Path parent = registry.toAbsolutePath().getParent();
+            return new Audit(parent.resolve("audit"), dev.enclavekms.audit.AuditLog.Options.DEFAULT_MAX_FILE_BYTES,
+                    dev.enclavekms.audit.AuditLog.Options.DEFAULT_CHECKPOINT_RECORDS,
+                    dev.enclavekms.audit.AuditLog.Options.DEFAULT_CHECKPOINT_INTERVAL);
+        }
+
+        public dev.enclavekms.audit.AuditLog.Options options() {
+            return dev.enclavekms.audit.AuditLog.Options.defaults(dir).withMaxFileBytes(maxFileBytes)
+                    .withCheckpoints(checkpointRecords, checkpointInterval);
+        }
+    }
+
+    public DaemonConfig withAudit(Audit a) {
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
+                socketGroup, a);
     }
 
     public DaemonConfig withLifecycle(Lifecycle l) {
-        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup);
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup, audit);
     }
 
     /**
@@ -48,7 +75,8 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
     private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
             "pkcs11.pin-credential",
             "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
-            "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds");
+            "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
+            "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds");
 
     public static DaemonConfig load(Path file) throws IOException {
         return load(file, System.getenv("CREDENTIALS_DIRECTORY"));
@@ -95,15 +123,32 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         } catch (NumberFormatException e) {
             throw new IOException(file + ": invalid lifecycle setting: " + e.getMessage());
         }
+        Path registry = Path.of(p.getProperty("registry", "/var/lib/enclave-kms/registry.db").trim());
+        Audit audit = Audit.beside(registry);
+        try {
+            audit = new Audit(
+                    p.containsKey("audit.dir") ? Path.of(p.getProperty("audit.dir").trim()) : audit.dir(),
+                    p.containsKey("audit.max-file-bytes")
+                            ? Long.parseLong(p.getProperty("audit.max-file-bytes").trim()) : audit.maxFileBytes(),
+                    p.containsKey("audit.checkpoint-records")
+                            ? Integer.parseInt(p.getProperty("audit.checkpoint-records").trim()) : audit.checkpointRecords(),
+                    p.containsKey("audit.checkpoint-seconds")
+                            ? Duration.ofSeconds(Long.parseLong(p.getProperty("audit.checkpoint-seconds").trim()))
+                            : audit.checkpointInterval());
+            audit.options(); // checks the values
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": invalid audit setting: " + e.getMessage());
+        }
         return new DaemonConfig(
                 Path.of(required(p, file, "pkcs11.module")),
                 required(p, file, "pkcs11.token-label"),
                 pinFile(p, file, credentialsDirectory),
-                Path.of(p.getProperty("registry", "/var/lib/enclave-kms/registry.db").trim()),
+                registry,
                 Path.of(p.getProperty("socket", DEFAULT_SOCKET.toString()).trim()),
                 limits, lifecycle,
                 p.containsKey("policy") ? Path.of(required(p, file, "policy")) : null,
-                p.containsKey("socket.group") ? required(p, file, "socket.group") : null);
+                p.containsKey("socket.group") ? required(p, file, "socket.group") : null,
+                audit);
     }
 
     /**

@@ -115,7 +115,7 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
 
     public DaemonConfig config() {
         return new DaemonConfig(module, tokenLabel, pinFile, registry, socket, ServerLimits.DEFAULT,
-                DaemonConfig.Lifecycle.DEFAULT, policy, null);
+                DaemonConfig.Lifecycle.DEFAULT, policy, null, DaemonConfig.Audit.beside(registry));
     }
 
     public void printWelcome(PrintStream out) {

@@ -16,7 +16,8 @@ final class ErrorMapping {
     static VarlinkError toVarlink(String iface, KmsError e) {
         Map<String, Object> p = new LinkedHashMap<>();
         String name = describe(e, p);
-        if (e instanceof KmsError.ServiceFault) {
+        if (e instanceof KmsError.ServiceFault && !(e instanceof KmsError.AuditUnavailable)) {
+            // (An unwritable audit log is logged once by the log, not once per refused call.)
             // Ours, not the caller's: the log gets the cause, the caller a summary.
             LOG.log(System.Logger.Level.ERROR, name + ": " + e.getMessage(), e.getCause());
         }
@@ -83,6 +84,7 @@ final class ErrorMapping {
             }
             case KmsError.DecryptionFailed x -> "DecryptionFailed";
             case KmsError.EnclaveUnavailable x -> "EnclaveUnavailable";
+            case KmsError.AuditUnavailable x -> "AuditUnavailable";
             case KmsError.Internal x -> "InternalError";
         };
     }

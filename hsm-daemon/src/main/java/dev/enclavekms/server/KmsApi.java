@@ -63,6 +63,7 @@ public final class KmsApi {
     private final ActivePolicy policy;
     private final Instant started;
     private final String version;
+    private AuditMethods audit;
 
     /** Where a connection's {@link Identity} is kept in {@link Call#session()}. */
     public static final String SESSION_IDENTITY = "policy.identity";
@@ -82,6 +83,17 @@ public final class KmsApi {
         this.enclaveInfo = enclaveInfo;
         this.started = started;
         this.version = version;
+    }
+
+    /** The audit log's Admin methods (AuditPublicKey, AuditHmac, AuditCheckpoint); set before {@link #adminInterface()}. */
+    public KmsApi withAudit(dev.enclavekms.audit.AuditLog log, dev.enclavekms.audit.AuditKeys keys) {
+        this.audit = new AuditMethods(log, keys);
+        return this;
+    }
+
+    private AuditMethods audit() throws KmsError {
+        if (audit == null) throw new KmsError.Internal("this daemon has no audit log", null);
+        return audit;
     }
 
     @FunctionalInterface
@@ -196,6 +208,9 @@ public final class KmsApi {
                         tokenInfo(tokens.revoke(caller, c.parameters().string("id", 64))))))
                 .method("ReloadPolicy", op(ADMIN, (c, caller) -> reloadPolicy()))
                 .method("ExplainPolicy", op(ADMIN, this::explainPolicy))
+                .method("AuditPublicKey", op(ADMIN, (c, caller) -> audit().publicKey()))
+                .method("AuditHmac", op(ADMIN, (c, caller) -> audit().hmac(c.parameters())))
+                .method("AuditCheckpoint", op(ADMIN, (c, caller) -> audit().checkpoint()))
                 .build();
     }
 

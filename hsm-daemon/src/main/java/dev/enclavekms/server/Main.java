@@ -56,6 +56,14 @@ public final class Main implements Callable<Integer> {
     /** How long SIGTERM waits for calls in flight; the unit's TimeoutStopSec= is longer. */
     static final Duration DRAIN = Duration.ofSeconds(10);
 
+    @Option(names = "--test-audit-checkpoint-records", hidden = true, paramLabel = "N",
+            description = "Write an audit checkpoint every N records instead of 1000.")
+    Integer testAuditCheckpointRecords;
+
+    @Option(names = "--test-audit-max-file-bytes", hidden = true, paramLabel = "BYTES",
+            description = "Rotate audit files at this size instead of 64 MiB.")
+    Long testAuditMaxFileBytes;
+
     public static void main(String[] args) {
         System.exit(new CommandLine(new Main()).execute(args));
     }
@@ -96,7 +104,8 @@ public final class Main implements Callable<Integer> {
     }
 
     private boolean testHooks() {
-        return testClockFile != null || testPauseAt != null || testRotationLimit != null || testSweepSeconds != null;
+        return testClockFile != null || testPauseAt != null || testRotationLimit != null || testSweepSeconds != null
+                || testAuditCheckpointRecords != null || testAuditMaxFileBytes != null;
     }
 
     /** A started daemon, and the dev environment it runs in (null with --config). */
@@ -118,6 +127,11 @@ public final class Main implements Callable<Integer> {
                         testRotationLimit != null ? testRotationLimit : l.rotationLimit(),
                         testSweepSeconds != null ? Duration.ofSeconds(testSweepSeconds) : l.sweepInterval(),
                         l.orphanGrace()));
+                DaemonConfig.Audit a = cfg.audit();
+                cfg = cfg.withAudit(new DaemonConfig.Audit(a.dir(),
+                        testAuditMaxFileBytes != null ? testAuditMaxFileBytes : a.maxFileBytes(),
+                        testAuditCheckpointRecords != null ? testAuditCheckpointRecords : a.checkpointRecords(),
+                        a.checkpointInterval()));
                 if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
                 pause = PausePoints.armed(testPauseAt, System.out);
             }

@@ -304,7 +304,7 @@ public final class CryptoService {
                 case ED25519 -> jcaVerify("Ed25519", pub, input, signature);
                 // JCA's RSASSA-PSS always hashes its input, so the digest is checked by EMSA-PSS directly.
                 case RSA_3072_PSS_SHA256 -> PssDigestVerifier.verify((RSAPublicKey) pub, input, signature);
-                case AES_256_GCM -> throw new KmsError.InvalidKeyUsage(key.name(), "not a signing key");
+                case AES_256_GCM, HMAC_SHA256 -> throw new KmsError.InvalidKeyUsage(key.name(), "not a signing key");
             };
         } catch (GeneralSecurityException e) {
             throw new KmsError.Internal("signature verification failed to run", e);
@@ -397,6 +397,10 @@ public final class CryptoService {
 
     /** Every key this service touches is found here, as the caller may see it. */
     private KeyRecord find(String name, EncryptionContext context) throws KmsError {
+        if (KeyNames.reserved(name)) {
+            // An envelope naming one of the daemon's own keys: for callers, no such key exists.
+            throw new KmsError.KeyNotFound(name);
+        }
         return caller.resolve(registry, name, context);
     }
 

@@ -59,6 +59,9 @@ public final class KeyAdmin {
                                Integer destroyWaitDays) throws KmsError {
         KeyNames.check("name", name);
         KeyAlgorithm alg = algorithm == null ? purpose.defaultAlgorithm() : algorithm;
+        if (purpose == Purpose.AUDIT) {
+            throw new KmsError.InvalidParameter("purpose", "purpose: AUDIT keys are the daemon's own; it creates them");
+        }
         if (purpose == Purpose.CERT_AUTHORITY) {
             throw new KmsError.InvalidParameter("purpose", "purpose: CERT_AUTHORITY keys are not supported yet");
         }
@@ -109,6 +112,47 @@ public final class KeyAdmin {
         LOG.log(System.Logger.Level.INFO, "created key " + name + " (" + purpose + ", " + alg + ") of tenant " + tenant
                 + ", version 1 object " + id.hex());
         return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
+    }
+
+    /**
+     * The daemon's own key named {@code name} (reserved: see {@link KeyNames}), created with
+     * its first version when the registry has none — hardware object first, registry second,
+     * as for every key. Idempotent; called at every start. Never reachable by callers:
+     * {@link #createKey} refuses reserved names, and the services refuse to use them.
+     *
+     * @throws KmsError.Internal when a key of that name exists with another purpose or
+     *                           algorithm (the registry was changed behind the daemon's back)
+     */
+    public KeyRecord ensureInternalKey(String name, Purpose purpose, KeyAlgorithm algorithm, String description)
+            throws KmsError {
+        if (!KeyNames.isInternal(name)) {
+            throw new IllegalArgumentException("not an internal key name: " + name);
+        }
+        java.util.Optional<KeyRecord> existing = registry.find(name);
+        if (existing.isPresent()) {
+            KeyRecord k = existing.get();
+            if (k.purpose() != purpose || k.algorithm() != algorithm) {
+                throw new KmsError.Internal("internal key " + name + " is " + k.purpose() + "/" + k.algorithm()
+                        + " in the registry, not " + purpose + "/" + algorithm, null);
+            }
+            return k;
+        }
+        ObjectId id = ObjectId.random();
+        try {
+            enclave.generate(id, algorithm, KeyLifecycle.label(name, 1, id));
+        } catch (EnclaveException e) {
+            throw Failures.of(e, name);
+        }
+        try {
+            registry.apply(new RegistryCommand.CreateKey(name, purpose, algorithm, description, List.of(), null,
+                    KeyRecord.MAX_DESTROY_WAIT_DAYS, id, clock.instant()));
+        } catch (RegistryException e) {
+            discard(id);
+            throw new KmsError.Internal("registry write failed for internal key " + name, e);
+        }
+        LOG.log(System.Logger.Level.INFO, "created internal key " + name + " (" + purpose + ", " + algorithm
+                + "), object " + id.hex());
+        return describe(name);
     }
 
     /** Best effort: a failed registry commit should not leave an orphan behind. */

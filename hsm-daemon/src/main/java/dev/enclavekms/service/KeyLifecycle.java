@@ -63,6 +63,12 @@ public final class KeyLifecycle {
     }
 
     private KeyRecord find(String name) throws KmsError {
+        if (KeyNames.reserved(name)) {
+            // The daemon's own keys have no lifecycle an operator drives: the audit log's
+            // verifiers know one signing key, and a destroyed HMAC key would make the log unsearchable.
+            throw new KmsError.InvalidParameter("name", "name: '" + name + "' is one of the daemon's own keys;"
+                    + " it cannot be rotated, changed, disabled, revoked or destroyed");
+        }
         return registry.find(name).orElseThrow(() -> new KmsError.KeyNotFound(name));
     }
 

@@ -214,6 +214,16 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         }
     }
 
+    /**
+     * The audit log cannot take the call's record, so the call is refused (fails closed).
+     * The message says why; the audit log itself logs when it fails and when it recovers.
+     */
+    public static final class AuditUnavailable extends ServiceFault {
+        public AuditUnavailable(String message) {
+            super(message, null);
+        }
+    }
+
     public static final class Internal extends ServiceFault {
         public Internal(String message, Throwable cause) {
             super(message, cause);

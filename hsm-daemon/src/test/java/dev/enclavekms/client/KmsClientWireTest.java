@@ -698,6 +698,7 @@ class KmsClientWireTest {
             Map.entry("PermissionDenied", PermissionDeniedException.class),
             Map.entry("DecryptionFailed", DecryptionFailedException.class),
             Map.entry("EnclaveUnavailable", EnclaveUnavailableException.class),
+            Map.entry("AuditUnavailable", AuditUnavailableException.class),
             Map.entry("InternalError", InternalErrorException.class),
             Map.entry("InvalidRequest", InvalidRequestException.class),
             Map.entry("RequestTooLarge", RequestTooLargeException.class),

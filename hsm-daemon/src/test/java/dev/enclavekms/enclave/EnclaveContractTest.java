@@ -49,7 +49,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <p>A subclass opens its enclave on a device of its own (one per test class) and declares
  * the algorithms the device supports; the others must be refused with
  * {@link EnclaveException.Unsupported}. Nothing is skipped at run time. AES-256-GCM is
- * mandatory.
+ * mandatory, and so are HMAC-SHA256 and ECDSA P-256, which the audit log needs.
  *
  * <p>Keys are generated once per algorithm and class and shared by the tests that only use
  * them (RSA-3072 generation is slow on every device); tests that destroy keys make their own.
@@ -66,7 +66,10 @@ public abstract class EnclaveContractTest {
     /** Opens the enclave on the subclass's device (a fresh device on the first call). */
     protected abstract Enclave openEnclave() throws EnclaveException;
 
-    /** The algorithms this device supports; must contain {@link KeyAlgorithm#AES_256_GCM}. */
+    /**
+     * The algorithms this device supports; must contain {@link KeyAlgorithm#AES_256_GCM},
+     * {@link KeyAlgorithm#HMAC_SHA256} and {@link KeyAlgorithm#EC_P256_SHA256}.
+     */
     protected abstract Set<KeyAlgorithm> supportedAlgorithms();
 
     /** Closes {@code old} and opens the same device again, as a daemon restart would. */
@@ -81,7 +84,8 @@ public abstract class EnclaveContractTest {
 
     @BeforeAll
     void openEnclaveForClass() throws EnclaveException {
-        assertTrue(supportedAlgorithms().contains(KeyAlgorithm.AES_256_GCM), "AES-256-GCM is mandatory");
+        assertTrue(supportedAlgorithms().containsAll(Set.of(KeyAlgorithm.AES_256_GCM, KeyAlgorithm.HMAC_SHA256,
+                KeyAlgorithm.EC_P256_SHA256)), "AES-256-GCM, HMAC-SHA256 and ECDSA P-256 are mandatory");
         enclave = openEnclave();
     }
 
@@ -133,7 +137,7 @@ public abstract class EnclaveContractTest {
     void generate_supportedAlgorithm_returnsPublicKeyForPairsOnly(KeyAlgorithm algorithm) throws Exception {
         GeneratedKey k = sharedKey(algorithm);
         switch (algorithm) {
-            case AES_256_GCM -> assertNull(k.publicKey());
+            case AES_256_GCM, HMAC_SHA256 -> assertNull(k.publicKey());
             case EC_P256_SHA256, EC_P384_SHA384 -> {
                 ECPublicKey ec = assertInstanceOf(ECPublicKey.class, k.publicKey());
                 assertEquals(algorithm == KeyAlgorithm.EC_P256_SHA256 ? 256 : 384,
@@ -315,6 +319,62 @@ public abstract class EnclaveContractTest {
         assertThrows(EnclaveException.BadInput.class, () -> enclave.sign(k.id(), KeyAlgorithm.AES_256_GCM, bytes(32)));
     }
 
+    // ---------------------------------------------------------------- hmac
+
+    @Test
+    void hmac_sameKeyAndInput_sameThirtyTwoBytes() throws Exception {
+        ObjectId key = sharedKey(KeyAlgorithm.HMAC_SHA256).id();
+        for (int length : new int[] {0, 1, 31, 32, 33, 64, 1000, Enclave.MAX_HMAC_INPUT_BYTES}) {
+            byte[] data = bytes(length);
+            byte[] mac = enclave.hmac(key, data);
+            assertEquals(32, mac.length, length + " bytes");
+            assertArrayEquals(mac, enclave.hmac(key, data.clone()), "deterministic for " + length + " bytes");
+        }
+    }
+
+    @Test
+    void hmac_differentInputOrKey_differentMac() throws Exception {
+        ObjectId key = sharedKey(KeyAlgorithm.HMAC_SHA256).id();
+        GeneratedKey other = newKey(KeyAlgorithm.HMAC_SHA256);
+        try {
+            byte[] data = "model=llama-3-8b".getBytes(StandardCharsets.UTF_8);
+            byte[] mac = enclave.hmac(key, data);
+            byte[] longer = Arrays.copyOf(data, data.length + 1);
+            byte[] flipped = data.clone();
+            flipped[0] ^= 1;
+            assertFalse(Arrays.equals(mac, enclave.hmac(key, longer)), "one byte appended");
+            assertFalse(Arrays.equals(mac, enclave.hmac(key, flipped)), "one bit flipped");
+            assertFalse(Arrays.equals(mac, enclave.hmac(other.id(), data)), "another key");
+            assertFalse(Arrays.equals(enclave.hmac(key, new byte[0]), enclave.hmac(other.id(), new byte[0])),
+                    "another key, empty input");
+        } finally {
+            enclave.destroy(other.id());
+        }
+    }
+
+    @Test
+    void hmac_overlongInput_throwsBadInput() throws Exception {
+        ObjectId key = sharedKey(KeyAlgorithm.HMAC_SHA256).id();
+        assertThrows(EnclaveException.BadInput.class, () -> enclave.hmac(key, new byte[Enclave.MAX_HMAC_INPUT_BYTES + 1]));
+    }
+
+    @Test
+    void keysOfOtherAlgorithms_crossUse_throwBadInput() throws Exception {
+        ObjectId hmacKey = sharedKey(KeyAlgorithm.HMAC_SHA256).id();
+        ObjectId aesKey = sharedKey(KeyAlgorithm.AES_256_GCM).id();
+        // An AES master key computes no MACs, an HMAC key neither encrypts nor signs.
+        assertThrows(EnclaveException.BadInput.class, () -> enclave.hmac(aesKey, bytes(16)));
+        assertThrows(EnclaveException.BadInput.class, () -> enclave.encrypt(hmacKey, new byte[0], bytes(16)));
+        Sealed sealed = enclave.encrypt(aesKey, new byte[0], bytes(16));
+        assertThrows(EnclaveException.BadInput.class, () -> enclave.decrypt(hmacKey, new byte[0], sealed));
+        assertThrows(EnclaveException.BadInput.class, () -> enclave.sign(hmacKey, KeyAlgorithm.HMAC_SHA256, bytes(32)));
+        assertThrows(EnclaveException.BadInput.class, () -> enclave.publicKey(hmacKey, KeyAlgorithm.HMAC_SHA256));
+        for (KeyAlgorithm algorithm : signing().toList()) {
+            ObjectId signer = sharedKey(algorithm).id();
+            assertThrows(EnclaveException.BadInput.class, () -> enclave.hmac(signer, bytes(16)), algorithm.name());
+        }
+    }
+
     // ---------------------------------------------------------------- random
 
     @Test
@@ -340,10 +400,13 @@ public abstract class EnclaveContractTest {
     @MethodSource("supported")
     void destroy_thenEveryOperation_throwsObjectNotFound(KeyAlgorithm algorithm) throws Exception {
         GeneratedKey k = newKey(algorithm);
-        Sealed sealed = algorithm.signs() ? null : enclave.encrypt(k.id(), new byte[0], bytes(16));
+        Sealed sealed = algorithm.kind() == KeyAlgorithm.Kind.SECRET && !algorithm.macs()
+                ? enclave.encrypt(k.id(), new byte[0], bytes(16)) : null;
         enclave.destroy(k.id());
 
-        if (algorithm.signs()) {
+        if (algorithm.macs()) {
+            assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.hmac(k.id(), bytes(16)));
+        } else if (algorithm.signs()) {
             byte[] input = signingInput(algorithm, bytes(10));
             assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.sign(k.id(), algorithm, input));
             assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.publicKey(k.id(), algorithm));
@@ -373,6 +436,7 @@ public abstract class EnclaveContractTest {
         Sealed sealed = enclave.encrypt(sharedKey(KeyAlgorithm.AES_256_GCM).id(), new byte[0], bytes(16));
         assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.encrypt(unknown, new byte[0], bytes(16)));
         assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.decrypt(unknown, new byte[0], sealed));
+        assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.hmac(unknown, bytes(16)));
         for (KeyAlgorithm algorithm : signing().toList()) {
             byte[] input = signingInput(algorithm, bytes(10));
             assertThrows(EnclaveException.ObjectNotFound.class, () -> enclave.sign(unknown, algorithm, input));
@@ -420,9 +484,12 @@ public abstract class EnclaveContractTest {
         for (KeyAlgorithm algorithm : signing().toList()) {
             signers.add(sharedKey(algorithm));
         }
+        GeneratedKey hmacKey = sharedKey(KeyAlgorithm.HMAC_SHA256);
+        byte[] mac = enclave.hmac(hmacKey.id(), plaintext);
 
         enclave = reopenEnclave(enclave);
 
+        assertArrayEquals(mac, enclave.hmac(hmacKey.id(), plaintext), "the same HMAC key after reopening");
         try (SecretBytes back = enclave.decrypt(aes.id(), new byte[] {1}, sealed)) {
             assertArrayEquals(plaintext, back.reveal());
         }
@@ -489,7 +556,7 @@ public abstract class EnclaveContractTest {
                 s.setParameter(new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32, 1));
                 yield s;
             }
-            case AES_256_GCM -> throw new IllegalArgumentException("AES does not sign");
+            case AES_256_GCM, HMAC_SHA256 -> throw new IllegalArgumentException(algorithm + " does not sign");
         };
         verifier.initVerify(key);
         verifier.update(message);

@@ -205,7 +205,8 @@ class EndToEndIT {
     void restart_oldCiphertextsStillDecrypt() throws Exception {
         daemon.restart();
         try (KmsClient kms = client()) {
-            assertEquals(5, kms.listKeys().size());
+            // The five keys of this test; the daemon's own audit keys (_audit/...) are not among them.
+            assertEquals(5, kms.listKeys().stream().filter(k -> !k.name().startsWith("_")).count());
             for (Map.Entry<String, byte[]> e : ciphertextsBeforeRestart.entrySet()) {
                 assertEquals(e.getKey(), HexFormat.of().formatHex(kms.decrypt(e.getValue(), CONTEXT).plaintext()));
             }

@@ -22,10 +22,12 @@ import java.util.HexFormat;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_AES;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_EC;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_EC_EDWARDS;
+import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_GENERIC_SECRET;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_RSA;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_AES_KEY_GEN;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_EC_EDWARDS_KEY_PAIR_GEN;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_EC_KEY_PAIR_GEN;
+import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_GENERIC_SECRET_KEY_GEN;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_RSA_PKCS_KEY_PAIR_GEN;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PRIVATE_KEY;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PUBLIC_KEY;
@@ -64,6 +66,8 @@ final class KeyTemplates {
     static final byte[] ED25519_NAME = HexFormat.of().parseHex("130c656477617264733235353139");
 
     static final int AES_KEY_BYTES = 32;
+    /** HMAC-SHA256 key length: the hash's output length, as RFC 2104 recommends. */
+    static final int HMAC_KEY_BYTES = 32;
     static final int RSA_BITS = 3072;
     static final BigInteger RSA_PUBLIC_EXPONENT = BigInteger.valueOf(65537);
 
@@ -74,6 +78,7 @@ final class KeyTemplates {
     static long generationMechanism(KeyAlgorithm algorithm) {
         return switch (algorithm) {
             case AES_256_GCM -> CKM_AES_KEY_GEN;
+            case HMAC_SHA256 -> CKM_GENERIC_SECRET_KEY_GEN;
             case EC_P256_SHA256, EC_P384_SHA384 -> CKM_EC_KEY_PAIR_GEN;
             case ED25519 -> CKM_EC_EDWARDS_KEY_PAIR_GEN;
             case RSA_3072_PSS_SHA256 -> CKM_RSA_PKCS_KEY_PAIR_GEN;
@@ -83,10 +88,47 @@ final class KeyTemplates {
     static long keyType(KeyAlgorithm algorithm) {
         return switch (algorithm) {
             case AES_256_GCM -> CKK_AES;
+            case HMAC_SHA256 -> CKK_GENERIC_SECRET;
             case EC_P256_SHA256, EC_P384_SHA384 -> CKK_EC;
             case ED25519 -> CKK_EC_EDWARDS;
             case RSA_3072_PSS_SHA256 -> CKK_RSA;
         };
+    }
+
+    /** The template of a secret key of {@code algorithm}. */
+    static AttributeVector secretKey(KeyAlgorithm algorithm, ObjectId id, String label) {
+        return switch (algorithm) {
+            case AES_256_GCM -> secretKey(id, label);
+            case HMAC_SHA256 -> hmacKey(id, label);
+            default -> throw new IllegalArgumentException(algorithm + " is not a secret key");
+        };
+    }
+
+    /**
+     * HMAC-SHA256 key: a 256-bit CKK_GENERIC_SECRET with CKA_SIGN only. Not even CKA_VERIFY:
+     * the daemon only computes MACs, and a verifier is checked by recomputing. A generic
+     * secret with DERIVE could be turned into other keys, so DERIVE is false like everywhere.
+     */
+    static AttributeVector hmacKey(ObjectId id, String label) {
+        return new AttributeVector()
+                .class_(CKO_SECRET_KEY)
+                .keyType(CKK_GENERIC_SECRET)
+                .valueLen(HMAC_KEY_BYTES)
+                .token(true)
+                .private_(true)
+                .sensitive(true)
+                .extractable(false)
+                .copyable(false)
+                .derive(false)
+                .encrypt(false)
+                .decrypt(false)
+                .wrap(false)
+                .unwrap(false)
+                .sign(true)
+                .verify(false)
+                .id(id.bytes())
+                .label(label)
+                .modifiable(false); // last: see the class comment
     }
 
     /** AES-256 master key: encrypt and decrypt only. */
@@ -149,7 +191,7 @@ final class KeyTemplates {
             case EC_P384_SHA384 -> pub.ecParams(P384_PARAMS);
             case ED25519 -> pub.ecParams(ED25519_PARAMS);
             case RSA_3072_PSS_SHA256 -> pub.modulusBits(RSA_BITS).publicExponent(RSA_PUBLIC_EXPONENT);
-            case AES_256_GCM -> throw new IllegalArgumentException("AES is not a key pair");
+            case AES_256_GCM, HMAC_SHA256 -> throw new IllegalArgumentException(algorithm + " is not a key pair");
         }
         priv.modifiable(false); // last: see the class comment
         pub.modifiable(false);
@@ -166,8 +208,11 @@ final class KeyTemplates {
             return null;
         }
         if (objectClass == CKO_SECRET_KEY) {
-            return keyType == CKK_AES && valueLen != null && valueLen == AES_KEY_BYTES
-                    ? KeyAlgorithm.AES_256_GCM : null;
+            if (keyType == CKK_AES && valueLen != null && valueLen == AES_KEY_BYTES) {
+                return KeyAlgorithm.AES_256_GCM;
+            }
+            return keyType == CKK_GENERIC_SECRET && valueLen != null && valueLen == HMAC_KEY_BYTES
+                    ? KeyAlgorithm.HMAC_SHA256 : null;
         }
         if (keyType == CKK_EC) {
             if (Arrays.equals(P256_PARAMS, ecParams)) {

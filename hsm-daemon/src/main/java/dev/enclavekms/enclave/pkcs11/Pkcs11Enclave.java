@@ -69,6 +69,7 @@ import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_ECDSA;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_EDDSA;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_RSA_PKCS_PSS;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256;
+import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256_HMAC;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PRIVATE_KEY;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PUBLIC_KEY;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_SECRET_KEY;
@@ -280,7 +281,7 @@ public final class Pkcs11Enclave implements Enclave {
             try {
                 if (algorithm.kind() == KeyAlgorithm.Kind.SECRET) {
                     long key = s.generateKey(new Mechanism(KeyTemplates.generationMechanism(algorithm)),
-                            KeyTemplates.secretKey(id, label));
+                            KeyTemplates.secretKey(algorithm, id, label));
                     handles().put(new HandleKey(id, CKO_SECRET_KEY), new KeyHandle(key, algorithm));
                     return null;
                 }
@@ -399,7 +400,7 @@ public final class Pkcs11Enclave implements Enclave {
                     case ED25519 -> s.signSingle(new Mechanism(CKM_EDDSA), k.handle(), data);
                     case RSA_3072_PSS_SHA256 -> s.signSingle(new Mechanism(CKM_RSA_PKCS_PSS,
                             new RSA_PKCS_PSS_PARAMS(CKM_SHA256, CKG_MGF1_SHA256, 32)), k.handle(), data);
-                    case AES_256_GCM -> throw new IllegalStateException("unreachable");
+                    case AES_256_GCM, HMAC_SHA256 -> throw new IllegalStateException("unreachable");
                 };
             } catch (PKCS11Exception e) {
                 if (NOT_SUPPORTED.contains(e.getErrorCode())) {
@@ -418,6 +419,42 @@ public final class Pkcs11Enclave implements Enclave {
             throw new EnclaveException.Unavailable("the token returned a malformed " + algorithm + " signature: "
                     + e.getMessage(), e);
         }
+    }
+
+    @Override
+    public byte[] hmac(ObjectId key, byte[] data) throws EnclaveException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(data, "data");
+        if (data.length > MAX_HMAC_INPUT_BYTES) {
+            throw new EnclaveException.BadInput("HMAC input longer than " + MAX_HMAC_INPUT_BYTES + " bytes");
+        }
+        byte[] input = data.clone();
+        return withSession("hmac", s -> {
+            KeyHandle k;
+            try {
+                k = key(s, key, CKO_SECRET_KEY);
+            } catch (EnclaveException.ObjectNotFound e) {
+                // A key pair has no secret-key object: it exists, it just computes no MACs.
+                key(s, key, CKO_PRIVATE_KEY);
+                throw new EnclaveException.BadInput("key " + key.hex() + " is a key pair, not " + KeyAlgorithm.HMAC_SHA256);
+            }
+            requireAlgorithm(key, k, KeyAlgorithm.HMAC_SHA256);
+            try {
+                if (input.length == 0) {
+                    // The JNI layer passes an empty array as a NULL pointer, which C_Sign refuses;
+                    // Init + Final with no update is the same MAC over the empty message.
+                    s.signInit(new Mechanism(CKM_SHA256_HMAC), k.handle());
+                    return s.signFinal();
+                }
+                return s.signSingle(new Mechanism(CKM_SHA256_HMAC), k.handle(), input);
+            } catch (PKCS11Exception e) {
+                if (NOT_SUPPORTED.contains(e.getErrorCode())) {
+                    throw new EnclaveException.Unsupported("the token cannot compute HMAC-SHA256 ("
+                            + e.getErrorName() + ")");
+                }
+                throw unlessWrongKey(e, key);
+            }
+        });
     }
 
     @Override

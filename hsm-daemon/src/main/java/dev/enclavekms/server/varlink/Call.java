@@ -17,14 +17,28 @@ public final class Call {
     private final boolean more;
     private final boolean oneway;
     private final Connection connection;
+    private final FirstReply firstReply;
+    private boolean replied;
+
+    /** Runs before the first intermediate reply of a streamed call leaves (the audit hook). */
+    @FunctionalInterface
+    interface FirstReply {
+        void before(Map<String, Object> parameters) throws VarlinkError;
+    }
 
     Call(String interfaceName, String method, Params parameters, boolean more, boolean oneway, Connection connection) {
+        this(interfaceName, method, parameters, more, oneway, connection, p -> { });
+    }
+
+    Call(String interfaceName, String method, Params parameters, boolean more, boolean oneway, Connection connection,
+         FirstReply firstReply) {
         this.interfaceName = interfaceName;
         this.method = method;
         this.parameters = parameters;
         this.more = more;
         this.oneway = oneway;
         this.connection = connection;
+        this.firstReply = firstReply;
     }
 
     public String interfaceName() {
@@ -57,7 +71,12 @@ public final class Call {
         return connection.peer();
     }
 
-    /** State kept for the life of the connection (e.g. an authenticated token identity). */
+    /**
+     * State kept for the life of the connection (e.g. an authenticated token identity). The
+     * audit log reads two entries from it, set by the identity layer: {@code audit.token_id}
+     * (the id of the token the connection authenticated with — never the token) and
+     * {@code audit.tenant} (see {@code dev.enclavekms.audit.CallAuditor}).
+     */
     public Map<String, Object> session() {
         return connection.attributes();
     }
@@ -73,6 +92,10 @@ public final class Call {
         if (!more) {
             throw new VarlinkError("org.varlink.service.ExpectedMore", Map.of(
                     "message", qualifiedMethod() + " sends several replies: call it with \"more\": true"));
+        }
+        if (!replied) {
+            replied = true;
+            firstReply.before(parameters); // e.g. the audit record must be durable before anything leaves
         }
         if (!oneway) {
             connection.sendReply(parameters, true);

@@ -64,6 +64,7 @@ public final class VarlinkServer implements AutoCloseable {
     private final Map<String, VarlinkInterface> interfaces = new LinkedHashMap<>();
     private final String errorInterface;
     private final CallObserver observer;
+    private final CallInterceptor interceptor;
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final AtomicLong connectionIds = new AtomicLong();
     private final ExecutorService threads = Executors.newThreadPerTaskExecutor(
@@ -109,9 +110,19 @@ public final class VarlinkServer implements AutoCloseable {
      */
     public VarlinkServer(ServiceInfo info, List<VarlinkInterface> served, ServerLimits limits,
                          String errorInterface, CallObserver observer) {
+        this(info, served, limits, errorInterface, observer, CallInterceptor.NONE);
+    }
+
+    /**
+     * @param interceptor sees every call to a served interface before its reply is written,
+     *                    and may refuse it (see {@link CallInterceptor}): the audit log
+     */
+    public VarlinkServer(ServiceInfo info, List<VarlinkInterface> served, ServerLimits limits,
+                         String errorInterface, CallObserver observer, CallInterceptor interceptor) {
         this.limits = limits;
         this.errorInterface = errorInterface;
         this.observer = observer == null ? (p, m, e, n) -> { } : observer;
+        this.interceptor = interceptor == null ? CallInterceptor.NONE : interceptor;
         this.workers = Executors.newFixedThreadPool(Math.max(4, Runtime.getRuntime().availableProcessors() * 2),
                 Thread.ofPlatform().daemon().name("varlink-worker-", 0).factory());
         VarlinkInterface service = ServiceInterface.create(info, this::interfaceNames, this::description);
@@ -383,25 +394,112 @@ public final class VarlinkServer implements AutoCloseable {
         }
         long start = System.nanoTime();
         String error = null;
+        Map<String, Object> params = rawParams == null ? Map.of() : (Map<String, Object>) rawParams;
+        // org.varlink.service (GetInfo, the IDLs) reveals nothing and must work even when
+        // the interceptor refuses everything else.
+        Intercepted gate = method.startsWith(SERVICE_INTERFACE + ".") ? null : new Intercepted(c, method, params);
         try {
-            byte[] reply = dispatch(c, method, (Map<String, Object>) rawParams, more, oneway,
-                    Boolean.TRUE.equals(msg.get("upgrade")));
+            if (gate != null) {
+                gate.admit();
+            }
+            Reply reply = dispatch(c, method, (Map<String, Object>) rawParams, more, oneway,
+                    Boolean.TRUE.equals(msg.get("upgrade")), gate);
+            if (gate != null) {
+                gate.succeeded(reply.parameters());
+            }
             if (!oneway) {
-                c.write(reply);
+                c.write(reply.frame());
             }
         } catch (VarlinkError e) {
-            error = e.error();
+            VarlinkError sent = e;
+            if (gate != null) {
+                try {
+                    gate.failed(e.error());
+                } catch (VarlinkError refused) {
+                    sent = refused;
+                }
+            }
+            error = sent.error();
             if (!oneway) {
-                c.sendError(e.error(), e.parameters());
+                c.sendError(sent.error(), sent.parameters());
             }
         } finally {
             observer.called(c.peer(), method, error, System.nanoTime() - start);
         }
     }
 
-    /** Runs the call and returns its encoded final reply. */
-    private byte[] dispatch(Connection c, String method, Map<String, Object> params, boolean more,
-                            boolean oneway, boolean upgrade) throws VarlinkError, IOException {
+    /** A call on its way through the {@link CallInterceptor}: shown to it once at each step it reaches. */
+    private final class Intercepted {
+        private final Connection c;
+        private final String method;
+        private final Map<String, Object> params;
+        /** Refused at admission, or its outcome already shown: nothing more to show. */
+        private boolean done;
+        /** A streamed call shown as it started: a later failure is shown too. */
+        private volatile boolean started;
+
+        Intercepted(Connection c, String method, Map<String, Object> params) {
+            this.c = c;
+            this.method = method;
+            this.params = params;
+        }
+
+        void admit() throws VarlinkError {
+            done = true; // a refusal here is not a call that ran
+            try {
+                interceptor.admit(c.peer(), method);
+            } catch (RuntimeException e) {
+                throw interceptorBug(e);
+            }
+            done = false;
+        }
+
+        void beforeFirstIntermediate(Map<String, Object> reply) throws VarlinkError {
+            started = true;
+            show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params,
+                    reply == null ? Map.of() : reply, null, true));
+        }
+
+        private void show(CallInterceptor.CompletedCall call) throws VarlinkError {
+            try {
+                interceptor.completed(call);
+            } catch (RuntimeException e) {
+                throw interceptorBug(e);
+            }
+        }
+
+        /** The interceptor failed unexpectedly: the call is refused (never answered unseen), the bug logged. */
+        private VarlinkError interceptorBug(RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "call interceptor failed on " + method + " (connection "
+                    + c.peer().connectionId() + ")", e);
+            return new VarlinkError(errorInterface + ".InternalError", Map.of("message",
+                    "internal error; see the daemon log"));
+        }
+
+        void succeeded(Map<String, Object> reply) throws VarlinkError {
+            if (started || done) {
+                return;
+            }
+            done = true; // shown once, even if the interceptor refuses it
+            show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, reply, null, false));
+        }
+
+        void failed(String error) throws VarlinkError {
+            if (done) {
+                return;
+            }
+            done = true;
+            show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, null, error, false));
+        }
+    }
+
+    /** A final reply: its parameters (for the interceptor) and its encoded frame. */
+    private record Reply(Map<String, Object> parameters, byte[] frame) {
+    }
+
+    /** Runs the call and returns its final reply. */
+    private Reply dispatch(Connection c, String method, Map<String, Object> params, boolean more,
+                           boolean oneway, boolean upgrade, Intercepted gate) throws VarlinkError, IOException {
         int dot = method.lastIndexOf('.');
         if (dot <= 0 || dot == method.length() - 1) {
             throw new VarlinkError("org.varlink.service.MethodNotFound", Map.of("method", method,
@@ -433,12 +531,15 @@ public final class VarlinkServer implements AutoCloseable {
                 }
             }
         }
-        Call call = new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c);
+        Call call = gate == null ? new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c)
+                : new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c,
+                gate::beforeFirstIntermediate);
         try {
             Map<String, Object> reply = iface.offloaded() ? handleOnWorker(iface, handler, call) : handler.handle(call);
+            Map<String, Object> r = reply == null ? Map.of() : reply;
             // Encoded here, inside the error boundary: a value JSON cannot carry is our bug,
             // and the caller must still get an answer rather than a dropped connection.
-            return Connection.replyFrame(reply == null ? Map.of() : reply, false);
+            return new Reply(r, Connection.replyFrame(r, false));
         } catch (VarlinkError | IOException e) {
             throw e;
         } catch (Exception | StackOverflowError e) {

@@ -93,11 +93,13 @@ class Pkcs11EnclaveTest extends EnclaveContractTest {
                 expected.put(CKA_DECRYPT, false);
                 expected.put(CKA_UNWRAP, false);
             } else {
-                expected.put(CKA_ENCRYPT, true);
-                expected.put(CKA_DECRYPT, true);
+                // AES: encrypt and decrypt only; HMAC: sign (compute MACs) only.
+                boolean mac = algorithm.macs();
+                expected.put(CKA_ENCRYPT, !mac);
+                expected.put(CKA_DECRYPT, !mac);
                 expected.put(CKA_WRAP, false);
                 expected.put(CKA_UNWRAP, false);
-                expected.put(CKA_SIGN, false);
+                expected.put(CKA_SIGN, mac);
                 expected.put(CKA_VERIFY, false);
                 assertEquals(32L, t.attribute(main, CKA_VALUE_LEN));
             }
@@ -569,6 +571,34 @@ class Pkcs11EnclaveTest extends EnclaveContractTest {
     void generate_overlongLabel_throwsBadInput() {
         assertThrows(EnclaveException.BadInput.class,
                 () -> enclave.generate(ObjectId.random(), KeyAlgorithm.AES_256_GCM, "x".repeat(256)));
+    }
+
+    // ---------------------------------------------------------------- HMAC against an independent implementation
+
+    @Test
+    void hmac_keyOfKnownValue_matchesJcaHmacSha256() throws Exception {
+        // The SPI never imports keys, so the known key is created with C_CreateObject as the
+        // enclave's template would have it (but with CKA_VALUE given): the enclave then finds
+        // it by id and must compute what the JDK's HmacSHA256 computes with the same bytes.
+        byte[] keyBytes = java.util.HexFormat.of().parseHex(
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+        ObjectId id = ObjectId.random();
+        try (TokenInspector t = new TokenInspector(token)) {
+            t.session.createObject(new AttributeVector().class_(CKO_SECRET_KEY).keyType(CKK_GENERIC_SECRET)
+                    .value(keyBytes).token(true).private_(true).sensitive(true).extractable(false)
+                    .copyable(false).derive(false).encrypt(false).decrypt(false).wrap(false).unwrap(false)
+                    .sign(true).verify(false).id(id.bytes()).label("known hmac key").modifiable(false));
+        }
+        try {
+            javax.crypto.Mac jca = javax.crypto.Mac.getInstance("HmacSHA256");
+            jca.init(new javax.crypto.spec.SecretKeySpec(keyBytes, "HmacSHA256"));
+            for (int length : new int[] {0, 1, 55, 64, 65, 1000, Enclave.MAX_HMAC_INPUT_BYTES}) {
+                byte[] data = bytes(length);
+                assertArrayEquals(jca.doFinal(data), enclave.hmac(id, data), length + " bytes");
+            }
+        } finally {
+            enclave.destroy(id);
+        }
     }
 
     // ---------------------------------------------------------------- helpers

@@ -91,9 +91,12 @@ class Pkcs11ToolCrossCheckTest {
                 assertEquals(1, mine.size(), run.output());
                 ToolObject secret = mine.getFirst();
                 assertEquals("Secret Key Object", secret.kind());
-                assertTrue(secret.header().contains("AES length 32"), secret.header());
+                boolean mac = algorithm.macs();
+                assertTrue(secret.header().contains(mac ? "Generic secret length 32" : "AES length 32"), secret.header());
                 assertProtected(algorithm, secret);
-                assertEquals(Set.of("encrypt", "decrypt"), secret.usage(), "AES usage");
+                // pkcs11-tool 0.23 lists no "sign" for secret keys (CKA_SIGN=true on the HMAC key is
+                // checked raw in Pkcs11EnclaveTest); what matters here is that nothing else shows.
+                assertEquals(mac ? Set.of() : Set.of("encrypt", "decrypt"), secret.usage(), algorithm + " usage");
             }
         }
     }

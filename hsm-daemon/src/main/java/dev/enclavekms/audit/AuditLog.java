@@ -1,0 +1,895 @@
+package dev.enclavekms.audit;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The hash-chained, group-committed audit log: one JSON line per record in files
+ * {@code audit-<first seq>.jsonl} under one directory (format: {@link AuditRecords},
+ * docs/audit.md).
+ *
+ * <h2>Durability</h2>
+ * {@link #append} returns only once its record is on disk: one appender thread takes every
+ * record queued since its last write, gives them consecutive sequence numbers, chains their
+ * hashes, writes them with one gathering write and makes them durable with one
+ * {@code fdatasync} ({@link FileChannel#force force(false)}), then releases every waiting
+ * caller. Concurrent calls therefore share an fsync instead of queueing for one each. A
+ * caller waits at most {@link Options#maxWait()}.
+ *
+ * <h2>Failing closed</h2>
+ * When a write, an fsync or the check that the file is still the one being written (not
+ * removed or replaced) fails, every record of that write fails, the durable head stays where
+ * it was, and the log is <em>unwritable</em>: {@link #requireWritable} and {@link #append}
+ * refuse with the reason until the log is writable again. Recovery is attempted when a call
+ * asks ({@link #requireWritable}) and every few seconds: it cuts off whatever the failed
+ * write left past the last durable record and writes a {@code resumed} record (when the
+ * failure began, why, how many calls were refused) — only when that record is durable does
+ * the log accept calls again, so a log that cannot take even that record keeps refusing.
+ *
+ * <h2>Checkpoints and rotation</h2>
+ * Every {@link Options#checkpointRecords()} records, or {@link Options#checkpointInterval()}
+ * after the first record not yet covered, a {@code checkpoint} record signed by
+ * {@link CheckpointSigner} follows; so does one when a file is full (it is the file's last
+ * record) and one as the log closes ({@code reason: stop}). A file that would grow past
+ * {@link Options#maxFileBytes()} is closed and the next record starts
+ * {@code audit-<its seq>.jsonl}, its {@code prev} naming the last record of the file before:
+ * the chain runs across files.
+ *
+ * <h2>Start</h2>
+ * {@link #open} continues the chain from the last record on disk: it checks that record's
+ * hash (a log whose end was altered is refused), cuts off a torn last line (a write that was
+ * never confirmed, so never answered; the bytes are kept beside the file as
+ * {@code .torn-<time>}) and writes a {@code start} record.
+ */
+public final class AuditLog implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(AuditLog.class.getName());
+    /** Most records one write carries. */
+    private static final int MAX_BATCH = 4096;
+    /** How often an unwritable log tries again on its own (calls also make it try). */
+    private static final Duration RETRY = Duration.ofSeconds(5);
+    /** After a checkpoint could not be signed, how long before signing is tried again. */
+    private static final Duration SIGN_RETRY = Duration.ofSeconds(1);
+
+    /**
+     * @param dir                the log directory (created 0700 if missing)
+     * @param maxFileBytes       a file is closed once the next record would make it larger
+     *                           (it may exceed this by its closing checkpoint)
+     * @param checkpointRecords  a checkpoint after this many records
+     * @param checkpointInterval or this long after the first record it would cover
+     * @param maxWait            how long a caller waits for its record to become durable
+     * @param maxQueue           records waiting for the appender beyond which calls are refused
+     */
+    public record Options(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval,
+                          Duration maxWait, int maxQueue) {
+        public static final long DEFAULT_MAX_FILE_BYTES = 64L * 1024 * 1024;
+        public static final int DEFAULT_CHECKPOINT_RECORDS = 1000;
+        public static final Duration DEFAULT_CHECKPOINT_INTERVAL = Duration.ofSeconds(60);
+        public static final Duration DEFAULT_MAX_WAIT = Duration.ofSeconds(10);
+        public static final int DEFAULT_MAX_QUEUE = 65536;
+        /** Smallest file size: room for a few records and the closing checkpoint. */
+        public static final long MIN_FILE_BYTES = 4096;
+
+        public Options {
+            Objects.requireNonNull(dir, "dir");
+            if (maxFileBytes < MIN_FILE_BYTES) {
+                throw new IllegalArgumentException("audit files must be allowed at least " + MIN_FILE_BYTES + " bytes");
+            }
+            if (checkpointRecords < 1) {
+                throw new IllegalArgumentException("a checkpoint needs at least 1 record to cover");
+            }
+            if (checkpointInterval.isNegative() || checkpointInterval.isZero()) {
+                throw new IllegalArgumentException("the checkpoint interval must be positive");
+            }
+            if (maxWait.isNegative() || maxWait.isZero() || maxQueue < 1) {
+                throw new IllegalArgumentException("maxWait and maxQueue must be positive");
+            }
+        }
+
+        public static Options defaults(Path dir) {
+            return new Options(dir, DEFAULT_MAX_FILE_BYTES, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CHECKPOINT_INTERVAL,
+                    DEFAULT_MAX_WAIT, DEFAULT_MAX_QUEUE);
+        }
+
+        public Options withMaxFileBytes(long bytes) {
+            return new Options(dir, bytes, checkpointRecords, checkpointInterval, maxWait, maxQueue);
+        }
+
+        public Options withCheckpoints(int records, Duration interval) {
+            return new Options(dir, maxFileBytes, records, interval, maxWait, maxQueue);
+        }
+    }
+
+    /** The last durable record: its sequence number, hash and time, and the file it is in. */
+    public record Head(long seq, String hash, String time, Path file) {
+    }
+
+    /** How the log opens its files; tests substitute channels that fail on demand. */
+    @FunctionalInterface
+    interface ChannelOpener {
+        FileChannel open(Path file, OpenOption... options) throws IOException;
+    }
+
+    private sealed interface Request permits Append, Checkpoint, Probe, Stop {
+    }
+
+    private record Append(Map<String, Object> fields, CompletableFuture<Long> done) implements Request {
+    }
+
+    private record Checkpoint(String reason, CompletableFuture<Head> done) implements Request {
+    }
+
+    /** Asks an unwritable log to try recovering now; completes once it is writable. */
+    private record Probe(CompletableFuture<Void> done) implements Request {
+    }
+
+    private record Stop(CompletableFuture<Void> done) implements Request {
+    }
+
+    private final Options options;
+    private final CheckpointSigner signer;
+    private final Clock clock;
+    private final ChannelOpener opener;
+    private final LinkedBlockingQueue<Request> queue;
+    private final Thread appender;
+    private final AtomicLong forces = new AtomicLong();
+    private final AtomicLong refused = new AtomicLong();
+
+    // ---- state owned by the appender thread (and by open() before the thread starts)
+    private FileChannel channel;
+    private Path file;
+    private Object fileKey;
+    /** Bytes of the current file that are durable; anything past it was never confirmed. */
+    private long fileSize;
+    private boolean fileHasRecords;
+    private long seq;
+    private String hash = AuditRecords.GENESIS;
+    private String time = "";
+    /** Durable records not yet covered by a checkpoint, and since when the first of them waits. */
+    private long sinceCheckpoint;
+    private long uncoveredSinceNanos = System.nanoTime();
+    private long signRetryNanos;
+    private long nextRetryNanos;
+
+    // ---- shared
+    private volatile Head head;
+    /** Why the log cannot be written; null while it can. */
+    private volatile String failure;
+    private volatile Instant failedSince;
+    private volatile boolean closed;
+
+    private AuditLog(Options options, CheckpointSigner signer, Clock clock, ChannelOpener opener) {
+        this.options = options;
+        this.signer = signer;
+        this.clock = clock;
+        this.opener = opener;
+        this.queue = new LinkedBlockingQueue<>(options.maxQueue());
+        this.appender = Thread.ofPlatform().daemon().name("audit-appender").unstarted(this::run);
+    }
+
+    /**
+     * Opens the log in {@code options.dir()}, continuing the chain on disk, and writes a
+     * {@code start} record with {@code startFields}.
+     *
+     * @throws IOException when the directory cannot be used, the end of the log is damaged,
+     *                     or the start record cannot be made durable; the message says which
+     */
+    public static AuditLog open(Options options, CheckpointSigner signer, Clock clock, Map<String, Object> startFields)
+            throws IOException {
+        return open(options, signer, clock, startFields, FileChannel::open);
+    }
+
+    static AuditLog open(Options options, CheckpointSigner signer, Clock clock, Map<String, Object> startFields,
+                         ChannelOpener opener) throws IOException {
+        AuditLog log = new AuditLog(options, signer, clock, opener);
+        Map<String, Object> start = new LinkedHashMap<>(startFields);
+        start.put(AuditRecords.TYPE, AuditRecords.TYPE_START);
+        try {
+            log.resume(start);
+        } catch (IOException | RuntimeException e) {
+            log.closeChannel();
+            throw e;
+        }
+        log.appender.start();
+        try {
+            log.append(start);
+        } catch (AuditUnavailableException e) {
+            log.close();
+            throw new IOException("cannot write to the audit log in " + options.dir() + ": " + e.getMessage());
+        }
+        return log;
+    }
+
+    // ------------------------------------------------------------------ API
+
+    /**
+     * Appends a record with {@code fields} (which must not set {@code v}, {@code seq},
+     * {@code time}, {@code prev} or {@code hash}) and returns its sequence number once it is
+     * durable.
+     *
+     * @throws AuditUnavailableException when the log is unwritable or closed, the record is
+     *                                   malformed or too long, or it was not durable within
+     *                                   {@link Options#maxWait()}
+     */
+    public long append(Map<String, Object> fields) throws AuditUnavailableException {
+        Objects.requireNonNull(fields, "fields");
+        refuseIfClosed();
+        if (failure != null) {
+            // The appender would try to recover first; let requireWritable decide, counting the refusal.
+            requireWritable();
+        }
+        CompletableFuture<Long> done = new CompletableFuture<>();
+        enqueue(new Append(Map.copyOf(fields), done));
+        return await(done);
+    }
+
+    /**
+     * Returns when the log can be written; otherwise asks it to recover and, if it still
+     * cannot, refuses. The daemon calls this before running a call, so that nothing is done
+     * that could not be recorded.
+     */
+    public void requireWritable() throws AuditUnavailableException {
+        refuseIfClosed();
+        if (failure == null) {
+            return;
+        }
+        CompletableFuture<Void> probe = new CompletableFuture<>();
+        try {
+            enqueue(new Probe(probe));
+            await(probe);
+        } catch (AuditUnavailableException e) {
+            refused.incrementAndGet();
+            throw e;
+        }
+    }
+
+    /** Writes a signed checkpoint now and returns it once durable. */
+    public Head checkpoint() throws AuditUnavailableException {
+        refuseIfClosed();
+        CompletableFuture<Head> done = new CompletableFuture<>();
+        enqueue(new Checkpoint("request", done));
+        return await(done);
+    }
+
+    /** The last durable record. */
+    public Head head() {
+        return head;
+    }
+
+    /** Why the log cannot be written, or null while it can. */
+    public String failure() {
+        return failure;
+    }
+
+    /** How many fsyncs the log has made (group commit makes this far smaller than the record count). */
+    public long fsyncCount() {
+        return forces.get();
+    }
+
+    public Path directory() {
+        return options.dir();
+    }
+
+    /**
+     * Writes the closing {@code stop} checkpoint and closes the file. Calls still queued
+     * are refused. Idempotent.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        // put, not offer: the stop must reach the appender even when the queue is full.
+        try {
+            queue.put(new Stop(done));
+            done.get(options.maxWait().toMillis() + 5000, TimeUnit.MILLISECONDS);
+            appender.join(Duration.ofSeconds(5));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            LOG.log(System.Logger.Level.ERROR, "the audit log did not close cleanly: " + e.getMessage());
+        }
+    }
+
+    private void refuseIfClosed() throws AuditUnavailableException {
+        if (closed) {
+            throw new AuditUnavailableException("the audit log is closed: the daemon is stopping");
+        }
+    }
+
+    private void enqueue(Request r) throws AuditUnavailableException {
+        if (!queue.offer(r)) {
+            throw new AuditUnavailableException("the audit log has " + options.maxQueue()
+                    + " records waiting to be written; the disk is too slow for the load");
+        }
+    }
+
+    private <T> T await(CompletableFuture<T> f) throws AuditUnavailableException {
+        try {
+            return f.get(options.maxWait().toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new AuditUnavailableException("the audit log did not confirm the record within "
+                    + options.maxWait().toSeconds() + " s (is the disk hung?)");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof AuditUnavailableException a) throw a;
+            throw new AuditUnavailableException("the audit log failed: " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AuditUnavailableException("interrupted while waiting for the audit log");
+        }
+    }
+
+    private AuditUnavailableException unwritable() {
+        return new AuditUnavailableException("the audit log cannot be written (" + failure
+                + "); the daemon refuses every call until it can");
+    }
+
+    // ------------------------------------------------------------------ the appender
+
+    /** Records of one write, staged: the tentative head they lead to and who waits for them. */
+    private final class Staging {
+        final List<ByteBuffer> lines = new ArrayList<>();
+        final List<Runnable> onDurable = new ArrayList<>();
+        long bytes;
+        long seq = AuditLog.this.seq;
+        String hash = AuditLog.this.hash;
+        String time = AuditLog.this.time;
+        long sinceCheckpoint = AuditLog.this.sinceCheckpoint;
+        boolean checkpointed;
+
+        boolean isEmpty() {
+            return lines.isEmpty();
+        }
+    }
+
+    private void run() {
+        List<Request> batch = new ArrayList<>();
+        Stop stop = null;
+        while (stop == null) {
+            Request first;
+            try {
+                first = queue.poll(waitNanos(), TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                continue; // only close() stops the appender, through a Stop request
+            }
+            if (first != null) {
+                batch.add(first);
+                queue.drainTo(batch, MAX_BATCH - 1);
+            }
+            try {
+                stop = process(batch);
+            } catch (RuntimeException e) {
+                // A bug here must not leave callers waiting for confirmations that never come:
+                // the log is unwritable from now on, and says so.
+                LOG.log(System.Logger.Level.ERROR, "the audit log's appender failed", e);
+                failure = "internal error in the audit log (" + e + "); see the daemon log";
+                failedSince = clock.instant();
+                nextRetryNanos = System.nanoTime() + RETRY.toNanos();
+                AuditUnavailableException refusal = unwritable();
+                for (Request r : batch) {
+                    if (r instanceof Stop s) stop = s;
+                    else failRequest(r, refusal);
+                }
+            }
+            batch.clear();
+        }
+        closeChannel();
+        for (Request r = queue.poll(); r != null; r = queue.poll()) {
+            failRequest(r, new AuditUnavailableException("the audit log is closed: the daemon is stopping"));
+        }
+        stop.done().complete(null);
+    }
+
+    /** How long the appender may wait for work before a timed checkpoint or a retry is due. */
+    private long waitNanos() {
+        long now = System.nanoTime();
+        if (failure != null) {
+            return Math.max(1, nextRetryNanos - now);
+        }
+        if (sinceCheckpoint > 0) {
+            // Not before signing may be tried again: an enclave that cannot sign must not make this spin.
+            long due = Math.max(uncoveredSinceNanos + options.checkpointInterval().toNanos(), signRetryNanos);
+            return Math.max(1, due - now);
+        }
+        return TimeUnit.HOURS.toNanos(1);
+    }
+
+    /** Writes one batch; returns the Stop request when the batch held one. */
+    private Stop process(List<Request> batch) {
+        Stop stop = null;
+        boolean tryNow = !batch.isEmpty() || System.nanoTime() >= nextRetryNanos;
+        if (failure != null && (!tryNow || !recover())) {
+            AuditUnavailableException e = unwritable();
+            for (Request r : batch) {
+                if (r instanceof Stop s) stop = s;
+                else failRequest(r, e);
+            }
+            return stop;
+        }
+        Staging st = new Staging();
+        int next = 0;
+        try {
+            for (; next < batch.size(); next++) {
+                switch (batch.get(next)) {
+                    case Append a -> stageRecord(st, a.fields(), a.done());
+                    case Checkpoint c -> stageCheckpoint(st, c.reason(), c.done());
+                    case Probe p -> st.onDurable.add(() -> p.done().complete(null));
+                    case Stop s -> stop = s;
+                }
+            }
+            if (stop != null) {
+                stageCheckpoint(st, AuditRecords.REASON_STOP, null);
+            } else if (sinceCheckpoint > 0 && st.sinceCheckpoint > 0
+                    && System.nanoTime() - uncoveredSinceNanos >= options.checkpointInterval().toNanos()) {
+                stageCheckpoint(st, "interval", null);
+            }
+            flush(st);
+        } catch (IOException e) {
+            fail(e);
+            AuditUnavailableException refusal = unwritable();
+            // Nothing staged became durable: everyone waiting on it, and the rest of the batch, is refused.
+            st.onDurable.clear();
+            for (int i = 0; i < batch.size(); i++) {
+                Request r = batch.get(i);
+                // Requests already released by a flush during rotation stay released: a
+                // completed future ignores this.
+                if (r instanceof Stop s) stop = s;
+                else failRequest(r, refusal);
+            }
+        }
+        return stop;
+    }
+
+    private static void failRequest(Request r, AuditUnavailableException e) {
+        switch (r) {
+            case Append a -> a.done().completeExceptionally(e);
+            case Checkpoint c -> c.done().completeExceptionally(e);
+            case Probe p -> p.done().completeExceptionally(e);
+            case Stop s -> s.done().complete(null);
+        }
+    }
+
+    private void stageRecord(Staging st, Map<String, Object> fields, CompletableFuture<Long> done) throws IOException {
+        for (String reserved : AuditRecords.RESERVED) {
+            if (fields.containsKey(reserved)) {
+                done.completeExceptionally(new AuditUnavailableException("internal error: an audit record may not set '"
+                        + reserved + "'"));
+                return;
+            }
+        }
+        Map<String, Object> record = chained(st, fields);
+        byte[] line;
+        try {
+            line = encode(record);
+        } catch (IllegalArgumentException e) {
+            done.completeExceptionally(new AuditUnavailableException("internal error: the audit record cannot be"
+                    + " encoded: " + e.getMessage()));
+            return;
+        }
+        if (line.length > AuditRecords.MAX_LINE_BYTES) {
+            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + line.length
+                    + " bytes, more than " + AuditRecords.MAX_LINE_BYTES));
+            return;
+        }
+        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + line.length > options.maxFileBytes()) {
+            rotate(st);
+            record = chained(st, fields);
+            line = encode(record);
+        }
+        stage(st, record, line);
+        long mySeq = st.seq;
+        st.sinceCheckpoint++;
+        st.onDurable.add(() -> done.complete(mySeq));
+        if (st.sinceCheckpoint >= options.checkpointRecords()) {
+            stageCheckpoint(st, "count", null);
+        }
+    }
+
+    /** The record with the chain fields of the next position in {@code st}. */
+    private Map<String, Object> chained(Staging st, Map<String, Object> fields) {
+        Map<String, Object> record = new LinkedHashMap<>(fields);
+        record.put(AuditRecords.VERSION_FIELD, AuditRecords.FORMAT_VERSION);
+        record.put(AuditRecords.SEQ, st.seq + 1);
+        record.put(AuditRecords.TIME, AuditRecords.time(clock.instant()));
+        record.put(AuditRecords.PREV, st.hash);
+        record.put(AuditRecords.HASH, AuditRecords.hash(record));
+        return record;
+    }
+
+    private static byte[] encode(Map<String, Object> record) {
+        return (CanonicalJson.write(record) + "\n").getBytes(StandardCharsets.UTF_8);
+    }
+
+    private void stage(Staging st, Map<String, Object> record, byte[] line) {
+        st.lines.add(ByteBuffer.wrap(line));
+        st.bytes += line.length;
+        st.seq = (Long) record.get(AuditRecords.SEQ);
+        st.hash = (String) record.get(AuditRecords.HASH);
+        st.time = (String) record.get(AuditRecords.TIME);
+    }
+
+    /**
+     * Stages a signed checkpoint of everything before it. A checkpoint that cannot be signed
+     * (the enclave is unreachable) is left out and tried again later — the records it would
+     * have covered are durable all the same — unless somebody asked for it ({@code done}).
+     */
+    private void stageCheckpoint(Staging st, String reason, CompletableFuture<Head> done) {
+        // After a failure, automatic checkpoints wait a moment; the one asked for and the
+        // closing one are always tried.
+        boolean always = done != null || AuditRecords.REASON_STOP.equals(reason);
+        if (!always && System.nanoTime() < signRetryNanos) {
+            return;
+        }
+        Map<String, Object> record = new LinkedHashMap<>(signer.keyFields());
+        record.put(AuditRecords.TYPE, AuditRecords.TYPE_CHECKPOINT);
+        record.put(AuditRecords.CHECKPOINT_REASON, reason);
+        record.put(AuditRecords.CHECKPOINT_HEAD_SEQ, st.seq);
+        record.put(AuditRecords.VERSION_FIELD, AuditRecords.FORMAT_VERSION);
+        record.put(AuditRecords.SEQ, st.seq + 1);
+        record.put(AuditRecords.TIME, AuditRecords.time(clock.instant()));
+        record.put(AuditRecords.PREV, st.hash);
+        byte[] signature;
+        try {
+            signature = signer.sign(AuditRecords.signedBytes(record));
+        } catch (Exception e) {
+            signRetryNanos = System.nanoTime() + SIGN_RETRY.toNanos();
+            LOG.log(System.Logger.Level.WARNING, "cannot sign an audit checkpoint (" + e.getMessage()
+                    + "); records stay unsigned until the next checkpoint succeeds");
+            if (done != null) {
+                done.completeExceptionally(new AuditUnavailableException("cannot sign the checkpoint: " + e.getMessage()));
+            }
+            return;
+        }
+        record.put(AuditRecords.SIGNATURE, Base64.getEncoder().encodeToString(signature));
+        record.put(AuditRecords.HASH, AuditRecords.hash(record));
+        stage(st, record, encode(record));
+        st.sinceCheckpoint = 0;
+        st.checkpointed = true;
+        if (done != null) {
+            Head h = new Head(st.seq, st.hash, st.time, file);
+            st.onDurable.add(() -> done.complete(h));
+        }
+    }
+
+    /**
+     * Closes the current file with a checkpoint and opens the next, named by the seq of the
+     * record that will come first in it. Everything staged so far is made durable first.
+     */
+    private void rotate(Staging st) throws IOException {
+        stageCheckpoint(st, "rotate", null);
+        flush(st);
+        Path next = options.dir().resolve(AuditRecords.fileName(seq + 1));
+        FileChannel ch = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+                StandardOpenOption.APPEND);
+        Object key;
+        try {
+            syncDirectory();
+            key = Files.readAttributes(next, BasicFileAttributes.class).fileKey();
+        } catch (IOException e) {
+            ch.close();
+            throw e;
+        }
+        closeChannel();
+        channel = ch;
+        file = next;
+        fileKey = key;
+        fileSize = 0;
+        fileHasRecords = false;
+        LOG.log(System.Logger.Level.INFO, "audit log continues in " + next);
+    }
+
+    /** Writes and fsyncs what is staged, then makes it the durable head and releases its callers. */
+    private void flush(Staging st) throws IOException {
+        if (!st.isEmpty()) {
+            ByteBuffer[] buffers = st.lines.toArray(ByteBuffer[]::new);
+            long remaining = st.bytes;
+            while (remaining > 0) {
+                // A partial write (e.g. the file size limit reached) returns short; the next
+                // write then reports the error.
+                remaining -= channel.write(buffers);
+            }
+            channel.force(false);
+            forces.incrementAndGet();
+            requireInPlace();
+            fileSize += st.bytes;
+            fileHasRecords = true;
+            seq = st.seq;
+            hash = st.hash;
+            time = st.time;
+            if (st.sinceCheckpoint > 0 && (sinceCheckpoint == 0 || st.checkpointed)) {
+                uncoveredSinceNanos = System.nanoTime(); // the interval runs from the first uncovered record
+            }
+            sinceCheckpoint = st.sinceCheckpoint;
+            head = new Head(seq, hash, time, file);
+            st.lines.clear();
+            st.bytes = 0;
+            st.checkpointed = false;
+        }
+        for (Runnable r : st.onDurable) {
+            r.run();
+        }
+        st.onDurable.clear();
+    }
+
+    /**
+     * The records just forced are in the file the log believes it writes: were it removed or
+     * replaced (the directory moved away, the file unlinked), they went nowhere anyone will
+     * read, and must not be confirmed.
+     */
+    private void requireInPlace() throws IOException {
+        Object key;
+        try {
+            key = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        } catch (IOException e) {
+            throw new IOException("the audit file " + file + " is gone (" + e.getMessage() + ")");
+        }
+        if (!Objects.equals(key, fileKey)) {
+            throw new IOException("the audit file " + file + " was replaced by another file");
+        }
+    }
+
+    private void fail(IOException e) {
+        String reason = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        if (!reason.contains(file.toString())) {
+            reason = "writing " + file + " failed: " + reason;
+        }
+        failure = reason;
+        failedSince = clock.instant();
+        nextRetryNanos = System.nanoTime() + RETRY.toNanos();
+        LOG.log(System.Logger.Level.ERROR, "audit log unwritable: " + reason
+                + "; refusing every call until the log can be written again");
+    }
+
+    /**
+     * Makes an unwritable log writable again, if it can: the file back in place (or a new one
+     * when it is gone), cut back to its last durable record, and a durable {@code resumed}
+     * record. Returns false, with the log still unwritable, when any of it fails.
+     */
+    private boolean recover() {
+        nextRetryNanos = System.nanoTime() + RETRY.toNanos();
+        String was = failure;
+        try {
+            boolean inPlace;
+            try {
+                requireInPlace();
+                inPlace = true;
+            } catch (IOException gone) {
+                inPlace = false;
+            }
+            if (!inPlace) {
+                // The file the chain was in is gone; the chain continues in a new file, and a
+                // verifier will see the gap before it.
+                closeChannel();
+                Path next = options.dir().resolve(AuditRecords.fileName(seq + 1));
+                channel = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+                        StandardOpenOption.APPEND);
+                syncDirectory();
+                file = next;
+                fileKey = Files.readAttributes(next, BasicFileAttributes.class).fileKey();
+                fileSize = 0;
+                fileHasRecords = false;
+            } else if (channel == null || !channel.isOpen()) {
+                channel = opener.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+            }
+            channel.truncate(fileSize); // whatever the failed write left past the last durable record
+            channel.force(true);
+            Map<String, Object> resumed = new LinkedHashMap<>();
+            resumed.put(AuditRecords.TYPE, AuditRecords.TYPE_RESUMED);
+            resumed.put("failed_since", AuditRecords.time(failedSince));
+            resumed.put("reason", was);
+            resumed.put("refused_calls", refused.get());
+            Staging st = new Staging();
+            Map<String, Object> record = chained(st, resumed);
+            stage(st, record, encode(record));
+            st.sinceCheckpoint++;
+            flush(st);
+        } catch (IOException | RuntimeException e) {
+            String now = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            LOG.log(System.Logger.Level.DEBUG, "audit log still unwritable: " + now);
+            return false;
+        }
+        long n = refused.getAndSet(0);
+        failure = null;
+        LOG.log(System.Logger.Level.WARNING, "audit log writable again (unwritable since " + failedSince + ": " + was
+                + "; " + n + " calls were refused meanwhile)");
+        return true;
+    }
+
+    private void syncDirectory() throws IOException {
+        try (FileChannel d = FileChannel.open(options.dir(), StandardOpenOption.READ)) {
+            d.force(true);
+        }
+    }
+
+    private void closeChannel() {
+        if (channel != null) {
+            try {
+                channel.close();
+            } catch (IOException e) {
+                LOG.log(System.Logger.Level.WARNING, "closing the audit file failed: " + e.getMessage());
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ start
+
+    /** Finds the end of the chain on disk (or starts one) and opens the file to continue it. */
+    private void resume(Map<String, Object> start) throws IOException {
+        Path dir = options.dir();
+        try {
+            if (!Files.isDirectory(dir)) {
+                Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            }
+        } catch (IOException e) {
+            throw new IOException("cannot create the audit directory " + dir + ": " + e);
+        }
+        List<Path> files = logFiles(dir);
+        if (files.isEmpty()) {
+            file = dir.resolve(AuditRecords.fileName(1));
+            channel = opener.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+                    StandardOpenOption.APPEND);
+            syncDirectory();
+        } else {
+            file = files.getLast();
+            long torn = cutTornTail(file);
+            if (torn > 0) {
+                start.put("truncated_bytes", torn);
+            }
+            Map<String, Object> last = lastRecord(file);
+            if (last == null && files.size() > 1) {
+                last = lastRecord(files.get(files.size() - 2));
+            }
+            long firstSeq = AuditRecords.firstSeqOf(file).orElseThrow();
+            boolean empty = Files.size(file) == 0;
+            if (last == null) {
+                if (firstSeq != 1) {
+                    throw new IOException("the audit log in " + dir + " ends with the empty file " + file
+                            + " and no record before it; run kmsctl audit verify (docs/audit.md)");
+                }
+            } else {
+                seq = (Long) last.get(AuditRecords.SEQ);
+                hash = (String) last.get(AuditRecords.HASH);
+                time = (String) last.get(AuditRecords.TIME);
+                boolean stopped = AuditRecords.TYPE_CHECKPOINT.equals(last.get(AuditRecords.TYPE))
+                        && AuditRecords.REASON_STOP.equals(last.get(AuditRecords.CHECKPOINT_REASON));
+                if (!stopped) {
+                    // The previous run did not close the log: it crashed or was killed.
+                    start.put("unclean_stop", true);
+                }
+                if (empty ? firstSeq != seq + 1 : firstSeq > seq) {
+                    throw new IOException("the audit file " + file + " is named for seq " + firstSeq
+                            + " but the log ends at seq " + seq + "; run kmsctl audit verify (docs/audit.md)");
+                }
+            }
+            channel = opener.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+        }
+        fileSize = channel.size();
+        fileHasRecords = fileSize > 0;
+        fileKey = Files.readAttributes(file, BasicFileAttributes.class).fileKey();
+        head = new Head(seq, hash, time, file);
+    }
+
+    /** The log files ({@code audit-<20 digits>.jsonl}) in {@code dir}, in the order the chain runs through them. */
+    public static List<Path> logFiles(Path dir) throws IOException {
+        List<Path> files = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "audit-*.jsonl")) {
+            for (Path p : ds) {
+                if (AuditRecords.firstSeqOf(p).isPresent() && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+                    files.add(p);
+                }
+            }
+        }
+        files.sort((a, b) -> Long.compare(AuditRecords.firstSeqOf(a).orElseThrow(), AuditRecords.firstSeqOf(b).orElseThrow()));
+        return files;
+    }
+
+    /**
+     * Cuts a last line that has no newline: a write that failed or was interrupted, never
+     * confirmed to anyone. The bytes are kept in {@code <file>.torn-<time>} for inspection.
+     */
+    private long cutTornTail(Path f) throws IOException {
+        long size = Files.size(f);
+        if (size == 0) {
+            return 0;
+        }
+        long window = Math.min(size, AuditRecords.MAX_LINE_BYTES + 1L);
+        byte[] tail = readRange(f, size - window, (int) window);
+        if (tail[tail.length - 1] == '\n') {
+            return 0;
+        }
+        int lastNewline = -1;
+        for (int i = tail.length - 1; i >= 0; i--) {
+            if (tail[i] == '\n') {
+                lastNewline = i;
+                break;
+            }
+        }
+        if (lastNewline < 0 && size > window) {
+            throw new IOException("the end of " + f + " is no audit record (over " + AuditRecords.MAX_LINE_BYTES
+                    + " bytes without a line end); run kmsctl audit verify");
+        }
+        long keep = size - window + lastNewline + 1;
+        Path aside = f.resolveSibling(f.getFileName() + ".torn-" + clock.instant().toEpochMilli());
+        Files.write(aside, java.util.Arrays.copyOfRange(tail, lastNewline + 1, tail.length), StandardOpenOption.CREATE_NEW);
+        try (FileChannel ch = opener.open(f, StandardOpenOption.WRITE)) {
+            ch.truncate(keep);
+            ch.force(true);
+        }
+        LOG.log(System.Logger.Level.WARNING, "the audit file " + f + " ended with an incomplete record of "
+                + (size - keep) + " bytes (a write interrupted by a crash; it was never confirmed); cut off and kept in "
+                + aside);
+        return size - keep;
+    }
+
+    /** The last record of a file that ends with a newline, checked; null when the file is empty. */
+    private static Map<String, Object> lastRecord(Path f) throws IOException {
+        long size = Files.size(f);
+        if (size == 0) {
+            return null;
+        }
+        long window = Math.min(size, AuditRecords.MAX_LINE_BYTES + 1L);
+        byte[] tail = readRange(f, size - window, (int) window);
+        int end = tail.length - 1; // the final newline
+        int begin = end - 1;
+        while (begin >= 0 && tail[begin] != '\n') begin--;
+        if (begin < 0 && size > window) {
+            throw new IOException("the last record of " + f + " is longer than " + AuditRecords.MAX_LINE_BYTES + " bytes");
+        }
+        String line;
+        try {
+            line = StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(tail, begin + 1, end - begin - 1)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new IOException("the last record of " + f + " is not UTF-8: the log was altered; run kmsctl audit verify");
+        }
+        Map<String, Object> record;
+        try {
+            record = CanonicalJson.parseCanonical(line);
+        } catch (dev.enclavekms.json.JsonException e) {
+            throw new IOException("the last record of " + f + " is damaged (" + e.getMessage()
+                    + "); run kmsctl audit verify (docs/audit.md)");
+        }
+        if (!(record.get(AuditRecords.SEQ) instanceof Long) || !AuditRecords.isHash(record.get(AuditRecords.HASH))
+                || !AuditRecords.hash(record).equals(record.get(AuditRecords.HASH))
+                || !(record.get(AuditRecords.TIME) instanceof String)) {
+            throw new IOException("the last record of " + f + " does not match its hash: the log was altered;"
+                    + " run kmsctl audit verify (docs/audit.md)");
+        }
+        return record;
+    }
+
+    private static byte[] readRange(Path f, long position, int length) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(length);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+            while (b.hasRemaining()) {
+                if (ch.read(b, position + b.position()) < 0) break;
+            }
+        }
+        return b.array();
+    }
+}

@@ -1,0 +1,233 @@
+package dev.enclavekms.audit;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.BiConsumer;
+import java.util.regex.Pattern;
+
+/**
+ * Builds the audit record of one call, from an explicit allowlist: for each method, which
+ * parameters and which reply fields are recorded, and how. Nothing else is: a parameter or
+ * reply field that is not listed here — a plaintext, a data key, a ciphertext, a token, a
+ * new field added tomorrow — never reaches the log. A method that is not listed at all is
+ * recorded with the caller, the method and the outcome only.
+ *
+ * <p>How values appear: key names, version numbers, counts, enum names and booleans in
+ * clear (a key name that is not a well-formed name is HMAC'd, since a caller can send
+ * anything there); context values always HMAC'd, context keys in clear when they look like
+ * names; error names in clear, error messages never (they may echo values). Identity: the
+ * caller's user and group (SO_PEERCRED), its connection number, and — when the identity
+ * layer has put them in the connection's attributes — {@value #TOKEN_ID_ATTRIBUTE} and
+ * {@value #TENANT_ATTRIBUTE}. Never a token.
+ *
+ * <p>To audit a new method, add it to {@link #PARAMETERS} and/or {@link #REPLIES}, and a
+ * case to {@code CallAuditorTest}.
+ */
+public final class CallAuditor {
+    /**
+     * Connection attribute ({@code Call.session()}) holding the id of the token the
+     * connection authenticated with (an id, never the token). Set by the identity layer.
+     */
+    public static final String TOKEN_ID_ATTRIBUTE = "audit.token_id";
+    /** Connection attribute holding the caller's tenant, set by the policy layer. */
+    public static final String TENANT_ATTRIBUTE = "audit.tenant";
+
+    private static final String KMS = "dev.enclavekms.Kms.";
+    private static final String ADMIN = "dev.enclavekms.Admin.";
+    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}");
+    private static final Pattern ENUM = Pattern.compile("[A-Z0-9_]{1,64}");
+    private static final Pattern CONTEXT_KEY = Pattern.compile("[A-Za-z0-9._:/-]{1,128}");
+    private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9._:@/-]{1,128}");
+    private static final Pattern METHOD = Pattern.compile("[A-Za-z0-9_.]{1,255}");
+
+    /** How one allowed value is recorded. */
+    enum Kind {
+        /** A key name: in clear when well-formed, else HMAC'd. */
+        KEY_NAME,
+        INTEGER,
+        BOOLEAN,
+        /** An enum constant name (purpose, algorithm): in clear when it looks like one, else HMAC'd. */
+        ENUM,
+        /** A string map whose values are HMAC'd. */
+        CONTEXT
+    }
+
+    /** One allowed field: where it comes from, what it is called in the record, and how it is shown. */
+    record Field(String from, String to, Kind kind) {
+    }
+
+    private static Field field(String name, Kind kind) {
+        return new Field(name, name, kind);
+    }
+
+    private static Field field(String from, String to, Kind kind) {
+        return new Field(from, to, kind);
+    }
+
+    private static final Field KEY = field("key", Kind.KEY_NAME);
+    private static final Field NAME_AS_KEY = field("name", "key", Kind.KEY_NAME);
+    private static final Field VERSION = field("version", Kind.INTEGER);
+    private static final Field CONTEXT = field("context", Kind.CONTEXT);
+
+    /** The parameters recorded, per method. */
+    static final Map<String, List<Field>> PARAMETERS = Map.ofEntries(
+            Map.entry(KMS + "GenerateDataKey", List.of(KEY, CONTEXT, field("bytes", Kind.INTEGER))),
+            Map.entry(KMS + "GenerateDataKeys", List.of(KEY, CONTEXT, field("count", Kind.INTEGER),
+                    field("bytes", Kind.INTEGER))),
+            Map.entry(KMS + "Encrypt", List.of(KEY, CONTEXT)),
+            Map.entry(KMS + "Decrypt", List.of(CONTEXT)),
+            Map.entry(KMS + "DecryptBatch", List.of(CONTEXT)),
+            Map.entry(KMS + "Sign", List.of(KEY)),
+            Map.entry(KMS + "Verify", List.of(KEY, VERSION)),
+            Map.entry(KMS + "GetPublicKey", List.of(KEY, VERSION)),
+            Map.entry(KMS + "GetPublicKeys", List.of(KEY)),
+            Map.entry(KMS + "ReEncrypt", List.of(KEY, CONTEXT, field("new_context", Kind.CONTEXT))),
+            Map.entry(KMS + "ReEncryptBatch", List.of(KEY, CONTEXT)),
+            Map.entry(ADMIN + "CreateKey", List.of(NAME_AS_KEY, field("purpose", Kind.ENUM), field("algorithm", Kind.ENUM),
+                    field("rotation_period_seconds", Kind.INTEGER), field("destroy_wait_days", Kind.INTEGER))),
+            Map.entry(ADMIN + "UpdateKeyPolicy", List.of(NAME_AS_KEY, field("rotation_period_seconds", Kind.INTEGER),
+                    field("destroy_wait_days", Kind.INTEGER))),
+            Map.entry(ADMIN + "RotateKey", List.of(NAME_AS_KEY, field("pending", Kind.BOOLEAN))),
+            Map.entry(ADMIN + "PromoteKeyVersion", List.of(NAME_AS_KEY, VERSION)),
+            Map.entry(ADMIN + "EnableKeyVersion", List.of(NAME_AS_KEY, VERSION)),
+            Map.entry(ADMIN + "DisableKeyVersion", List.of(NAME_AS_KEY, VERSION)),
+            Map.entry(ADMIN + "RevokeKeyVersion", List.of(NAME_AS_KEY, VERSION)),
+            Map.entry(ADMIN + "ScheduleKeyVersionDestruction", List.of(NAME_AS_KEY, VERSION,
+                    field("wait_days", Kind.INTEGER))),
+            Map.entry(ADMIN + "CancelKeyVersionDestruction", List.of(NAME_AS_KEY, VERSION)),
+            Map.entry(ADMIN + "DescribeKey", List.of(NAME_AS_KEY)));
+
+    private static final List<Field> KEY_AND_VERSION = List.of(KEY, VERSION);
+
+    /** The reply fields recorded, per method (a failed call has no reply). */
+    static final Map<String, List<Field>> REPLIES = Map.ofEntries(
+            Map.entry(KMS + "GenerateDataKey", KEY_AND_VERSION),
+            Map.entry(KMS + "GenerateDataKeys", KEY_AND_VERSION),
+            Map.entry(KMS + "Encrypt", KEY_AND_VERSION),
+            Map.entry(KMS + "Decrypt", KEY_AND_VERSION),
+            Map.entry(KMS + "Sign", KEY_AND_VERSION),
+            Map.entry(KMS + "Verify", List.of(field("valid", Kind.BOOLEAN))),
+            Map.entry(KMS + "GetPublicKey", KEY_AND_VERSION),
+            Map.entry(KMS + "ReEncrypt", List.of(KEY, VERSION, field("source_key", Kind.KEY_NAME),
+                    field("source_version", Kind.INTEGER), field("rewrapped", Kind.BOOLEAN))),
+            Map.entry(ADMIN + "AuditCheckpoint", List.of(field("seq", "checkpoint_seq", Kind.INTEGER))));
+
+    /** Reply facts that are derived rather than copied: batch sizes, the version a rotation made. */
+    private static final Map<String, BiConsumer<Map<String, Object>, Map<String, Object>>> DERIVED = Map.of(
+            KMS + "DecryptBatch", CallAuditor::batchCounts,
+            KMS + "ReEncryptBatch", CallAuditor::batchCounts,
+            ADMIN + "CreateKey", CallAuditor::latestVersion,
+            ADMIN + "RotateKey", CallAuditor::latestVersion);
+
+    /**
+     * What the server knows about one finished call.
+     *
+     * @param session   the connection's attributes (only the two audit attributes are read)
+     * @param reply     the reply's parameters, null for a failed call
+     * @param error     the varlink error name of a failed call, null for success
+     * @param streaming the record is made as the first of several replies leaves
+     */
+    public record CallFacts(String user, String group, long connection, Map<String, Object> session, String method,
+                            Map<String, Object> parameters, Map<String, Object> reply, String error,
+                            boolean streaming) {
+    }
+
+    private final StringHasher hasher;
+
+    public CallAuditor(StringHasher hasher) {
+        this.hasher = Objects.requireNonNull(hasher, "hasher");
+    }
+
+    /** The record's fields (the log adds seq, time, prev and hash). */
+    public Map<String, Object> record(CallFacts call) throws AuditUnavailableException {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put(AuditRecords.TYPE, AuditRecords.TYPE_CALL);
+        r.put("user", call.user() == null ? "?" : call.user());
+        r.put("group", call.group() == null ? "?" : call.group());
+        r.put("conn", call.connection());
+        if (call.session() != null) {
+            identifier(r, "token_id", call.session().get(TOKEN_ID_ATTRIBUTE));
+            identifier(r, "tenant", call.session().get(TENANT_ATTRIBUTE));
+        }
+        String method = call.method() == null ? "" : call.method();
+        r.put("method", METHOD.matcher(method).matches() ? method : hasher.hmac(method));
+        copy(r, PARAMETERS.get(method), call.parameters());
+        if (call.error() == null) {
+            copy(r, REPLIES.get(method), call.reply());
+            var derive = DERIVED.get(method);
+            if (derive != null && call.reply() != null) {
+                derive.accept(call.reply(), r);
+            }
+            r.put("outcome", "ok");
+        } else {
+            r.put("outcome", METHOD.matcher(call.error()).matches() ? call.error() : hasher.hmac(call.error()));
+        }
+        if (call.streaming()) {
+            r.put("stream", true);
+        }
+        return r;
+    }
+
+    private void identifier(Map<String, Object> r, String name, Object value) throws AuditUnavailableException {
+        if (value instanceof String s && !s.isEmpty()) {
+            r.put(name, IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s));
+        }
+    }
+
+    private void copy(Map<String, Object> r, List<Field> fields, Map<String, Object> source)
+            throws AuditUnavailableException {
+        if (fields == null || source == null) {
+            return;
+        }
+        for (Field f : fields) {
+            Object v = source.get(f.from());
+            Object shown = v == null ? null : show(f.kind(), v);
+            if (shown != null) {
+                r.put(f.to(), shown);
+            }
+        }
+    }
+
+    /** The value as the record shows it, or null when it is not of the expected type (the call failed on it). */
+    private Object show(Kind kind, Object v) throws AuditUnavailableException {
+        return switch (kind) {
+            case KEY_NAME -> v instanceof String s ? (NAME.matcher(s).matches() ? s : hasher.hmac(s)) : null;
+            case ENUM -> v instanceof String s ? (ENUM.matcher(s).matches() ? s : hasher.hmac(s)) : null;
+            case INTEGER -> v instanceof Long n ? n : v instanceof Integer i ? (Object) (long) i : null;
+            case BOOLEAN -> v instanceof Boolean b ? b : null;
+            case CONTEXT -> {
+                if (!(v instanceof Map<?, ?> m)) yield null;
+                Map<String, Object> out = new LinkedHashMap<>();
+                for (Map.Entry<?, ?> e : m.entrySet()) {
+                    if (!(e.getKey() instanceof String k) || !(e.getValue() instanceof String value)) {
+                        continue;
+                    }
+                    out.put(CONTEXT_KEY.matcher(k).matches() ? k : hasher.hmac(k), hasher.hmac(value));
+                }
+                yield out;
+            }
+        };
+    }
+
+    private static void batchCounts(Map<String, Object> reply, Map<String, Object> r) {
+        if (reply.get("results") instanceof List<?> results) {
+            long failed = results.stream().filter(o -> o instanceof Map<?, ?> m && m.get("error") != null).count();
+            r.put("count", (long) results.size());
+            r.put("failed", failed);
+        }
+    }
+
+    /** The highest version in a {@code key} reply: the one a rotation (or a creation) made. */
+    private static void latestVersion(Map<String, Object> reply, Map<String, Object> r) {
+        if (reply.get("key") instanceof Map<?, ?> key && key.get("versions") instanceof List<?> versions) {
+            List<Long> numbers = new ArrayList<>();
+            for (Object o : versions) {
+                if (o instanceof Map<?, ?> m && m.get("version") instanceof Long n) numbers.add(n);
+            }
+            numbers.stream().max(Long::compare).ifPresent(n -> r.put("version", n));
+        }
+    }
+}

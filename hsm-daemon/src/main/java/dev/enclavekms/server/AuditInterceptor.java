@@ -1,0 +1,70 @@
+package dev.enclavekms.server;
+
+import dev.enclavekms.audit.AuditLog;
+import dev.enclavekms.audit.AuditUnavailableException;
+import dev.enclavekms.audit.CallAuditor;
+import dev.enclavekms.server.varlink.CallInterceptor;
+import dev.enclavekms.server.varlink.Peer;
+import dev.enclavekms.service.KmsError;
+import dev.enclavekms.varlink.VarlinkError;
+
+import java.util.Map;
+
+/**
+ * Puts every call into the audit log before its reply leaves, and fails closed: a call is
+ * not run while the log is unwritable, and a call whose record cannot be made durable gets
+ * {@code AuditUnavailable} instead of its reply.
+ *
+ * <p>A record is written after the call ran, so a call with an effect (CreateKey, a
+ * rotation) whose record then fails has taken effect although its caller was refused; the
+ * daemon's log then carries the record's fields (never anything the allowlist keeps out)
+ * at ERROR, so that the change is not unaccounted for. Data-plane calls release nothing in
+ * that case: their reply is withheld.
+ */
+final class AuditInterceptor implements CallInterceptor {
+    private static final System.Logger LOG = System.getLogger(AuditInterceptor.class.getName());
+
+    private final AuditLog log;
+    private final CallAuditor auditor;
+
+    AuditInterceptor(AuditLog log, CallAuditor auditor) {
+        this.log = log;
+        this.auditor = auditor;
+    }
+
+    @Override
+    public void admit(Peer peer, String method) throws VarlinkError {
+        try {
+            log.requireWritable();
+        } catch (AuditUnavailableException e) {
+            throw refusal(method, e);
+        }
+    }
+
+    @Override
+    public void completed(CompletedCall call) throws VarlinkError {
+        Peer peer = call.peer();
+        Map<String, Object> record = null;
+        try {
+            record = auditor.record(new CallAuditor.CallFacts(peer.user(), peer.group(), peer.connectionId(),
+                    call.session(), call.method(), call.parameters(), call.reply(), call.error(), call.streaming()));
+            log.append(record);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "cannot audit " + call.method() + "; the call is refused", e);
+            throw refusal(call.method(), new AuditUnavailableException("internal error while recording the call;"
+                    + " see the daemon log"));
+        } catch (AuditUnavailableException e) {
+            if (call.error() == null) {
+                LOG.log(System.Logger.Level.ERROR, "call not audited, its reply withheld (" + e.getMessage() + "): "
+                        + (record != null ? record : call.method() + " by user=" + peer.user()));
+            }
+            throw refusal(call.method(), e);
+        }
+    }
+
+    /** AuditUnavailable of the interface the caller called (Kms for anything not ours). */
+    private static VarlinkError refusal(String method, AuditUnavailableException e) {
+        String iface = method != null && method.startsWith(KmsApi.ADMIN + ".") ? KmsApi.ADMIN : KmsApi.KMS;
+        return ErrorMapping.toVarlink(iface, new KmsError.AuditUnavailable(e.getMessage()));
+    }
+}

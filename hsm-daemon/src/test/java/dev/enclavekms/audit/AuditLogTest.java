@@ -1,0 +1,418 @@
+package dev.enclavekms.audit;
+
+import dev.enclavekms.audit.AuditFixtures.FaultyDisk;
+import dev.enclavekms.audit.AuditFixtures.JcaSigner;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static dev.enclavekms.audit.AuditFixtures.call;
+import static dev.enclavekms.audit.AuditFixtures.records;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The writer: chain, group commit, checkpoints, rotation, start and failing closed — on real files. */
+@Timeout(60)
+class AuditLogTest {
+    @TempDir
+    Path dir;
+    final JcaSigner signer = new JcaSigner();
+    final List<AuditLog> opened = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() {
+        opened.forEach(AuditLog::close);
+    }
+
+    private AuditLog open(AuditLog.Options options) throws IOException {
+        return open(options, FileChannelOpener.REAL);
+    }
+
+    private AuditLog open(AuditLog.Options options, AuditLog.ChannelOpener opener) throws IOException {
+        AuditLog log = AuditLog.open(options, signer, Clock.systemUTC(), Map.of("daemon_version", "test"), opener);
+        opened.add(log);
+        return log;
+    }
+
+    private AuditLog.Options options() {
+        return AuditLog.Options.defaults(dir.resolve("audit"));
+    }
+
+    private AuditVerifier.Report verify() throws IOException {
+        return AuditVerifier.verify(List.of(dir.resolve("audit")), signer.publicKey(), null);
+    }
+
+    private enum FileChannelOpener implements AuditLog.ChannelOpener {
+        REAL;
+
+        @Override
+        public java.nio.channels.FileChannel open(Path file, java.nio.file.OpenOption... options) throws IOException {
+            return java.nio.channels.FileChannel.open(file, options);
+        }
+    }
+
+    // ------------------------------------------------------------------ chain
+
+    @Test
+    void appendThenClose_startCallsAndStopCheckpointChainedFromGenesis() throws Exception {
+        AuditLog log = open(options());
+        long a = log.append(call("dev.enclavekms.Kms.Status"));
+        long b = log.append(call("dev.enclavekms.Kms.Encrypt", "key", "weights"));
+        log.close();
+
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        assertEquals(List.of("start", "call", "call", "checkpoint"), r.stream().map(m -> m.get("type")).toList());
+        assertEquals(List.of(1L, 2L, 3L, 4L), r.stream().map(m -> m.get("seq")).toList());
+        assertEquals(2, a);
+        assertEquals(3, b);
+        assertEquals(AuditRecords.GENESIS, r.getFirst().get("prev"));
+        for (int i = 1; i < r.size(); i++) {
+            assertEquals(r.get(i - 1).get("hash"), r.get(i).get("prev"), "record " + (i + 1) + " links to the one before");
+            assertEquals(AuditRecords.hash(r.get(i)), r.get(i).get("hash"));
+        }
+        assertEquals("stop", r.getLast().get("reason"));
+        assertEquals(3L, r.getLast().get("head_seq"));
+        assertEquals("test", r.getFirst().get("daemon_version"));
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
+    void append_reservedField_refusedAndNothingWritten() throws Exception {
+        AuditLog log = open(options());
+        long before = log.head().seq();
+        for (String reserved : List.of("seq", "hash", "prev", "time", "v")) {
+            assertThrows(AuditUnavailableException.class, () -> log.append(call("m", reserved, "forged")), reserved);
+        }
+        assertEquals(before, log.head().seq());
+    }
+
+    @Test
+    void reopen_afterCleanStop_continuesTheChainWithAStartRecord() throws Exception {
+        AuditLog first = open(options());
+        first.append(call("one"));
+        first.close();
+        String lastHash = first.head().hash();
+
+        AuditLog second = open(options());
+        second.append(call("two"));
+        second.close();
+
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        Map<String, Object> start = r.get(3);
+        assertEquals("start", start.get("type"));
+        assertEquals(lastHash, start.get("prev"));
+        assertFalse(start.containsKey("unclean_stop"), "the first run stopped cleanly");
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    // ------------------------------------------------------------------ group commit
+
+    @Test
+    void concurrentAppends_64ThreadsTimes50_allDurableInOrderWithFewerFsyncsThanRecords() throws Exception {
+        AuditLog log = open(options().withCheckpoints(100_000, Duration.ofHours(1)));
+        long fsyncsBefore = log.fsyncCount();
+        int threads = 64;
+        int each = 50;
+        Set<Long> seqs = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int thread = t;
+                done.add(pool.submit(() -> {
+                    for (int i = 0; i < each; i++) {
+                        long seq = log.append(call("m", "thread", (long) thread, "i", (long) i));
+                        // Durable before append returned: it is in the file already.
+                        assertTrue(log.head().seq() >= seq);
+                        seqs.add(seq);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) f.get();
+        }
+        long fsyncs = log.fsyncCount() - fsyncsBefore;
+
+        int n = threads * each;
+        assertEquals(n, seqs.size(), "every append got its own seq");
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        assertEquals(n + 1, r.size());
+        for (int i = 0; i < r.size(); i++) {
+            assertEquals((long) i + 1, r.get(i).get("seq"));
+        }
+        // Each thread's records appear in the order it appended them.
+        Map<Long, Long> lastOfThread = new java.util.HashMap<>();
+        for (Map<String, Object> m : r.subList(1, r.size())) {
+            Long prev = lastOfThread.put((Long) m.get("thread"), (Long) m.get("i"));
+            assertEquals(prev == null ? 0L : prev + 1, m.get("i"));
+        }
+        assertTrue(fsyncs < n, fsyncs + " fsyncs for " + n + " records: no group commit");
+        assertEquals(AuditVerifier.Status.INCOMPLETE, verify().status(), "intact, but not stopped yet");
+        assertEquals(null, verify().problem());
+    }
+
+    // ------------------------------------------------------------------ checkpoints
+
+    @Test
+    void checkpointEvery10Records_signedAndVerifiableWithThePublicKey() throws Exception {
+        AuditLog log = open(options().withCheckpoints(10, Duration.ofHours(1)));
+        for (int i = 0; i < 34; i++) {
+            log.append(call("m", "i", (long) i));
+        }
+        log.close();
+
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        List<Long> checkpoints = r.stream().filter(m -> "checkpoint".equals(m.get("type")))
+                .map(m -> (Long) m.get("seq")).toList();
+        // start + 9 calls = 10 records, checkpoint 11; 10 more, checkpoint 22; ... stop at the end.
+        assertEquals(List.of(11L, 22L, 33L, 39L), checkpoints);
+        AuditVerifier.Report report = verify();
+        assertEquals(AuditVerifier.Status.INTACT, report.status(), String.valueOf(report));
+        assertEquals(4, report.signaturesVerified());
+        assertTrue(report.stopped());
+    }
+
+    @Test
+    void checkpointInterval_recordsLeftUncovered_checkpointWrittenWithoutFurtherCalls() throws Exception {
+        AuditLog log = open(options().withCheckpoints(1000, Duration.ofMillis(50)));
+        long seq = log.append(call("m"));
+
+        assertTrue(AuditFixtures.eventually(Duration.ofSeconds(10), () -> log.head().seq() > seq),
+                "no timed checkpoint");
+        Map<String, Object> last = records(dir.resolve("audit")).getLast();
+        assertEquals("checkpoint", last.get("type"));
+        assertEquals("interval", last.get("reason"));
+        assertEquals(seq, last.get("head_seq"));
+    }
+
+    @Test
+    void checkpointRequested_returnsItsHeadOnceDurable() throws Exception {
+        AuditLog log = open(options());
+        log.append(call("m"));
+
+        AuditLog.Head head = log.checkpoint();
+
+        Map<String, Object> last = records(dir.resolve("audit")).getLast();
+        assertEquals(head.seq(), last.get("seq"));
+        assertEquals(head.hash(), last.get("hash"));
+        assertEquals("request", last.get("reason"));
+    }
+
+    @Test
+    void signerFails_recordsStillDurableUncovered_checkpointFollowsOnceItSignsAgain() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean broken = new java.util.concurrent.atomic.AtomicBoolean(true);
+        CheckpointSigner flaky = new CheckpointSigner() {
+            @Override
+            public Map<String, Object> keyFields() {
+                return signer.keyFields();
+            }
+
+            @Override
+            public byte[] sign(byte[] message) throws Exception {
+                if (broken.get()) throw new IllegalStateException("enclave unreachable");
+                return signer.sign(message);
+            }
+
+            @Override
+            public java.security.PublicKey publicKey() {
+                return signer.publicKey();
+            }
+        };
+        AuditLog log = AuditLog.open(options().withCheckpoints(2, Duration.ofHours(1)), flaky, Clock.systemUTC(),
+                Map.of(), FileChannelOpener.REAL);
+        opened.add(log);
+        for (int i = 0; i < 3; i++) {
+            log.append(call("m", "i", (long) i));
+        }
+        AuditUnavailableException e = assertThrows(AuditUnavailableException.class, log::checkpoint);
+        assertTrue(e.getMessage().contains("enclave unreachable"), e.getMessage());
+        assertEquals(List.of("start", "call", "call", "call"),
+                records(dir.resolve("audit")).stream().map(m -> m.get("type")).toList());
+
+        broken.set(false);
+        AuditLog.Head head = log.checkpoint();
+        log.close();
+
+        assertEquals(5, head.seq(), "the checkpoint covers the four records written while signing failed");
+        assertEquals(AuditVerifier.Status.INTACT, verify().status(), String.valueOf(verify()));
+    }
+
+    // ------------------------------------------------------------------ rotation
+
+    @Test
+    void rotation_smallFiles_eachNamedForItsFirstSeqAndTheChainRunsAcross() throws Exception {
+        AuditLog log = open(options().withMaxFileBytes(4096));
+        for (int i = 0; i < 120; i++) {
+            log.append(call("dev.enclavekms.Kms.Encrypt", "key", "weights-" + i, "outcome", "ok"));
+        }
+        log.close();
+
+        List<Path> files = AuditLog.logFiles(dir.resolve("audit"));
+        assertTrue(files.size() >= 4, files.size() + " files");
+        String lastHashOfPrevious = null;
+        for (Path f : files) {
+            List<String> lines = Files.readAllLines(f, StandardCharsets.UTF_8);
+            Map<String, Object> first = CanonicalJson.parseCanonical(lines.getFirst());
+            assertEquals(AuditRecords.firstSeqOf(f).orElseThrow(), first.get("seq"), f + " is named for its first seq");
+            if (lastHashOfPrevious != null) {
+                assertEquals(lastHashOfPrevious, first.get("prev"), f + " continues the chain");
+            }
+            Map<String, Object> last = CanonicalJson.parseCanonical(lines.getLast());
+            assertEquals("checkpoint", last.get("type"), f + " ends with a checkpoint");
+            assertTrue(Files.size(f) <= 4096 + AuditRecords.MAX_LINE_BYTES);
+            lastHashOfPrevious = (String) last.get("hash");
+        }
+        AuditVerifier.Report report = verify();
+        assertEquals(AuditVerifier.Status.INTACT, report.status(), String.valueOf(report));
+        assertEquals(121, report.records() - report.checkpoints(), "the start record and 120 calls");
+    }
+
+    // ------------------------------------------------------------------ start
+
+    @Test
+    void open_lastLineTorn_cutOffKeptAsideAndRecordedInTheStartRecord() throws Exception {
+        AuditLog first = open(options());
+        first.append(call("m"));
+        Path file = first.head().file();
+        first.close();
+        Files.writeString(file, "{\"half a rec", StandardOpenOption.APPEND);
+
+        open(options()).close();
+
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        Map<String, Object> start = r.get(3);
+        assertEquals("start", start.get("type"));
+        assertEquals(12L, start.get("truncated_bytes"));
+        try (var aside = Files.list(dir.resolve("audit"))) {
+            Path torn = aside.filter(p -> p.getFileName().toString().contains(".torn-")).findFirst().orElseThrow();
+            assertEquals("{\"half a rec", Files.readString(torn));
+        }
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
+    void open_afterACrash_startRecordSaysTheStopWasUnclean() throws Exception {
+        AuditLog first = open(options());
+        first.append(call("m"));
+        // A crash: the process ends without close(); here the stop checkpoint is removed by hand.
+        first.close();
+        Path file = first.head().file();
+        List<String> lines = Files.readAllLines(file);
+        Files.write(file, lines.subList(0, lines.size() - 1));
+
+        open(options());
+
+        Map<String, Object> start = records(dir.resolve("audit")).getLast();
+        assertEquals(Boolean.TRUE, start.get("unclean_stop"));
+    }
+
+    @Test
+    void open_lastRecordEdited_refusedSayingTheLogWasAltered() throws Exception {
+        AuditLog first = open(options());
+        first.append(call("m", "key", "weights"));
+        Path file = first.head().file();
+        first.close();
+        String text = Files.readString(file);
+        Files.writeString(file, text.replace("\"reason\":\"stop\"", "\"reason\":\"stip\""));
+
+        IOException e = assertThrows(IOException.class, () -> open(options()));
+        assertTrue(e.getMessage().contains("does not match its hash"), e.getMessage());
+    }
+
+    @Test
+    void open_directoryIsAFile_refusedSayingWhy() throws Exception {
+        Files.writeString(dir.resolve("audit"), "not a directory");
+
+        IOException e = assertThrows(IOException.class, () -> open(options()));
+        assertTrue(e.getMessage().contains("cannot create the audit directory"), e.getMessage());
+    }
+
+    // ------------------------------------------------------------------ failing closed
+
+    @Test
+    void diskFails_callsRefusedWithTheReasonUntilItRecovers_thenResumedRecordAndChainIntact() throws Exception {
+        FaultyDisk disk = new FaultyDisk();
+        AuditLog log = open(options(), disk);
+        log.append(call("before"));
+
+        disk.partialBytes = 20; // the failing write leaves half a record behind
+        disk.failure.set(new IOException("No space left on device"));
+        AuditUnavailableException e = assertThrows(AuditUnavailableException.class, () -> log.append(call("lost")));
+        assertTrue(e.getMessage().contains("No space left on device"), e.getMessage());
+        assertNotNull(log.failure());
+        for (int i = 0; i < 3; i++) {
+            AuditUnavailableException refused = assertThrows(AuditUnavailableException.class, log::requireWritable);
+            assertTrue(refused.getMessage().contains("refuses every call"), refused.getMessage());
+        }
+        assertThrows(AuditUnavailableException.class, () -> log.append(call("also lost")));
+
+        disk.failure.set(null);
+        log.requireWritable();
+        long after = log.append(call("after"));
+
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        assertEquals(List.of("start", "call", "resumed", "call"), r.stream().map(m -> m.get("type")).toList());
+        assertEquals(List.of("before", "after"), r.stream().filter(m -> "call".equals(m.get("type")))
+                .map(m -> m.get("method")).toList(), "no refused call was recorded, and no half record is left");
+        Map<String, Object> resumed = r.get(2);
+        assertTrue(((String) resumed.get("reason")).contains("No space left on device"));
+        assertTrue((Long) resumed.get("refused_calls") >= 4, String.valueOf(resumed.get("refused_calls")));
+        assertEquals(after, r.getLast().get("seq"));
+        log.close();
+        assertEquals(AuditVerifier.Status.INTACT, verify().status(), String.valueOf(verify()));
+    }
+
+    @Test
+    void fileRemovedWhileOpen_recordsNotConfirmed_thenContinuesInANewFile() throws Exception {
+        AuditLog log = open(options());
+        long seq = log.append(call("m"));
+        String hash = log.head().hash();
+        Path file = log.head().file();
+        Files.move(file, dir.resolve("moved-away.jsonl"));
+
+        AuditUnavailableException e = assertThrows(AuditUnavailableException.class, () -> log.append(call("lost")));
+        assertTrue(e.getMessage().contains("is gone"), e.getMessage());
+
+        log.requireWritable(); // a new file, named for the next seq
+        log.append(call("after"));
+        log.close();
+        Path next = dir.resolve("audit").resolve(AuditRecords.fileName(seq + 1));
+        Map<String, Object> resumed = CanonicalJson.parseCanonical(Files.readAllLines(next).getFirst());
+        assertEquals("resumed", resumed.get("type"));
+        assertEquals(seq + 1, resumed.get("seq"));
+        // The chain goes on from the last confirmed record; "lost", written into the removed
+        // file but never confirmed, is no part of it.
+        assertEquals(hash, resumed.get("prev"));
+    }
+
+    @Test
+    void closed_appendRefused() throws Exception {
+        AuditLog log = open(options());
+        log.close();
+
+        AuditUnavailableException e = assertThrows(AuditUnavailableException.class, () -> log.append(call("m")));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        Set<Object> types = new HashSet<>();
+        records(dir.resolve("audit")).forEach(m -> types.add(m.get("type")));
+        assertEquals(Set.of("start", "checkpoint"), types);
+    }
+}

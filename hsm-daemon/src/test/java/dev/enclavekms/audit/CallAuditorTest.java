@@ -1,0 +1,157 @@
+package dev.enclavekms.audit;
+
+import dev.enclavekms.client.VarlinkIdl;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** What a call's record holds — and, above all, what it never holds. */
+class CallAuditorTest {
+    private static final String KMS = "dev.enclavekms.Kms.";
+    private static final String ADMIN = "dev.enclavekms.Admin.";
+    private final StringHasher hasher = AuditFixtures.jcaHasher();
+    private final CallAuditor auditor = new CallAuditor(hasher);
+
+    private Map<String, Object> record(String method, Map<String, Object> params, Map<String, Object> reply, String error)
+            throws Exception {
+        return auditor.record(new CallAuditor.CallFacts("alice", "inference", 7, Map.of(), method, params, reply,
+                error, false));
+    }
+
+    private static Map<String, Object> map(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return m;
+    }
+
+    @Test
+    void generateDataKey_keyVersionAndHmacdContext_neverThePlaintextOrCiphertext() throws Exception {
+        Map<String, Object> r = record(KMS + "GenerateDataKey",
+                map("key", "weights", "context", map("model", "llama-3-8b"), "bytes", 32L),
+                map("key", "weights", "version", 3L, "plaintext", "c2VjcmV0LWRhdGEta2V5", "ciphertext", "AAEC"), null);
+
+        assertEquals(map("type", "call", "user", "alice", "group", "inference", "conn", 7L,
+                "method", KMS + "GenerateDataKey", "key", "weights", "context",
+                map("model", hasher.hmac("llama-3-8b")), "bytes", 32L, "version", 3L, "outcome", "ok"), r);
+        String text = CanonicalJson.write(r);
+        for (String secret : List.of("c2VjcmV0LWRhdGEta2V5", "AAEC", "llama-3-8b", "plaintext", "ciphertext")) {
+            assertFalse(text.contains(secret), secret + " in " + text);
+        }
+    }
+
+    @Test
+    void decryptBatch_countsOnly() throws Exception {
+        Map<String, Object> r = record(KMS + "DecryptBatch", map("ciphertexts", List.of("AAEC", "AAED")),
+                map("results", List.of(map("plaintext", "c2VjcmV0", "key", "k", "version", 1L),
+                        map("error", "DecryptionFailed", "message", "decryption failed"))), null);
+
+        assertEquals(2L, r.get("count"));
+        assertEquals(1L, r.get("failed"));
+        assertFalse(CanonicalJson.write(r).contains("c2VjcmV0"));
+        assertFalse(CanonicalJson.write(r).contains("AAEC"));
+    }
+
+    @Test
+    void failedCall_errorNameFromTheRequestOnly_noMessage() throws Exception {
+        Map<String, Object> r = record(KMS + "Encrypt", map("key", "weights", "plaintext", "c2VjcmV0"), null,
+                KMS + "PermissionDenied");
+
+        assertEquals(KMS + "PermissionDenied", r.get("outcome"));
+        assertEquals("weights", r.get("key"));
+        assertFalse(r.containsKey("version"));
+        assertFalse(CanonicalJson.write(r).contains("c2VjcmV0"));
+    }
+
+    @Test
+    void keyNameThatIsNoName_hmacd() throws Exception {
+        String junk = "not a name; maybe a pasted secret ABCD";
+        Map<String, Object> r = record(KMS + "Encrypt", map("key", junk), null, KMS + "InvalidParameter");
+
+        assertEquals(hasher.hmac(junk), r.get("key"));
+    }
+
+    @Test
+    void contextKeyThatIsNoName_hmacdToo() throws Exception {
+        Map<String, Object> r = record(KMS + "Decrypt", map("context", map("user id", "u-1")), null, KMS + "KeyNotFound");
+
+        assertEquals(map(hasher.hmac("user id"), hasher.hmac("u-1")), r.get("context"));
+    }
+
+    @Test
+    void unlistedMethod_identityMethodAndOutcomeOnly() throws Exception {
+        Map<String, Object> r = record(KMS + "Authenticate", map("token", "ekms_secret_token_value"),
+                map("identity", "ci-runner", "token_id", "t-1"), null);
+
+        assertEquals(map("type", "call", "user", "alice", "group", "inference", "conn", 7L,
+                "method", KMS + "Authenticate", "outcome", "ok"), r);
+    }
+
+    @Test
+    void sessionAttributes_tokenIdAndTenantRecorded_otherAttributesNever() throws Exception {
+        Map<String, Object> session = map(CallAuditor.TOKEN_ID_ATTRIBUTE, "tok-42", CallAuditor.TENANT_ATTRIBUTE, "tenant-a",
+                "token", "ekms_secret_token_value", "policy.identity", "ci-runner");
+        Map<String, Object> r = auditor.record(new CallAuditor.CallFacts("alice", "inference", 7, session,
+                KMS + "Status", null, map(), null, false));
+
+        assertEquals("tok-42", r.get("token_id"));
+        assertEquals("tenant-a", r.get("tenant"));
+        assertFalse(CanonicalJson.write(r).contains("ekms_secret_token_value"));
+        assertFalse(CanonicalJson.write(r).contains("ci-runner"));
+    }
+
+    @Test
+    void rotateKey_newVersionFromTheReply() throws Exception {
+        Map<String, Object> r = record(ADMIN + "RotateKey", map("name", "weights", "pending", true),
+                map("key", map("name", "weights", "versions", List.of(map("version", 1L), map("version", 2L)))), null);
+
+        assertEquals("weights", r.get("key"));
+        assertEquals(2L, r.get("version"));
+        assertEquals(true, r.get("pending"));
+    }
+
+    @Test
+    void streamedCall_marked() throws Exception {
+        Map<String, Object> r = auditor.record(new CallAuditor.CallFacts("alice", "inference", 7, Map.of(),
+                KMS + "Status", null, map(), null, true));
+
+        assertEquals(true, r.get("stream"));
+    }
+
+    @Test
+    void allowlist_everyMethodIsInTheShippedIdl() {
+        Set<String> served = new TreeSet<>();
+        for (String iface : List.of("dev.enclavekms.Kms", "dev.enclavekms.Admin")) {
+            VarlinkIdl idl = VarlinkIdl.parse(VarlinkIdl.resourceText(iface));
+            idl.methods().keySet().forEach(m -> served.add(iface + "." + m));
+        }
+        List<String> unknown = new ArrayList<>();
+        for (String m : List.of(CallAuditor.PARAMETERS.keySet(), CallAuditor.REPLIES.keySet()).stream()
+                .flatMap(Set::stream).toList()) {
+            if (!served.contains(m)) unknown.add(m);
+        }
+        assertEquals(List.of(), unknown, "allowlist entries for methods the daemon does not serve (typos?)");
+    }
+
+    @Test
+    void allowlist_noFieldThatCarriesSecretsOrPayload() {
+        Set<String> never = Set.of("plaintext", "ciphertext", "ciphertexts", "token", "pin", "data", "message",
+                "digest", "signature", "value", "pem", "keys", "results", "csr", "material");
+        List<String> found = new ArrayList<>();
+        for (var table : List.of(CallAuditor.PARAMETERS, CallAuditor.REPLIES)) {
+            table.forEach((method, fields) -> fields.forEach(f -> {
+                if (never.contains(f.from())) found.add(method + " " + f.from());
+            }));
+        }
+        assertEquals(List.of(), found);
+        assertTrue(CallAuditor.PARAMETERS.containsKey(KMS + "Decrypt"));
+    }
+}
