@@ -57,7 +57,7 @@ __all__ = [
     "PermissionDenied", "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable",
     "EnclaveUnavailable", "InternalError", "InvalidRequest", "RequestTooLarge",
     "TooManyConnections", "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition",
-    "AuditUnavailable",
+    "AuditUnavailable", "PolicyInvalid",
     "error_from_reply",
     "KmsClient", "DataKey", "Encrypted", "Decrypted", "DecryptResult", "Signature",
     "PublicKey", "PublicKeys", "VersionPublicKey", "ReEncrypted", "ReEncryptResult", "main",
@@ -186,11 +186,17 @@ class AuditUnavailable(KmsError):
     fails closed); the message says why. Nothing was released; retry later."""
 
 
+class PolicyInvalid(KmsError):
+    """Admin.ReloadPolicy: the policy file cannot be used; ``parameters['problems']``
+    lists each problem with its line. The policy in force stays."""
+
+
 _KMS_ERRORS = {cls.__name__: cls for cls in (
     InvalidParameter, KeyNotFound, KeyVersionNotFound, InvalidKeyUsage,
     KeyVersionUnusable, PermissionDenied, DecryptionFailed, EnclaveUnavailable,
     InternalError, InvalidRequest, RequestTooLarge, TooManyConnections,
     KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition, AuditUnavailable,
+    PolicyInvalid,
 )}
 
 

@@ -334,7 +334,7 @@ class ErrorMappingTest(KmsClientTestCase):
     TYPED = ["KeyNotFound", "KeyVersionNotFound", "InvalidParameter", "PermissionDenied",
              "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable", "EnclaveUnavailable",
              "InternalError", "InvalidRequest", "RequestTooLarge", "TooManyConnections",
-             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable"]
+             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid"]
 
     def test_everyKmsError_raisesItsTypedException(self):
         for interface in (KMS, ADMIN):
