@@ -1,13 +1,18 @@
 package dev.enclavekms.system;
 
+import dev.enclavekms.audit.AuditLog;
+import dev.enclavekms.audit.CanonicalJson;
 import dev.enclavekms.client.DataKey;
 import dev.enclavekms.client.KmsClient;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,14 +27,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The daemon under Apache Commons Daemon: systemd/enclave-kms-jsvc starts jsvc as root
  * with {@code -user nobody} (init() as root, start() after the switch), the daemon serves,
- * SIGUSR2 reloads, and stop drains: every call answered is in the log when jsvc returns.
+ * SIGUSR2 reloads the policy, and stop drains: every call answered is in the access log when
+ * jsvc returns, and the audit log — in {@code audit/} beside the registry, created by the
+ * service user — verifies intact with {@code bin/kmsctl audit verify} against the public key
+ * exported from the running daemon, ends with the signed {@code stop} checkpoint and holds
+ * one {@code ok} record for each call served.
  */
 class JsvcIT {
     @TempDir
     Path dir;
 
     @Test
-    void jsvc_startServeReloadStop_asTheServiceUser_everyCallLogged() throws Exception {
+    void jsvc_startServeReloadStop_asTheServiceUser_everyCallLoggedAndAudited() throws Exception {
         HostRoot.requireTool("jsvc");
         assertTrue(Files.exists(Path.of("/usr/share/java/commons-daemon.jar")),
                 "install libcommons-daemon-java (bin/lib.sh ensure_packages does)");
@@ -57,6 +66,10 @@ class JsvcIT {
         Path creds = host.socket.resolveSibling("credentials");
         assertEquals(Integer.parseInt(ProvisionedHost.NOBODY), (int) Files.getAttribute(creds.resolve("pin"), "unix:uid"));
 
+        Path pem = dir.resolve("audit-public.pem");
+        Commands.run(List.of(Commands.repoFile("bin/kmsctl").toString(), "--socket", host.socket.toString(),
+                "audit", "public-key", "--out", pem.toString()), Map.of(), null).requireSuccess();
+
         try (KmsClient kms = KmsClient.connect(host.socket)) {
             kms.createKey("weights", "ENCRYPT", null, null, null);
             DataKey dk = kms.generateDataKey("weights", Map.of());
@@ -78,6 +91,35 @@ class JsvcIT {
         assertFalse(Files.exists(host.socket), "the daemon removes the socket it bound");
         assertFalse(Files.exists(creds), "stop removes the copy of the PIN");
         assertFalse(out.contains(host.userPin));
+
+        // Audit flushed: the log the service user wrote verifies intact up to its stop checkpoint.
+        Path auditDir = host.state.resolve("audit");
+        assertEquals(Integer.parseInt(ProvisionedHost.NOBODY), (int) Files.getAttribute(auditDir, "unix:uid"),
+                "the service user created its audit directory");
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(auditDir)));
+        Commands.Result verify = Commands.run(List.of(Commands.repoFile("bin/kmsctl").toString(), "audit", "verify",
+                "--public-key", pem.toString(), auditDir.toString()), Map.of(), null);
+        assertEquals(0, verify.exit(), "audit verify (0 intact, 5 incomplete): " + verify.stdout() + verify.stderr());
+        assertTrue(verify.stdout().lines().findFirst().orElseThrow().endsWith("INTACT"), verify.stdout());
+        List<Map<String, Object>> records = new ArrayList<>();
+        for (Path f : AuditLog.logFiles(auditDir)) {
+            for (String line : Files.readAllLines(f, StandardCharsets.UTF_8)) {
+                records.add(CanonicalJson.parseCanonical(line));
+            }
+        }
+        assertEquals("start", records.getFirst().get("type"));
+        assertEquals(pid, ((Number) records.getFirst().get("pid")).longValue(), "the start record of this jsvc run");
+        assertEquals("checkpoint", records.getLast().get("type"));
+        assertEquals("stop", records.getLast().get("reason"), "jsvc stop closed the log with its stop checkpoint");
+        for (String method : List.of("Admin.CreateKey", "Kms.GenerateDataKey", "Kms.Decrypt")) {
+            List<Map<String, Object>> calls = records.stream()
+                    .filter(r -> "call".equals(r.get("type")) && ("dev.enclavekms." + method).equals(r.get("method")))
+                    .toList();
+            assertEquals(1, calls.size(), method + " audited once: " + calls);
+            assertEquals("ok", calls.getFirst().get("outcome"));
+            assertEquals("weights", calls.getFirst().get("key"));
+            assertEquals("root", calls.getFirst().get("user"));
+        }
     }
 
     private static boolean running(long pid) {
