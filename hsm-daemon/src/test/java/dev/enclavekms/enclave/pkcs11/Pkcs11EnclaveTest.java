@@ -378,7 +378,8 @@ class Pkcs11EnclaveTest extends EnclaveContractTest {
                 }));
             }
             for (int i = 0; i < 3; i++) {
-                Thread.sleep(100);
+                // Let the workers make progress between losses: wait on their count, not a clock.
+                awaitAtLeast(operations, operations.get() + 50);
                 calls.writeLock().lock();
                 try {
                     t.raw.C_CloseAllSessions(t.slot.getSlotID());
@@ -386,7 +387,7 @@ class Pkcs11EnclaveTest extends EnclaveContractTest {
                     calls.writeLock().unlock();
                 }
             }
-            Thread.sleep(100);
+            awaitAtLeast(operations, operations.get() + 50);
             stop.set(true);
             for (Future<Integer> r : results) {
                 assertEquals(0, r.get()); // and no exception: every call recovered
@@ -395,6 +396,17 @@ class Pkcs11EnclaveTest extends EnclaveContractTest {
         assertTrue(operations.get() > 100, "operations: " + operations.get());
         assertTrue(pkcs11().reopenCount() >= reopens + 3,
                 "reopened " + (pkcs11().reopenCount() - reopens) + " times for 3 losses");
+    }
+
+    /** Polls {@code counter} until it reaches {@code target} (fails after 60 s). */
+    private static void awaitAtLeast(java.util.concurrent.atomic.AtomicInteger counter, int target) {
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+        while (counter.get() < target) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("workers stalled at " + counter.get() + " operations, waiting for " + target);
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        }
     }
 
     @Test
