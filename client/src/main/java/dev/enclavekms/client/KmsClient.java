@@ -808,6 +808,49 @@ public final class KmsClient implements AutoCloseable {
         varlink.close();
     }
 
+    /** What {@link #watchRevocations} tells its caller. */
+    public interface RevocationListener {
+        /** The daemon confirmed the subscription: no revocation from now on is missed. */
+        void subscribed();
+
+        /** A version stopped being usable. */
+        void revoked(Revocation revocation);
+    }
+
+    /**
+     * Subscribes to {@code Kms.WatchRevocations} and blocks, calling {@code listener} on this
+     * thread, until the stream ends (daemon shutdown, or this client fell too far behind) —
+     * then it returns normally — or the connection fails or is {@link #close() closed}
+     * (IOException). Use a connection of its own: the call holds it for as long as it runs.
+     * After it returns or fails, assume revocations were missed.
+     */
+    public void watchRevocations(RevocationListener listener) throws KmsException, IOException {
+        Objects.requireNonNull(listener, "listener");
+        boolean[] first = {true};
+        try {
+            varlink.callMore(KMS + "WatchRevocations", Map.of(), p -> {
+                if (first[0]) { // the first reply carries no event: the subscription is live
+                    first[0] = false;
+                    listener.subscribed();
+                    return;
+                }
+                if (p.get("key") == null) {
+                    return; // the final reply: the stream ended
+                }
+                Reply r = new Reply(KMS + "WatchRevocations", p);
+                try {
+                    listener.revoked(new Revocation(r.string("key"), r.int32("version"), r.string("state")));
+                } catch (IOException malformed) {
+                    throw new java.io.UncheckedIOException(malformed);
+                }
+            });
+        } catch (VarlinkError e) {
+            throw KmsErrors.from(e);
+        } catch (java.io.UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
     // -------------------------------------------------------------------------- plumbing
 
     private Reply call(String method, Object... keyValues) throws KmsException, IOException {

@@ -11,7 +11,7 @@ import java.util.Objects;
  * How the shard library turns a header's wrapped data key back into the data key. The
  * plain implementation asks the KMS each time ({@link #using(KmsClient)}); a runtime that
  * opens the same shards often can put a cache here (bounded, zeroising) without the
- * library changing.
+ * library changing: {@link dev.enclavekms.cache.DataKeyCache}.
  *
  * <p>Contract:
  * <ul>

@@ -13,7 +13,8 @@
  *   <li>{@link dev.enclavekms.shard.ShardHeaders} — headers without keys: inspect, and
  *       rewrap after a master-key rotation (header only, atomic, body untouched).</li>
  *   <li>{@link dev.enclavekms.shard.DataKeyUnwrapper} — how the library gets a data key
- *       back from its envelope; the seam where a data-key cache plugs in.</li>
+ *       back from its envelope; the seam where a data-key cache plugs in
+ *       ({@link dev.enclavekms.cache.DataKeyCache}, docs/cache.md).</li>
  *   <li>{@link dev.enclavekms.shard.ShardException} — what is wrong with a file, and where.</li>
  * </ul>
  *

@@ -111,6 +111,7 @@ public final class CallAuditor {
             Map.entry(KMS + "Sign", KEY_AND_VERSION),
             Map.entry(KMS + "Verify", List.of(field("valid", Kind.BOOLEAN))),
             Map.entry(KMS + "GetPublicKey", KEY_AND_VERSION),
+            Map.entry(KMS + "WatchRevocations", KEY_AND_VERSION),
             Map.entry(KMS + "ReEncrypt", List.of(KEY, VERSION, field("source_key", Kind.KEY_NAME),
                     field("source_version", Kind.INTEGER), field("rewrapped", Kind.BOOLEAN))),
             Map.entry(ADMIN + "AuditCheckpoint", List.of(field("seq", "checkpoint_seq", Kind.INTEGER))));

@@ -43,6 +43,8 @@ public final class Methods {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED));
         }
         m.put(KMS + ".Status", EnumSet.noneOf(Trait.class));
+        // Tenant-scoped like Status: the stream names only versions of keys the caller sees.
+        m.put(KMS + ".WatchRevocations", EnumSet.noneOf(Trait.class));
         m.put(KMS + ".Authenticate", EnumSet.of(Trait.OPEN));
         for (String s : List.of("CreateKey", "ListKeys", "DescribeKey", "UpdateKeyPolicy", "RotateKey", "PromoteKeyVersion",
                 "EnableKeyVersion", "DisableKeyVersion", "RevokeKeyVersion", "ScheduleKeyVersionDestruction",

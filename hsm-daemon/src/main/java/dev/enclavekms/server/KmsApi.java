@@ -175,6 +175,7 @@ public final class KmsApi {
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
                 .method("Status", op(KMS, (c, caller) -> status(caller)))
                 .method("Authenticate", op(KMS, this::authenticate))
+                .method("WatchRevocations", watchRevocations())
                 .build();
     }
 
@@ -215,6 +216,50 @@ public final class KmsApi {
     }
 
     // ------------------------------------------------------------------ Kms
+
+    /** Events a slow subscriber may fall behind by before its stream is ended (it then clears its cache). */
+    static final int MAX_PENDING_REVOCATIONS = 1024;
+
+    /**
+     * Kms.WatchRevocations: a first, empty reply once subscribed, then one reply per version
+     * of a key the caller sees that becomes unusable. Streams on the connection's thread
+     * (see {@link dev.enclavekms.server.varlink.MethodHandler.Streaming}); which keys the
+     * caller sees is decided by the policy in force when it subscribed. Ends on shutdown or
+     * when the subscriber falls {@link #MAX_PENDING_REVOCATIONS} behind: the client must
+     * then assume it missed revocations.
+     */
+    private dev.enclavekms.server.varlink.MethodHandler.Streaming watchRevocations() {
+        return call -> {
+            Caller caller;
+            try {
+                caller = admit(call);
+            } catch (KmsError e) {
+                throw ErrorMapping.toVarlink(KMS, e);
+            }
+            var queue = new java.util.concurrent.LinkedBlockingQueue<dev.enclavekms.service.RevocationFeed.Event>(
+                    MAX_PENDING_REVOCATIONS);
+            var overflowed = new java.util.concurrent.atomic.AtomicBoolean();
+            try (var sub = lifecycle.revocations().subscribe(e -> {
+                if (caller.sees(e.key()) && !queue.offer(e)) overflowed.set(true);
+            })) {
+                call.replyMore(Map.of()); // subscribed: nothing revoked from here on is missed
+                while (!call.closing() && !overflowed.get()) {
+                    var e = queue.poll(1, java.util.concurrent.TimeUnit.SECONDS);
+                    if (e == null) continue;
+                    Map<String, Object> r = new LinkedHashMap<>();
+                    r.put("key", e.key().name());
+                    r.put("version", (long) e.version());
+                    r.put("state", e.state().name());
+                    call.replyMore(r);
+                }
+                if (overflowed.get()) {
+                    LOG.log(System.Logger.Level.WARNING, "a revocation subscriber fell "
+                            + MAX_PENDING_REVOCATIONS + " events behind; its stream is ended");
+                }
+                return Map.of();
+            }
+        };
+    }
 
     private Map<String, Object> generateDataKey(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();

@@ -46,6 +46,7 @@ public final class KeyLifecycle {
     private final UsageMeter usage;
     private final Duration orphanGrace;
     private final PausePoints pause;
+    private final RevocationFeed revocations = new RevocationFeed();
 
     public KeyLifecycle(Enclave enclave, RegistryStore registry, Clock clock, UsageMeter usage, Duration orphanGrace,
                         PausePoints pause) {
@@ -55,6 +56,11 @@ public final class KeyLifecycle {
         this.usage = usage;
         this.orphanGrace = orphanGrace;
         this.pause = pause;
+    }
+
+    /** Where versions that stop being usable are announced (Kms.WatchRevocations). */
+    public RevocationFeed revocations() {
+        return revocations;
     }
 
     /** The label of a version's hardware object: unique, since it carries the object id. */
@@ -210,7 +216,9 @@ public final class KeyLifecycle {
         apply(name, version, new RegistryCommand.SetVersionState(name, version, state, destroyAt, clock.instant()));
         LOG.log(System.Logger.Level.INFO, "key " + name + " version " + version + " is now " + state
                 + (destroyAt == null ? "" : " (destruction at " + destroyAt + ")"));
-        return find(name);
+        KeyRecord k = find(name);
+        revocations.publish(k, version, state);
+        return k;
     }
 
     private void apply(String name, int version, RegistryCommand command) throws KmsError {
@@ -268,6 +276,7 @@ public final class KeyLifecycle {
                     + ": " + e.getMessage());
             return;
         }
+        revocations.publish(key, v.version(), VersionState.DESTROYED);
         pause.reach("destroy.after-registry");
         try {
             enclave.destroy(v.objectId());

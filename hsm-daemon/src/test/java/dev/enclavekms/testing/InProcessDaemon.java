@@ -42,6 +42,20 @@ public final class InProcessDaemon implements AutoCloseable {
         return d;
     }
 
+    /** As {@link #start(Path, String, Clock)} under the policy file {@code policy} (docs/policy.md). */
+    public static InProcessDaemon start(Path dir, String name, Clock clock, Path policy) throws Exception {
+        TestTokens.TestToken token = TestTokens.fresh(name);
+        DaemonConfig base = new DaemonConfig(Pkcs11Config.DEFAULT_LIBRARY, token.label(), token.userPinFile(),
+                dir.resolve("registry.db"), dir.resolve("kms.sock"), ServerLimits.DEFAULT,
+                new DaemonConfig.Lifecycle(DaemonConfig.Lifecycle.DEFAULT.rotationLimit(), Duration.ofDays(365),
+                        DaemonConfig.Lifecycle.DEFAULT.orphanGrace()));
+        DaemonConfig config = new DaemonConfig(base.pkcs11Module(), base.tokenLabel(), base.pinFile(), base.registry(),
+                base.socket(), base.limits(), base.lifecycle(), policy, null, base.audit());
+        InProcessDaemon d = new InProcessDaemon(token, config, clock);
+        d.daemon = Daemon.start(token.open(), config, clock, PausePoints.NONE);
+        return d;
+    }
+
     public Path socket() {
         return daemon.socket();
     }

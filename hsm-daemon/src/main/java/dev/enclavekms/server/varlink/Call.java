@@ -82,6 +82,14 @@ public final class Call {
     }
 
     /**
+     * True once the connection is closed or asked to close (daemon shutdown): a streaming
+     * handler stops and returns its final reply.
+     */
+    public boolean closing() {
+        return connection.closing() || !connection.channel().isOpen();
+    }
+
+    /**
      * Sends an intermediate reply ({@code continues: true}); only valid when {@link #more()}.
      * Nothing is sent for a {@code oneway} call.
      *

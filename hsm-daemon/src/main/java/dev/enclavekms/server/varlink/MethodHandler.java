@@ -12,4 +12,14 @@ public interface MethodHandler {
      * @throws VarlinkError a typed error to send to the caller
      */
     Map<String, Object> handle(Call call) throws Exception;
+
+    /**
+     * A handler that may run for as long as its connection: a {@code more} call that streams
+     * events. It runs on the connection's own (virtual) thread even in an offloaded
+     * interface, so neither the call timeout nor a worker bounds it; it must not call into
+     * the device, and it ends when {@link Call#closing()} turns true.
+     */
+    @FunctionalInterface
+    interface Streaming extends MethodHandler {
+    }
 }

@@ -535,7 +535,8 @@ public final class VarlinkServer implements AutoCloseable {
                 : new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c,
                 gate::beforeFirstIntermediate);
         try {
-            Map<String, Object> reply = iface.offloaded() ? handleOnWorker(iface, handler, call) : handler.handle(call);
+            Map<String, Object> reply = iface.offloaded() && !(handler instanceof MethodHandler.Streaming)
+                    ? handleOnWorker(iface, handler, call) : handler.handle(call);
             Map<String, Object> r = reply == null ? Map.of() : reply;
             // Encoded here, inside the error boundary: a value JSON cannot carry is our bug,
             // and the caller must still get an answer rather than a dropped connection.
