@@ -42,6 +42,10 @@ public final class Methods {
         for (String s : List.of("Sign", "Verify", "GetPublicKey", "GetPublicKeys")) {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED));
         }
+        // Sessions belong to the caller's tenant; no key patterns (docs/sessions.md).
+        for (String s : List.of("OpenSession", "PutSessionMaterial", "GetSessionMaterial", "CloseSession")) {
+            m.put(KMS + "." + s, EnumSet.noneOf(Trait.class));
+        }
         m.put(KMS + ".Status", EnumSet.noneOf(Trait.class));
         m.put(KMS + ".Authenticate", EnumSet.of(Trait.OPEN));
         for (String s : List.of("CreateKey", "ListKeys", "DescribeKey", "UpdateKeyPolicy", "RotateKey", "PromoteKeyVersion",
@@ -58,6 +62,8 @@ public final class Methods {
         for (String s : List.of("AuditPublicKey", "AuditHmac", "AuditCheckpoint")) {
             m.put(ADMIN + "." + s, EnumSet.of(Trait.GLOBAL));
         }
+        // The caller's own tenant; any tenant with all_tenants (Caller.requireTenant).
+        m.put(ADMIN + ".RevokeSessions", EnumSet.noneOf(Trait.class));
         m.put(ADMIN + ".ExplainPolicy", EnumSet.noneOf(Trait.class));
         Map<String, Set<Trait>> frozen = new LinkedHashMap<>();
         m.forEach((k, v) -> frozen.put(k, Collections.unmodifiableSet(v)));
