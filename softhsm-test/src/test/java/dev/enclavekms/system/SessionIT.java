@@ -323,6 +323,43 @@ class SessionIT {
     }
 
     @Test
+    @Order(6)
+    void kmsctlSession_openPutGetClose_roundTripsAFileOfSeveralChunks() throws Exception {
+        Path tokenFile = dir.resolve("acme.token");
+        Files.writeString(tokenFile, acmeToken);
+        byte[] blob = new byte[3 * 1024 * 1024 + 5];
+        random.nextBytes(blob);
+        samples.add(blob);
+        Path in = dir.resolve("blob.in");
+        Path out = dir.resolve("blob.out");
+        Files.write(in, blob);
+        String id = kmsctl("--token-file", tokenFile.toString(), "session", "open", "--ttl", "10m")
+                .requireSuccess().stdout().strip();
+        assertTrue(id.matches("[0-9a-f]{48}"), id);
+        kmsctl("--token-file", tokenFile.toString(), "session", "put", id, "evk", in.toString()).requireSuccess();
+        kmsctl("--token-file", tokenFile.toString(), "session", "get", id, "evk", out.toString()).requireSuccess();
+        assertArrayEquals(blob, Files.readAllBytes(out));
+        // Another tenant: the daemon's error, exit 4, and no file.
+        Path globexFile = dir.resolve("globex.token");
+        Files.writeString(globexFile, globexToken);
+        Path none = dir.resolve("none.out");
+        Commands.Result refused = kmsctl("--token-file", globexFile.toString(), "session", "get", id, "evk",
+                none.toString());
+        assertEquals(4, refused.exit(), refused.stderr());
+        assertTrue(refused.stderr().contains("SessionNotFound"), refused.stderr());
+        assertFalse(Files.exists(none));
+        kmsctl("--token-file", tokenFile.toString(), "session", "close", id).requireSuccess();
+        assertTrue(kmsctl("session", "revoke", "acme").requireSuccess().stdout().contains("revoked 0 sessions"));
+    }
+
+    static Commands.Result kmsctl(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Commands.repoFile("bin/kmsctl").toString(), "--socket",
+                daemon.socket().toString()));
+        cmd.addAll(List.of(args));
+        return Commands.run(cmd, java.util.Map.of(), null);
+    }
+
+    @Test
     @Order(100)
     void secretsScan_noBlobInDaemonOutputOrAuditLog() throws Exception {
         assertFalse(samples.isEmpty());
