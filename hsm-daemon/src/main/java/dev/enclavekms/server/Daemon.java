@@ -44,6 +44,7 @@ public final class Daemon implements AutoCloseable {
     private final java.nio.channels.FileChannel lock;
     private final String summary;
     private final ActivePolicy policy;
+    private KeySessions sessions;
     private final java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
@@ -134,7 +135,9 @@ public final class Daemon implements AutoCloseable {
                     + " token '" + info.label() + "' (serial " + info.serial() + ") on " + where
                     + "; audit log in " + config.audit().dir();
             LOG.log(System.Logger.Level.INFO, summary);
-            return new Daemon(enclave, registry, server, health, scheduler, audit, lock, summary, policy);
+            Daemon d = new Daemon(enclave, registry, server, health, scheduler, audit, lock, summary, policy);
+            d.sessions = sessions;
+            return d;
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
             if (audit != null) audit.close();
@@ -335,6 +338,7 @@ public final class Daemon implements AutoCloseable {
         server.shutdown(drain);
         audit.close(); // needs the enclave for the stop checkpoint
         scheduler.close();
+        if (sessions != null) sessions.close(); // zeroes the data keys held in memory
         registry.close();
         enclave.close();
         try {

@@ -267,9 +267,17 @@ public final class KeySessions {
                 ByteBuffer rec = ByteBuffer.allocate(HEADER_BYTES + ct.length);
                 rec.putInt(data.length).put(flags).put(nonce).put(ct).flip();
                 try (FileChannel ch = FileChannel.open(blobFile(s.id, name), StandardOpenOption.CREATE,
-                        StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
-                    while (rec.hasRemaining()) ch.write(rec);
-                    if (last) ch.force(false);
+                        StandardOpenOption.WRITE)) {
+                    // Written at the end of what the session knows of, and cut back there on
+                    // failure: a torn record must not sit before the next chunk.
+                    long at = ch.size();
+                    try {
+                        while (rec.hasRemaining()) at += ch.write(rec, at);
+                        if (last) ch.force(false);
+                    } catch (IOException e) {
+                        ch.truncate(at - rec.position());
+                        throw e;
+                    }
                 }
             } catch (GeneralSecurityException | IOException e) {
                 throw new KmsError.Internal("cannot store session material", e);
@@ -346,6 +354,21 @@ public final class KeySessions {
                                     + e.getMessage() + "; retried at the next sweep", e.getCause());
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * The daemon stops: the in-memory data keys are zeroed. The sessions stay (their wrapped
+     * keys are on disk) and are loaded by the next start, or shredded then if expired.
+     */
+    public void close() {
+        for (Session s : sessions.values()) {
+            synchronized (s) {
+                if (s.dataKey != null) {
+                    Arrays.fill(s.dataKey, (byte) 0);
+                    s.dataKey = null;
                 }
             }
         }

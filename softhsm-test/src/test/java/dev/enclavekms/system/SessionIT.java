@@ -352,6 +352,38 @@ class SessionIT {
         assertTrue(kmsctl("session", "revoke", "acme").requireSuccess().stdout().contains("revoked 0 sessions"));
     }
 
+    @Test
+    @Order(7)
+    void pythonClient_putBlobAndStreamItBack_sha256Matches() throws Exception {
+        String script = """
+                import hashlib, io, os, sys
+                sys.path.insert(0, sys.argv[2])
+                import enclave_kms
+                c = enclave_kms.KmsClient(sys.argv[1], timeout=60)
+                c.call("dev.enclavekms.Kms.Authenticate", {"token": sys.stdin.read().strip()})
+                blob = os.urandom(2 * 1024 * 1024 + 7)
+                s = c.open_session(600)["session"]
+                assert c.put_session_blob(s, "evk", io.BytesIO(blob)) == len(blob)
+                h = hashlib.sha256()
+                for chunk in c.get_session_material(s, "evk"):
+                    h.update(chunk)
+                assert h.digest() == hashlib.sha256(blob).digest()
+                c.close_session(s)
+                try:
+                    list(c.get_session_material(s, "evk"))
+                    raise SystemExit("read after close")
+                except enclave_kms.SessionNotFound:
+                    pass
+                print("ok")
+                """;
+        Path py = dir.resolve("session_client.py");
+        Files.writeString(py, script);
+        Commands.Result r = Commands.run(List.of("python3", py.toString(), daemon.socket().toString(),
+                Commands.repoFile("client-python").toString()), java.util.Map.of(),
+                acmeToken.getBytes(StandardCharsets.US_ASCII)).requireSuccess();
+        assertEquals("ok", r.stdout().strip());
+    }
+
     static Commands.Result kmsctl(String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Commands.repoFile("bin/kmsctl").toString(), "--socket",
                 daemon.socket().toString()));
