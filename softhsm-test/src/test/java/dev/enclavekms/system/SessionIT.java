@@ -421,6 +421,11 @@ class SessionIT {
             }
         }
         assertEquals(List.of(), leaks);
+        // The log with its session records still verifies.
+        Path pem = dir.resolve("audit.pem");
+        kmsctl("audit", "public-key", "--out", pem.toString()).requireSuccess();
+        kmsctl("audit", "verify", "--daemon", "--public-key", pem.toString(),
+                daemon.stateDir().resolve("audit").toString()).requireSuccess();
     }
 
     // ------------------------------------------------------------------ helpers
