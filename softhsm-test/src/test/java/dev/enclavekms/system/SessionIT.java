@@ -94,7 +94,7 @@ class SessionIT {
         String me = System.getProperty("user.name");
         Files.writeString(state.resolve("policy.yaml"),
                 POLICY.formatted(me.equals("root") ? "[\"user:root\"]" : "[\"user:root\", \"user:" + me + "\"]"));
-        daemon = DaemonProcess.start(dir, List.of("--test-clock-file", clock.toString()));
+        daemon = DaemonProcess.start(dir, List.of("--test-clock-file", clock.toString(), "--test-sweep-interval", "1"));
         admin = KmsClient.connect(daemon.socket());
         acmeToken = admin.createToken("acme-a", Duration.ofDays(30)).token();
         acmeToken2 = admin.createToken("acme-b", Duration.ofDays(30)).token();
@@ -288,6 +288,19 @@ class SessionIT {
             String audit = auditText();
             assertTrue(audit.contains("\"session\":\"" + s.id() + "\""), "expiry of " + s.id() + " audited");
             assertTrue(audit.contains("\"event\":\"expired\""), "expiry audited");
+        }
+    }
+
+    @Test
+    @Order(8)
+    void ttlExpiry_withNoCallAtAll_theSweepShredsTheSession() throws Exception {
+        try (KmsClient a = as(acmeToken)) {
+            KeySession s = a.openSession(Duration.ofSeconds(30));
+            a.putSessionMaterial(s.id(), "evk", sample(300), 0, true);
+            setClock(clockSeconds + 31);
+            Await.until("the sweep shreds " + s.id(), Duration.ofSeconds(30),
+                    () -> !Files.exists(keyRecord(s.id())) && !Files.exists(material(s.id())));
+            assertThrows(SessionNotFoundException.class, () -> a.getSessionMaterial(s.id(), "evk"));
         }
     }
 
