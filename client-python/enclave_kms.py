@@ -191,12 +191,25 @@ class PolicyInvalid(KmsError):
     lists each problem with its line. The policy in force stays."""
 
 
+class SessionNotFound(KmsError):
+    """No such session, or it ended (closed, expired, revoked), or it is another
+    tenant's: the daemon does not distinguish them."""
+
+
+class SessionMaterialNotFound(KmsError):
+    """The session has no final blob of that name."""
+
+
+class SessionLimitExceeded(KmsError):
+    """A session limit (size, blobs, sessions per tenant) would be exceeded."""
+
+
 _KMS_ERRORS = {cls.__name__: cls for cls in (
     InvalidParameter, KeyNotFound, KeyVersionNotFound, InvalidKeyUsage,
     KeyVersionUnusable, PermissionDenied, DecryptionFailed, EnclaveUnavailable,
     InternalError, InvalidRequest, RequestTooLarge, TooManyConnections,
     KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition, AuditUnavailable,
-    PolicyInvalid,
+    PolicyInvalid, SessionNotFound, SessionMaterialNotFound, SessionLimitExceeded,
 )}
 
 
@@ -918,6 +931,65 @@ class KmsClient:
         ``keys``, ``key_versions``, ``orphans``, ``missing``.
         """
         return self.call(f"{KMS_INTERFACE}.Status")
+
+    # -- ephemeral key sessions (docs/sessions.md)
+
+    #: Largest chunk PutSessionMaterial accepts (decoded).
+    MAX_SESSION_CHUNK = 1024 * 1024
+
+    def open_session(self, ttl_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """OpenSession: a session of the caller's tenant.
+
+        Returns: a dict as on the wire: ``session``, ``tenant``, ``expires``, ``ttl_seconds``.
+        """
+        params: Dict[str, Any] = {}
+        _optional(params, "ttl_seconds", ttl_seconds)
+        return self.call(f"{KMS_INTERFACE}.OpenSession", params)
+
+    def put_session_material(self, session: str, name: str, data: bytes, offset: int,
+                             final: bool = False) -> int:
+        """PutSessionMaterial: appends one chunk (at most 1 MiB) at ``offset`` (the blob's
+        size so far); ``final`` seals the blob. Returns the blob's size after the chunk."""
+        reply = self.call(f"{KMS_INTERFACE}.PutSessionMaterial", {
+            "session": session, "name": name, "data": _b64("data", data), "offset": offset,
+            "final": bool(final)})
+        return _int("size", reply.get("size"))
+
+    def put_session_blob(self, session: str, name: str, stream: Any) -> int:
+        """Uploads a whole binary stream (``read(n)``) as blob ``name`` in 1 MiB chunks and
+        seals it. Returns its size."""
+        offset = 0
+        chunk = stream.read(self.MAX_SESSION_CHUNK)
+        while True:
+            nxt = stream.read(self.MAX_SESSION_CHUNK) if len(chunk) == self.MAX_SESSION_CHUNK else b""
+            offset = self.put_session_material(session, name, chunk, offset, final=not nxt)
+            if not nxt:
+                return offset
+            chunk = nxt
+
+    def get_session_material(self, session: str, name: str) -> Iterator[bytes]:
+        """GetSessionMaterial: yields the final blob's chunks in order (a ``more`` call),
+        checking that they are contiguous and complete. Read the generator to the end."""
+        expected = 0
+        size = None
+        for reply in self._conn().call(f"{KMS_INTERFACE}.GetSessionMaterial",
+                                       {"session": session, "name": name}, more=True):
+            if _int("offset", reply.get("offset")) != expected:
+                raise ProtocolError(f"GetSessionMaterial: chunk at offset {reply.get('offset')}, expected {expected}")
+            data = _unb64("data", reply.get("data"))
+            expected += len(data)
+            size = _int("size", reply.get("size"))
+            yield data
+        if size is None or expected != size:
+            raise ProtocolError(f"GetSessionMaterial: got {expected} of {size} bytes")
+
+    def close_session(self, session: str) -> None:
+        """CloseSession: ends the session; its key is destroyed, then its material."""
+        self.call(f"{KMS_INTERFACE}.CloseSession", {"session": session})
+
+    def revoke_sessions(self, tenant: str) -> int:
+        """Admin.RevokeSessions: ends every session of ``tenant``; returns how many."""
+        return _int("revoked", self.call(f"{ADMIN_INTERFACE}.RevokeSessions", {"tenant": tenant}).get("revoked"))
 
     # -- dev.enclavekms.Admin
 

@@ -227,6 +227,23 @@ class KmsMethodsTest(KmsClientTestCase):
         self.assertEqual(self.client.status(), status)
         self.assertRequest(f"{KMS}.Status", None)
 
+    def test_sessionCalls_sendTheirParameters(self):
+        sid = "ab" * 24
+        self.server.reply(f"{KMS}.OpenSession", {"session": sid, "tenant": "acme",
+                                                 "expires": "2026-01-01T01:00:00Z", "ttl_seconds": 600})
+        self.assertEqual(self.client.open_session(600)["session"], sid)
+        self.assertRequest(f"{KMS}.OpenSession", {"ttl_seconds": 600})
+        self.server.reply(f"{KMS}.PutSessionMaterial", {"name": "evk", "size": 13, "final": True})
+        self.assertEqual(self.client.put_session_material(sid, "evk", b"abc", 10, final=True), 13)
+        self.assertRequest(f"{KMS}.PutSessionMaterial",
+                           {"session": sid, "name": "evk", "data": b64(b"abc"), "offset": 10, "final": True})
+        self.server.reply(f"{KMS}.CloseSession", {})
+        self.client.close_session(sid)
+        self.assertRequest(f"{KMS}.CloseSession", {"session": sid})
+        self.server.reply(f"{ADMIN}.RevokeSessions", {"tenant": "acme", "revoked": 2})
+        self.assertEqual(self.client.revoke_sessions("acme"), 2)
+        self.assertRequest(f"{ADMIN}.RevokeSessions", {"tenant": "acme"})
+
     def test_badArgumentTypes_areRejectedBeforeSending(self):
         cases = [lambda: self.client.generate_data_key(1),
                  lambda: self.client.generate_data_key("k", bytes=True),
@@ -334,7 +351,8 @@ class ErrorMappingTest(KmsClientTestCase):
     TYPED = ["KeyNotFound", "KeyVersionNotFound", "InvalidParameter", "PermissionDenied",
              "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable", "EnclaveUnavailable",
              "InternalError", "InvalidRequest", "RequestTooLarge", "TooManyConnections",
-             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid"]
+             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid",
+             "SessionNotFound", "SessionMaterialNotFound", "SessionLimitExceeded"]
 
     def test_everyKmsError_raisesItsTypedException(self):
         for interface in (KMS, ADMIN):

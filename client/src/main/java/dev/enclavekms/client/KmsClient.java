@@ -672,6 +672,126 @@ public final class KmsClient implements AutoCloseable {
                 k.optInstant("next_rotation"), k.int32("destroy_wait_days"), versions);
     }
 
+    // ----------------------------------------------------------------- ephemeral key sessions
+
+    /** Largest chunk the daemon accepts in one {@link #putSessionMaterial} call. */
+    public static final int MAX_SESSION_CHUNK = 1024 * 1024;
+
+    /**
+     * Opens an ephemeral key session for this connection's tenant ({@code Kms.OpenSession}).
+     *
+     * @param ttl how long it lives; null for the daemon's default (1 hour)
+     * @throws InvalidParameterException    the ttl is longer than the daemon allows
+     * @throws SessionLimitExceededException the tenant has the most open sessions allowed
+     */
+    public KeySession openSession(Duration ttl) throws KmsException, IOException {
+        Reply r = ttl == null ? call(KMS + "OpenSession") : call(KMS + "OpenSession", "ttl_seconds", ttl.toSeconds());
+        return new KeySession(r.string("session"), r.string("tenant"), r.instant("expires"), r.int64("ttl_seconds"));
+    }
+
+    /**
+     * Appends one chunk (at most {@link #MAX_SESSION_CHUNK} bytes) to blob {@code name}.
+     *
+     * @param offset the blob's size so far
+     * @param last   seals the blob: it can be read, and never changed
+     * @return the blob's size after this chunk
+     */
+    public long putSessionMaterial(String session, String name, byte[] data, long offset, boolean last)
+            throws KmsException, IOException {
+        Objects.requireNonNull(session, "session");
+        Objects.requireNonNull(name, "name");
+        return call(KMS + "PutSessionMaterial", "session", session, "name", name, "data", base64(data),
+                "offset", offset, "final", last).int64("size");
+    }
+
+    /**
+     * Uploads all of {@code in} as blob {@code name} in chunks of {@link #MAX_SESSION_CHUNK}
+     * and seals it; memory stays at one chunk.
+     *
+     * @return the blob's size
+     */
+    public long putSessionMaterial(String session, String name, java.io.InputStream in)
+            throws KmsException, IOException {
+        byte[] chunk = new byte[MAX_SESSION_CHUNK];
+        byte[] next = new byte[MAX_SESSION_CHUNK];
+        int n = in.readNBytes(chunk, 0, chunk.length);
+        long offset = 0;
+        while (true) {
+            int m = n == chunk.length ? in.readNBytes(next, 0, next.length) : 0;
+            boolean last = m == 0;
+            byte[] data = n == chunk.length ? chunk : java.util.Arrays.copyOf(chunk, n);
+            offset = putSessionMaterial(session, name, data, offset, last);
+            if (last) {
+                return offset;
+            }
+            byte[] t = chunk;
+            chunk = next;
+            next = t;
+            n = m;
+        }
+    }
+
+    /**
+     * Streams sealed blob {@code name} into {@code out}, one chunk per reply, checking that
+     * the chunks are contiguous and complete.
+     *
+     * @return the blob's size
+     * @throws SessionMaterialNotFoundException no such sealed blob
+     */
+    public long getSessionMaterial(String session, String name, java.io.OutputStream out)
+            throws KmsException, IOException {
+        Objects.requireNonNull(session, "session");
+        Objects.requireNonNull(name, "name");
+        long[] got = {0, -1};
+        try {
+            varlink.callMore(KMS + "GetSessionMaterial", VarlinkClient.params("session", session, "name", name), p -> {
+                try {
+                    Reply r = new Reply(KMS + "GetSessionMaterial", p);
+                    if (r.int64("offset") != got[0]) {
+                        throw new IOException("GetSessionMaterial: chunk at offset " + r.int64("offset")
+                                + ", expected " + got[0]);
+                    }
+                    byte[] data = Base64.getDecoder().decode(r.string("data"));
+                    out.write(data);
+                    got[0] += data.length;
+                    got[1] = r.int64("size");
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+        } catch (VarlinkError e) {
+            throw KmsErrors.from(e);
+        } catch (java.io.UncheckedIOException e) {
+            throw e.getCause();
+        }
+        if (got[0] != got[1]) {
+            throw new IOException("GetSessionMaterial: got " + got[0] + " of " + got[1] + " bytes");
+        }
+        return got[0];
+    }
+
+    /** Reads a whole (small) sealed blob into memory. */
+    public byte[] getSessionMaterial(String session, String name) throws KmsException, IOException {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        getSessionMaterial(session, name, out);
+        return out.toByteArray();
+    }
+
+    /** Ends the session: its key is destroyed, then its material. */
+    public void closeSession(String session) throws KmsException, IOException {
+        call(KMS + "CloseSession", "session", Objects.requireNonNull(session, "session"));
+    }
+
+    /**
+     * Ends every session of {@code tenant} ({@code Admin.RevokeSessions}; another tenant's
+     * needs a grant with {@code all_tenants}).
+     *
+     * @return how many sessions were ended
+     */
+    public long revokeSessions(String tenant) throws KmsException, IOException {
+        return call(ADMIN + "RevokeSessions", "tenant", Objects.requireNonNull(tenant, "tenant")).int64("revoked");
+    }
+
     // ----------------------------------------------------------------- identity, tokens, policy
 
     /**

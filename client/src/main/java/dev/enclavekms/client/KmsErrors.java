@@ -50,6 +50,9 @@ final class KmsErrors {
                 case "KeyVersionDestroyed" -> new KeyVersionDestroyedException(error, parameters);
                 case "InvalidStateTransition" -> new InvalidStateTransitionException(error, parameters);
                 case "PolicyInvalid" -> new PolicyInvalidException(error, parameters);
+                case "SessionNotFound" -> new SessionNotFoundException(error, parameters);
+                case "SessionMaterialNotFound" -> new SessionMaterialNotFoundException(error, parameters);
+                case "SessionLimitExceeded" -> new SessionLimitExceededException(error, parameters);
                 default -> new KmsException(error, parameters);
             };
         }

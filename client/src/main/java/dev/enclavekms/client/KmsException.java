@@ -22,7 +22,8 @@ public sealed class KmsException extends Exception
         KeyVersionUnusableException, EnclaveUnavailableException, InternalErrorException,
         InvalidRequestException, RequestTooLargeException, TooManyConnectionsException,
         KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException,
-        PolicyInvalidException, AuditUnavailableException {
+        PolicyInvalidException, AuditUnavailableException, SessionNotFoundException,
+        SessionMaterialNotFoundException, SessionLimitExceededException {
 
     private final String error;
     private final Map<String, Object> parameters;

@@ -36,6 +36,8 @@ public final class AuditRecords {
     public static final String TYPE_START = "start";
     public static final String TYPE_CHECKPOINT = "checkpoint";
     public static final String TYPE_RESUMED = "resumed";
+    /** A session ended by the daemon (expiry), not by a call: docs/sessions.md. */
+    public static final String TYPE_SESSION = "session";
 
     /** Checkpoint fields. */
     public static final String CHECKPOINT_REASON = "reason";

@@ -42,6 +42,7 @@ public final class CallAuditor {
     private static final Pattern CONTEXT_KEY = Pattern.compile("[A-Za-z0-9._:/-]{1,128}");
     private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9._:@/-]{1,128}");
     private static final Pattern METHOD = Pattern.compile("[A-Za-z0-9_.]{1,255}");
+    private static final Pattern SESSION_ID = Pattern.compile("[0-9a-f]{48}");
 
     /** How one allowed value is recorded. */
     enum Kind {
@@ -52,7 +53,11 @@ public final class CallAuditor {
         /** An enum constant name (purpose, algorithm): in clear when it looks like one, else HMAC'd. */
         ENUM,
         /** A string map whose values are HMAC'd. */
-        CONTEXT
+        CONTEXT,
+        /** A session id: in clear when it is one (48 hex digits), else HMAC'd. */
+        SESSION,
+        /** A tenant name or similar identifier: in clear when well-formed, else HMAC'd. */
+        IDENTIFIER
     }
 
     /** One allowed field: where it comes from, what it is called in the record, and how it is shown. */
@@ -71,6 +76,9 @@ public final class CallAuditor {
     private static final Field NAME_AS_KEY = field("name", "key", Kind.KEY_NAME);
     private static final Field VERSION = field("version", Kind.INTEGER);
     private static final Field CONTEXT = field("context", Kind.CONTEXT);
+    private static final Field SESSION = field("session", Kind.SESSION);
+    /** A blob's name in a session: shown like a key name, under its own field. */
+    private static final Field MATERIAL = field("name", "material", Kind.KEY_NAME);
 
     /** The parameters recorded, per method. */
     static final Map<String, List<Field>> PARAMETERS = Map.ofEntries(
@@ -98,7 +106,14 @@ public final class CallAuditor {
             Map.entry(ADMIN + "ScheduleKeyVersionDestruction", List.of(NAME_AS_KEY, VERSION,
                     field("wait_days", Kind.INTEGER))),
             Map.entry(ADMIN + "CancelKeyVersionDestruction", List.of(NAME_AS_KEY, VERSION)),
-            Map.entry(ADMIN + "DescribeKey", List.of(NAME_AS_KEY)));
+            Map.entry(ADMIN + "DescribeKey", List.of(NAME_AS_KEY)),
+            // Sessions: ids, blob names, offsets and sizes; never "data" (the material).
+            Map.entry(KMS + "OpenSession", List.of(field("ttl_seconds", Kind.INTEGER))),
+            Map.entry(KMS + "PutSessionMaterial", List.of(SESSION, MATERIAL, field("offset", Kind.INTEGER),
+                    field("final", Kind.BOOLEAN))),
+            Map.entry(KMS + "GetSessionMaterial", List.of(SESSION, MATERIAL)),
+            Map.entry(KMS + "CloseSession", List.of(SESSION)),
+            Map.entry(ADMIN + "RevokeSessions", List.of(field("tenant", "sessions_tenant", Kind.IDENTIFIER))));
 
     private static final List<Field> KEY_AND_VERSION = List.of(KEY, VERSION);
 
@@ -114,7 +129,11 @@ public final class CallAuditor {
             Map.entry(KMS + "WatchRevocations", KEY_AND_VERSION),
             Map.entry(KMS + "ReEncrypt", List.of(KEY, VERSION, field("source_key", Kind.KEY_NAME),
                     field("source_version", Kind.INTEGER), field("rewrapped", Kind.BOOLEAN))),
-            Map.entry(ADMIN + "AuditCheckpoint", List.of(field("seq", "checkpoint_seq", Kind.INTEGER))));
+            Map.entry(ADMIN + "AuditCheckpoint", List.of(field("seq", "checkpoint_seq", Kind.INTEGER))),
+            Map.entry(KMS + "OpenSession", List.of(SESSION, field("ttl_seconds", Kind.INTEGER))),
+            Map.entry(KMS + "PutSessionMaterial", List.of(field("size", Kind.INTEGER))),
+            Map.entry(KMS + "GetSessionMaterial", List.of(field("size", Kind.INTEGER))),
+            Map.entry(ADMIN + "RevokeSessions", List.of(field("revoked", Kind.INTEGER))));
 
     /** Reply facts that are derived rather than copied: batch sizes, the version a rotation made. */
     private static final Map<String, BiConsumer<Map<String, Object>, Map<String, Object>>> DERIVED = Map.of(
@@ -172,6 +191,20 @@ public final class CallAuditor {
         return r;
     }
 
+    /**
+     * The record of a session that ended other than by a call of its tenant (it expired):
+     * its id, tenant and why. Open, close and revocation are recorded as the calls they are.
+     */
+    public Map<String, Object> sessionEnded(String session, String tenant, String reason)
+            throws AuditUnavailableException {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put(AuditRecords.TYPE, AuditRecords.TYPE_SESSION);
+        r.put("session", SESSION_ID.matcher(session).matches() ? session : hasher.hmac(session));
+        identifier(r, "tenant", tenant);
+        r.put("event", METHOD.matcher(reason).matches() ? reason : hasher.hmac(reason));
+        return r;
+    }
+
     private void identifier(Map<String, Object> r, String name, Object value) throws AuditUnavailableException {
         if (value instanceof String s && !s.isEmpty()) {
             r.put(name, IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s));
@@ -199,6 +232,8 @@ public final class CallAuditor {
             case ENUM -> v instanceof String s ? (ENUM.matcher(s).matches() ? s : hasher.hmac(s)) : null;
             case INTEGER -> v instanceof Long n ? n : v instanceof Integer i ? (Object) (long) i : null;
             case BOOLEAN -> v instanceof Boolean b ? b : null;
+            case SESSION -> v instanceof String s ? (SESSION_ID.matcher(s).matches() ? s : hasher.hmac(s)) : null;
+            case IDENTIFIER -> v instanceof String s ? (IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s)) : null;
             case CONTEXT -> {
                 if (!(v instanceof Map<?, ?> m)) yield null;
                 Map<String, Object> out = new LinkedHashMap<>();

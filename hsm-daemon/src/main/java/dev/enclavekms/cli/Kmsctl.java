@@ -54,6 +54,7 @@ import java.util.concurrent.Callable;
                 ProvisionCommand.class,
                 ShardCommand.class,
                 TokenCommand.class,
+                SessionCommand.class,
                 PolicyCommand.class,
                 HelpCommand.class,
         })

@@ -42,6 +42,10 @@ public final class Methods {
         for (String s : List.of("Sign", "Verify", "GetPublicKey", "GetPublicKeys")) {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED));
         }
+        // Sessions belong to the caller's tenant; no key patterns (docs/sessions.md).
+        for (String s : List.of("OpenSession", "PutSessionMaterial", "GetSessionMaterial", "CloseSession")) {
+            m.put(KMS + "." + s, EnumSet.noneOf(Trait.class));
+        }
         m.put(KMS + ".Status", EnumSet.noneOf(Trait.class));
         // Tenant-scoped like Status: the stream names only versions of keys the caller sees.
         m.put(KMS + ".WatchRevocations", EnumSet.noneOf(Trait.class));
@@ -60,6 +64,8 @@ public final class Methods {
         for (String s : List.of("AuditPublicKey", "AuditHmac", "AuditCheckpoint")) {
             m.put(ADMIN + "." + s, EnumSet.of(Trait.GLOBAL));
         }
+        // The caller's own tenant; any tenant with all_tenants (Caller.requireTenant).
+        m.put(ADMIN + ".RevokeSessions", EnumSet.noneOf(Trait.class));
         m.put(ADMIN + ".ExplainPolicy", EnumSet.noneOf(Trait.class));
         Map<String, Set<Trait>> frozen = new LinkedHashMap<>();
         m.forEach((k, v) -> frozen.put(k, Collections.unmodifiableSet(v)));

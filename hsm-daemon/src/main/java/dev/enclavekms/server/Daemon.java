@@ -14,6 +14,7 @@ import dev.enclavekms.service.CryptoService;
 import dev.enclavekms.service.KeyAdmin;
 import dev.enclavekms.service.KeyHealth;
 import dev.enclavekms.service.KeyLifecycle;
+import dev.enclavekms.service.KeySessions;
 import dev.enclavekms.service.PausePoints;
 import dev.enclavekms.service.TokenAdmin;
 import dev.enclavekms.service.UsageMeter;
@@ -43,6 +44,7 @@ public final class Daemon implements AutoCloseable {
     private final java.nio.channels.FileChannel lock;
     private final String summary;
     private final ActivePolicy policy;
+    private KeySessions sessions;
     private final java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
 
     private Daemon(Enclave enclave, RegistryStore registry, VarlinkServer server, KeyHealth health,
@@ -103,12 +105,15 @@ public final class Daemon implements AutoCloseable {
             AuditKeys auditKeys = auditKeys(enclave, admin, health);
             audit = AuditLog.open(config.audit().options(), auditKeys, clock,
                     java.util.Map.of("daemon_version", VERSION, "pid", ProcessHandle.current().pid()));
+            CallAuditor auditor = new CallAuditor(auditKeys);
+            // Sessions after the audit log: an expiry found at start is recorded.
+            KeySessions sessions = sessions(enclave, admin, health, config, clock, audit, auditor);
             KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
-                    () -> info, Instant.now(), VERSION).withAudit(audit, auditKeys);
+                    () -> info, Instant.now(), VERSION).withAudit(audit, auditKeys).withSessions(sessions);
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
                     List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall,
-                    new AuditInterceptor(audit, new CallAuditor(auditKeys)));
+                    new AuditInterceptor(audit, auditor));
             // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
             lifecycle.sweep();
             String where;
@@ -122,12 +127,17 @@ public final class Daemon implements AutoCloseable {
                 }
                 where = config.socket().toString();
             }
-            scheduler.start(lifecycle::sweep);
+            scheduler.start(() -> {
+                lifecycle.sweep();
+                sessions.sweep();
+            });
             String summary = "serving " + registry.list().size() + " keys from " + info.kind()
                     + " token '" + info.label() + "' (serial " + info.serial() + ") on " + where
                     + "; audit log in " + config.audit().dir();
             LOG.log(System.Logger.Level.INFO, summary);
-            return new Daemon(enclave, registry, server, health, scheduler, audit, lock, summary, policy);
+            Daemon d = new Daemon(enclave, registry, server, health, scheduler, audit, lock, summary, policy);
+            d.sessions = sessions;
+            return d;
         } catch (EnclaveException | RegistryException | IOException | RuntimeException e) {
             if (scheduler != null) scheduler.close();
             if (audit != null) audit.close();
@@ -205,6 +215,36 @@ public final class Daemon implements AutoCloseable {
         }
         return new AuditKeys(enclave, hmac.primary().objectId(), signing.primary().objectId(),
                 signing.primaryVersion());
+    }
+
+    /**
+     * The session store (docs/sessions.md) with its wrapping key, created in the enclave on
+     * first start like the audit keys. Sessions that expired while the daemon was down are
+     * shredded here, before anything is served, and each end is recorded in the audit log.
+     */
+    private static KeySessions sessions(Enclave enclave, KeyAdmin admin, KeyHealth health, DaemonConfig config,
+                                        Clock clock, AuditLog audit, CallAuditor auditor) throws IOException {
+        dev.enclavekms.registry.KeyRecord wrap;
+        try {
+            wrap = admin.ensureInternalKey(KeySessions.WRAP_KEY, dev.enclavekms.registry.Purpose.ENCRYPT,
+                    dev.enclavekms.enclave.KeyAlgorithm.AES_256_GCM, "ephemeral sessions: wraps their data keys");
+        } catch (dev.enclavekms.service.KmsError e) {
+            throw new IOException("cannot set up the session key: " + e.getMessage(), e);
+        }
+        var refusal = health.refusal(wrap.primary().objectId());
+        if (refusal.isPresent()) {
+            throw new IOException("the session key " + wrap.name() + " cannot be used: " + refusal.get());
+        }
+        return KeySessions.open(enclave, wrap.primary().objectId(), config.sessionsDir(), clock, config.sessions(),
+                ended -> {
+                    try {
+                        audit.append(auditor.sessionEnded(ended.id(), ended.tenant(), ended.reason()));
+                    } catch (dev.enclavekms.audit.AuditUnavailableException e) {
+                        // The key is already gone: the end happened, only its record is missing.
+                        LOG.log(System.Logger.Level.ERROR, "session " + ended.id() + " " + ended.reason()
+                                + " but the audit log cannot record it: " + e.getMessage());
+                    }
+                });
     }
 
     /**
@@ -298,6 +338,7 @@ public final class Daemon implements AutoCloseable {
         server.shutdown(drain);
         audit.close(); // needs the enclave for the stop checkpoint
         scheduler.close();
+        if (sessions != null) sessions.close(); // zeroes the data keys held in memory
         registry.close();
         enclave.close();
         try {

@@ -17,7 +17,25 @@ import java.util.Set;
  * that a typo never silently falls back to a default.
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
-                           ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit) {
+                           ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
+                           dev.enclavekms.service.KeySessions.Limits sessions) {
+
+    /** With the default session limits. */
+    public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
+                        ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit) {
+        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy, socketGroup, audit,
+                dev.enclavekms.service.KeySessions.Limits.DEFAULT);
+    }
+
+    /** Where session keys and material live (docs/sessions.md): {@code sessions/} beside the registry. */
+    public Path sessionsDir() {
+        return registry.toAbsolutePath().getParent().resolve("sessions");
+    }
+
+    public DaemonConfig withSessions(dev.enclavekms.service.KeySessions.Limits l) {
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
+                socketGroup, audit, l);
+    }
 
     /**
      * Without a policy file (the built-in policy, docs/policy.md) and with the socket in the
@@ -52,11 +70,12 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withAudit(Audit a) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, a);
+                socketGroup, a, sessions);
     }
 
     public DaemonConfig withLifecycle(Lifecycle l) {
-        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup, audit);
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup, audit,
+                sessions);
     }
 
     /**
@@ -76,7 +95,8 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             "pkcs11.pin-credential",
             "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
-            "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds");
+            "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds",
+            "sessions.max-ttl-seconds", "sessions.max-session-bytes");
 
     public static DaemonConfig load(Path file) throws IOException {
         return load(file, System.getenv("CREDENTIALS_DIRECTORY"));
@@ -139,6 +159,18 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": invalid audit setting: " + e.getMessage());
         }
+        dev.enclavekms.service.KeySessions.Limits sessions = dev.enclavekms.service.KeySessions.Limits.DEFAULT;
+        try {
+            if (p.containsKey("sessions.max-ttl-seconds")) {
+                sessions = sessions.withMaxTtl(Duration.ofSeconds(
+                        Long.parseLong(p.getProperty("sessions.max-ttl-seconds").trim())));
+            }
+            if (p.containsKey("sessions.max-session-bytes")) {
+                sessions = sessions.withMaxSessionBytes(Long.parseLong(p.getProperty("sessions.max-session-bytes").trim()));
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": invalid sessions setting: " + e.getMessage());
+        }
         return new DaemonConfig(
                 Path.of(required(p, file, "pkcs11.module")),
                 required(p, file, "pkcs11.token-label"),
@@ -148,7 +180,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
                 limits, lifecycle,
                 p.containsKey("policy") ? Path.of(required(p, file, "policy")) : null,
                 p.containsKey("socket.group") ? required(p, file, "socket.group") : null,
-                audit);
+                audit, sessions);
     }
 
     /**

@@ -82,6 +82,18 @@ final class ErrorMapping {
                 p.put("problems", problems);
                 yield "PolicyInvalid";
             }
+            case KmsError.SessionNotFound x -> {
+                p.put("session", x.session());
+                yield "SessionNotFound";
+            }
+            case KmsError.SessionMaterialNotFound x -> {
+                p.put("name", x.name());
+                yield "SessionMaterialNotFound";
+            }
+            case KmsError.SessionLimitExceeded x -> {
+                p.put("limit", x.limit());
+                yield "SessionLimitExceeded";
+            }
             case KmsError.DecryptionFailed x -> "DecryptionFailed";
             case KmsError.EnclaveUnavailable x -> "EnclaveUnavailable";
             case KmsError.AuditUnavailable x -> "AuditUnavailable";

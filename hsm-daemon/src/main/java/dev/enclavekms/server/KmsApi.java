@@ -64,6 +64,7 @@ public final class KmsApi {
     private final Instant started;
     private final String version;
     private AuditMethods audit;
+    private dev.enclavekms.service.KeySessions sessions;
 
     /** Where a connection's {@link Identity} is kept in {@link Call#session()}. */
     public static final String SESSION_IDENTITY = "policy.identity";
@@ -89,6 +90,17 @@ public final class KmsApi {
     public KmsApi withAudit(dev.enclavekms.audit.AuditLog log, dev.enclavekms.audit.AuditKeys keys) {
         this.audit = new AuditMethods(log, keys);
         return this;
+    }
+
+    /** Ephemeral key sessions (docs/sessions.md); set before the interfaces are built. */
+    public KmsApi withSessions(dev.enclavekms.service.KeySessions sessions) {
+        this.sessions = sessions;
+        return this;
+    }
+
+    private dev.enclavekms.service.KeySessions sessions() throws KmsError {
+        if (sessions == null) throw new KmsError.Internal("this daemon has no session store", null);
+        return sessions;
     }
 
     private AuditMethods audit() throws KmsError {
@@ -173,6 +185,13 @@ public final class KmsApi {
                 .method("GetPublicKeys", op(KMS, this::getPublicKeys))
                 .method("ReEncrypt", op(KMS, this::reEncrypt))
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
+                .method("OpenSession", op(KMS, this::openSession))
+                .method("PutSessionMaterial", op(KMS, this::putSessionMaterial))
+                .method("GetSessionMaterial", op(KMS, this::getSessionMaterial))
+                .method("CloseSession", op(KMS, (c, caller) -> {
+                    sessions().close(caller, sessionId(c.parameters()));
+                    return Map.of();
+                }))
                 .method("Status", op(KMS, (c, caller) -> status(caller)))
                 .method("Authenticate", op(KMS, this::authenticate))
                 .method("WatchRevocations", watchRevocations())
@@ -208,6 +227,13 @@ public final class KmsApi {
                 .method("RevokeToken", op(ADMIN, (c, caller) -> Map.of("info",
                         tokenInfo(tokens.revoke(caller, c.parameters().string("id", 64))))))
                 .method("ReloadPolicy", op(ADMIN, (c, caller) -> reloadPolicy()))
+                .method("RevokeSessions", op(ADMIN, (c, caller) -> {
+                    String tenant = c.parameters().string("tenant", 128);
+                    Map<String, Object> r = new LinkedHashMap<>();
+                    r.put("tenant", tenant);
+                    r.put("revoked", (long) sessions().revoke(caller, tenant));
+                    return r;
+                }))
                 .method("ExplainPolicy", op(ADMIN, this::explainPolicy))
                 .method("AuditPublicKey", op(ADMIN, (c, caller) -> audit().publicKey()))
                 .method("AuditHmac", op(ADMIN, (c, caller) -> audit().hmac(c.parameters())))
@@ -403,6 +429,72 @@ public final class KmsApi {
         r.put("orphans", health.orphans());
         r.put("missing", health.missing());
         return r;
+    }
+
+    // ------------------------------------------------------------------ sessions
+
+    /** Longer than any id: a malformed one still gets SessionNotFound, like a missing one. */
+    private static String sessionId(Params p) throws VarlinkError {
+        return p.string("session", 256);
+    }
+
+    private Map<String, Object> openSession(Call c, Caller caller) throws KmsError, VarlinkError {
+        Long ttl = c.parameters().optInteger("ttl_seconds", 1, Integer.MAX_VALUE);
+        dev.enclavekms.service.KeySessions.Opened o = sessions().open(caller, ttl == null ? null : Duration.ofSeconds(ttl));
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("session", o.id());
+        r.put("tenant", o.tenant());
+        r.put("expires", o.expires().toString());
+        r.put("ttl_seconds", o.ttlSeconds());
+        return r;
+    }
+
+    private Map<String, Object> putSessionMaterial(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        String id = sessionId(p);
+        String name = p.string("name", dev.enclavekms.service.KeySessions.MAX_NAME);
+        long offset = p.integer("offset", 0, Long.MAX_VALUE);
+        boolean last = p.bool("final", false);
+        byte[] data = p.bytes("data", dev.enclavekms.service.KeySessions.MAX_CHUNK_BYTES);
+        try {
+            dev.enclavekms.service.KeySessions.Stored s = sessions().put(caller, id, name, data, offset, last);
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("name", s.name());
+            r.put("size", s.size());
+            r.put("final", s.sealed());
+            return r;
+        } finally {
+            Arrays.fill(data, (byte) 0);
+        }
+    }
+
+    /**
+     * One reply per stored chunk, each decrypted just before it is sent: memory stays at a
+     * chunk or two whatever the blob's size. The last chunk is the final reply.
+     */
+    private Map<String, Object> getSessionMaterial(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        String name = p.string("name", dev.enclavekms.service.KeySessions.MAX_NAME);
+        try (dev.enclavekms.service.KeySessions.MaterialReader reader = sessions().read(caller, sessionId(p), name)) {
+            while (true) {
+                long offset = reader.offset();
+                byte[] chunk = reader.next();
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put("name", name);
+                r.put("data", B64.encodeToString(chunk));
+                r.put("offset", offset);
+                r.put("size", reader.size());
+                Arrays.fill(chunk, (byte) 0);
+                if (!reader.hasNext()) {
+                    return r;
+                }
+                try {
+                    c.replyMore(r);
+                } catch (IOException e) {
+                    throw new KmsError.Internal("the caller went away during GetSessionMaterial", e);
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ Admin

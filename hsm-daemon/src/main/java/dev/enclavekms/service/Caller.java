@@ -172,6 +172,19 @@ public final class Caller {
         return t;
     }
 
+    /**
+     * Admits an act on all of {@code tenant}'s sessions (RevokeSessions): the caller's own
+     * tenant, or any with a grant that acts on all tenants.
+     */
+    public void requireTenant(String tenant) throws KmsError.PermissionDenied {
+        if (isSystem()) return;
+        Decision d = require(policy.decide(identity, Request.method(method)));
+        if (!d.allTenants() && !tenant.equals(this.tenant)) {
+            throw new KmsError.PermissionDenied(identity.describe() + " (tenant " + this.tenant + ") may not act on"
+                    + " the sessions of tenant " + tenant + ": that needs a grant with all_tenants: true");
+        }
+    }
+
     /** Whether ListTokens shows, and RevokeToken may revoke, this token. */
     public boolean sees(TokenRecord token) {
         if (isSystem()) return true;

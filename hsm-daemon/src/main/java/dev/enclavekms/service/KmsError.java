@@ -202,6 +202,51 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
     }
 
     /** One generic message whatever went wrong, so a failure reveals nothing about the data. */
+    /**
+     * No such session, or the caller may not know of it: a session of another tenant, an
+     * expired, closed or revoked one all get this very message.
+     */
+    public static final class SessionNotFound extends CallerError {
+        private final String session;
+
+        public SessionNotFound(String session) {
+            super("no session '" + session + "'");
+            this.session = session;
+        }
+
+        public String session() {
+            return session;
+        }
+    }
+
+    /** The session has no sealed material of that name (never put, or not yet final). */
+    public static final class SessionMaterialNotFound extends CallerError {
+        private final String name;
+
+        public SessionMaterialNotFound(String name, String message) {
+            super(message);
+            this.name = name;
+        }
+
+        public String name() {
+            return name;
+        }
+    }
+
+    /** A configured session limit (size, count) would be exceeded; the message names it. */
+    public static final class SessionLimitExceeded extends CallerError {
+        private final long limit;
+
+        public SessionLimitExceeded(long limit, String message) {
+            super(message);
+            this.limit = limit;
+        }
+
+        public long limit() {
+            return limit;
+        }
+    }
+
     public static final class DecryptionFailed extends CallerError {
         public DecryptionFailed() {
             super("decryption failed: the ciphertext is malformed, was modified, or the context differs");

@@ -49,6 +49,39 @@ class CallAuditorTest {
     }
 
     @Test
+    void sessionCalls_idNameOffsetSize_neverTheMaterial() throws Exception {
+        String id = "0123456789abcdef0123456789abcdef0123456789abcdef";
+        String data = "ZXZhbHVhdGlvbi1rZXktYnl0ZXM=";
+        Map<String, Object> put = record(KMS + "PutSessionMaterial",
+                map("session", id, "name", "evk", "data", data, "offset", 1024L, "final", true),
+                map("name", "evk", "size", 1044L, "final", true), null);
+        assertEquals(map("type", "call", "user", "alice", "group", "inference", "conn", 7L,
+                "method", KMS + "PutSessionMaterial", "session", id, "material", "evk", "offset", 1024L,
+                "final", true, "size", 1044L, "outcome", "ok"), put);
+        Map<String, Object> get = record(KMS + "GetSessionMaterial", map("session", id, "name", "evk"),
+                map("name", "evk", "data", data, "offset", 0L, "size", 1044L), null);
+        assertEquals(1044L, get.get("size"));
+        Map<String, Object> open = record(KMS + "OpenSession", map("ttl_seconds", 60L),
+                map("session", id, "tenant", "acme", "expires", "2026-01-01T00:00:00Z", "ttl_seconds", 60L), null);
+        assertEquals(id, open.get("session"));
+        Map<String, Object> revoke = record(ADMIN + "RevokeSessions", map("tenant", "acme"),
+                map("tenant", "acme", "revoked", 3L), null);
+        assertEquals("acme", revoke.get("sessions_tenant"));
+        assertEquals(3L, revoke.get("revoked"));
+        for (Map<String, Object> r : List.of(put, get, open, revoke)) {
+            String text = CanonicalJson.write(r);
+            assertFalse(text.contains(data), text);
+            assertFalse(text.contains("\"data\""), text);
+        }
+        // Whatever a caller sends as a session id, only a real id is shown in clear.
+        String junk = "pasted secret, not an id";
+        assertEquals(hasher.hmac(junk), record(KMS + "CloseSession", map("session", junk), null,
+                KMS + "SessionNotFound").get("session"));
+        Map<String, Object> ended = auditor.sessionEnded(id, "acme", "expired");
+        assertEquals(map("type", "session", "session", id, "tenant", "acme", "event", "expired"), ended);
+    }
+
+    @Test
     void decryptBatch_countsOnly() throws Exception {
         Map<String, Object> r = record(KMS + "DecryptBatch", map("ciphertexts", List.of("AAEC", "AAED")),
                 map("results", List.of(map("plaintext", "c2VjcmV0", "key", "k", "version", 1L),

@@ -706,7 +706,10 @@ class KmsClientWireTest {
             Map.entry("KeyAlreadyExists", KeyAlreadyExistsException.class),
             Map.entry("KeyVersionDestroyed", KeyVersionDestroyedException.class),
             Map.entry("InvalidStateTransition", InvalidStateTransitionException.class),
-            Map.entry("PolicyInvalid", PolicyInvalidException.class));
+            Map.entry("PolicyInvalid", PolicyInvalidException.class),
+            Map.entry("SessionNotFound", SessionNotFoundException.class),
+            Map.entry("SessionMaterialNotFound", SessionMaterialNotFoundException.class),
+            Map.entry("SessionLimitExceeded", SessionLimitExceededException.class));
 
     private static final Map<Class<?>, Function<KmsException, Object>> ACCESSORS = Map.of(
             InvalidParameterException.class, e -> ((InvalidParameterException) e).parameter(),
