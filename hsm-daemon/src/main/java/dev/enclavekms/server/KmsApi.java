@@ -119,6 +119,16 @@ public final class KmsApi {
                 .offloaded();
     }
 
+    private dev.enclavekms.server.varlink.MethodHandler.Streaming streamingOp(String iface, Operation o) {
+        return call -> {
+            try {
+                return o.run(call, admit(call));
+            } catch (KmsError e) {
+                throw ErrorMapping.toVarlink(iface, e);
+            }
+        };
+    }
+
     private dev.enclavekms.server.varlink.MethodHandler op(String iface, Operation o) {
         return call -> {
             try {
@@ -187,7 +197,9 @@ public final class KmsApi {
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
                 .method("OpenSession", op(KMS, this::openSession))
                 .method("PutSessionMaterial", op(KMS, this::putSessionMaterial))
-                .method("GetSessionMaterial", op(KMS, this::getSessionMaterial))
+                // A stream that may outlast the call timeout (hundreds of MiB): on the
+                // connection's thread, after one short device call to unwrap the session key.
+                .method("GetSessionMaterial", streamingOp(KMS, this::getSessionMaterial))
                 .method("CloseSession", op(KMS, (c, caller) -> {
                     sessions().close(caller, sessionId(c.parameters()));
                     return Map.of();

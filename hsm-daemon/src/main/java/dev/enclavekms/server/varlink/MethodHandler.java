@@ -16,8 +16,9 @@ public interface MethodHandler {
     /**
      * A handler that may run for as long as its connection: a {@code more} call that streams
      * events. It runs on the connection's own (virtual) thread even in an offloaded
-     * interface, so neither the call timeout nor a worker bounds it; it must not call into
-     * the device, and it ends when {@link Call#closing()} turns true.
+     * interface, so neither the call timeout nor a worker bounds it. It may make a short
+     * device call before it streams (pinning its carrier for that long), never one per
+     * reply; a long-lived stream ends when {@link Call#closing()} turns true.
      */
     @FunctionalInterface
     interface Streaming extends MethodHandler {
