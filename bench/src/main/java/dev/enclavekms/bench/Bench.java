@@ -266,6 +266,7 @@ public final class Bench {
                     add(m.row("decrypt_batch_10k", "direct", threads, 1));
                 }
                 runProcess(dev, module, label, pinFile, p256, digest);
+                runP11Kit(cfg, p256, digest);
             } finally {
                 for (ObjectId id : List.of(aes, p256, ed)) enclave.destroy(id);
             }
@@ -275,7 +276,58 @@ public final class Bench {
         add(Row.unsupported("generate_data_key", "p11-kit", why + "AES-GCM"));
         add(Row.unsupported("encrypt_1k", "p11-kit", why + "AES-GCM"));
         add(Row.unsupported("sign_ed25519", "p11-kit", why + "EdDSA"));
-        add(Row.noNumbers("sign_p256", "p11-kit", "supported by p11-kit, not measured yet (first slice)"));
+    }
+
+    /**
+     * ECDSA through {@code p11-kit server} and {@code p11-kit-client.so}: the same
+     * Pkcs11Enclave code, loaded on the client module, against the same token and key.
+     * bench/run exports P11_KIT_SERVER_ADDRESS (the client module reads it from the
+     * environment, which a JVM cannot set for itself).
+     */
+    private void runP11Kit(Pkcs11Config cfg, ObjectId key, byte[] digest) throws Exception {
+        String address = System.getenv("P11_KIT_SERVER_ADDRESS");
+        Path client = Path.of("/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so");
+        if (address == null || !address.startsWith("unix:path=") || !Files.exists(client)) {
+            add(Row.noNumbers("sign_p256", "p11-kit", "not measured: no P11_KIT_SERVER_ADDRESS or no " + client));
+            return;
+        }
+        Path sock = Path.of(address.substring("unix:path=".length()));
+        Files.deleteIfExists(sock);
+        Path log = out.resolve("p11-kit-server.log");
+        Process server = new ProcessBuilder("p11-kit", "server", "-f", "-n", sock.toString(), "--provider",
+                cfg.library().toString(), "pkcs11:token=" + cfg.tokenLabel())
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (!Files.exists(sock)) {
+                if (!server.isAlive() || System.nanoTime() > deadline) {
+                    throw new IllegalStateException("p11-kit server did not start: " + Files.readString(log));
+                }
+                Thread.sleep(10);
+            }
+            try (Pkcs11Enclave remote = Pkcs11Enclave.open(cfg.withLibrary(client))) {
+                for (int threads : new int[] {1, 2}) {
+                    Direct.Op op = (t, i) -> {
+                        remote.sign(key, KeyAlgorithm.EC_P256_SHA256, digest);
+                        return 1;
+                    };
+                    Measure m = new Measure();
+                    Direct.run(threads, op, warmS, 0, new Histogram(3_600_000_000_000L, 3));
+                    for (int r = 0; r < reps; r++) {
+                        Histogram h = new Histogram(3_600_000_000_000L, 3);
+                        m.add(Direct.run(threads, op, repS, 0, h), h);
+                    }
+                    m.note = "Pkcs11Enclave on p11-kit-client.so -> p11-kit server -> SoftHSM";
+                    add(m.row("sign_p256", "p11-kit", threads, 1));
+                }
+            }
+        } catch (Exception e) {
+            add(Row.noNumbers("sign_p256", "p11-kit", "not measured: " + e.getMessage()));
+        } finally {
+            server.destroy();
+            server.waitFor(10, TimeUnit.SECONDS);
+            Files.deleteIfExists(sock);
+        }
     }
 
     /** pkcs11-tool --sign, one process per signature: what provisioning scripts do. */
