@@ -82,7 +82,9 @@ public final class Bench {
         header.put("jdk", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
         header.put("repetitions", reps + " × " + repS + " s after " + warmS + " s warm-up (batch: " + reps
                 + " calls after 1); ops/s = median, spread = min–max");
-        Path state = out.resolve("state");
+        String stateEnv = System.getenv("BENCH_STATE_DIR");
+        Path state = stateEnv == null || stateEnv.isBlank() ? out.resolve("state") : Path.of(stateEnv);
+        header.put("daemon state (token, registry, audit log)", state + " on " + fsType(state));
         Map<String, Object> dev;
         Process daemon = startDaemon(state);
         try {
@@ -389,6 +391,25 @@ public final class Bench {
 
     private static String b64(byte[] b) {
         return Base64.getEncoder().encodeToString(b);
+    }
+
+    /** The file system type of the mount holding {@code p} (from /proc/mounts), for the report. */
+    private static String fsType(Path p) {
+        try {
+            Path abs = p.toAbsolutePath().normalize();
+            String best = "";
+            String type = "?";
+            for (String line : Files.readAllLines(Path.of("/proc/mounts"))) {
+                String[] f = line.split(" ");
+                if (f.length > 2 && abs.startsWith(f[1]) && f[1].length() >= best.length()) {
+                    best = f[1];
+                    type = f[2] + " (" + f[0] + ")";
+                }
+            }
+            return type;
+        } catch (Exception e) {
+            return "?";
+        }
     }
 
     private static String loadAvg() {
