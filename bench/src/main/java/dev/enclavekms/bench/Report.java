@@ -1,0 +1,99 @@
+package dev.enclavekms.bench;
+
+import dev.enclavekms.json.Json;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/** Writes the rows as {@code latest.json} and a Markdown table with daemon/direct ratios. */
+public final class Report {
+    private Report() {
+    }
+
+    public static String json(List<Row> rows) {
+        List<Object> out = new ArrayList<>();
+        for (Row r : rows) out.add(r.toJson());
+        StringBuilder sb = new StringBuilder("[\n");
+        for (int i = 0; i < out.size(); i++) {
+            sb.append("  ").append(Json.write(out.get(i))).append(i + 1 < out.size() ? ",\n" : "\n");
+        }
+        return sb.append("]\n").toString();
+    }
+
+    public static String markdown(List<Row> rows, Map<String, String> header) {
+        StringBuilder sb = new StringBuilder("# enclave-kms benchmark\n\n");
+        header.forEach((k, v) -> sb.append("- ").append(k).append(": ").append(v).append('\n'));
+        sb.append("\n## Summary: best throughput and single-call latency per operation\n\n");
+        sb.append("| operation | daemon best ops/s (conn×depth) | direct best ops/s (threads) | daemon/direct | "
+                + "daemon p50 µs (1×1) | direct p50 µs (1 thread) | floor p50 µs | p50 gap − floor µs |\n");
+        sb.append("|---|---|---|---|---|---|---|---|\n");
+        Row floor1 = find(rows, "status", "floor", 1, 1);
+        Set<String> ops = new LinkedHashSet<>();
+        for (Row r : rows) if (!r.operation().equals("status")) ops.add(r.operation());
+        for (String op : ops) {
+            Row d = best(rows, op, "daemon");
+            Row x = best(rows, op, "direct");
+            Row d1 = find(rows, op, "daemon", 1, 1);
+            Row x1 = find(rows, op, "direct", 1, 1);
+            if (d == null && x == null) continue;
+            String gap = d1 != null && x1 != null && floor1 != null
+                    ? f(d1.p50Us() - x1.p50Us() - floor1.p50Us()) : "–";
+            sb.append("| ").append(op)
+                    .append(" | ").append(d == null ? "–" : f(d.opsPerS()) + " (" + d.connections() + "×" + d.depth() + ")")
+                    .append(" | ").append(x == null ? "–" : f(x.opsPerS()) + " (" + x.connections() + ")")
+                    .append(" | ").append(d != null && x != null ? String.format(Locale.ROOT, "%.2f", d.opsPerS() / x.opsPerS()) : "–")
+                    .append(" | ").append(d1 == null ? "–" : f(d1.p50Us()))
+                    .append(" | ").append(x1 == null ? "–" : f(x1.p50Us()))
+                    .append(" | ").append(floor1 == null ? "–" : f(floor1.p50Us()))
+                    .append(" | ").append(gap).append(" |\n");
+        }
+        sb.append("\n## All rows\n\n");
+        sb.append("| operation | system | conn | depth | ops/s (median) | spread min–max | p50 µs | p99 µs | p99.9 µs | reps | note |\n");
+        sb.append("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (Row r : rows) {
+            sb.append("| ").append(r.operation()).append(" | ").append(r.system())
+                    .append(" | ").append(r.connections()).append(" | ").append(r.depth())
+                    .append(" | ").append(f(r.opsPerS()))
+                    .append(" | ").append(r.supported() ? f(r.opsPerSMin()) + "–" + f(r.opsPerSMax()) : "–")
+                    .append(" | ").append(f(r.p50Us())).append(" | ").append(f(r.p99Us()))
+                    .append(" | ").append(f(r.p999Us())).append(" | ").append(r.repetitions())
+                    .append(" | ").append(r.note() == null ? "" : r.note()).append(" |\n");
+        }
+        return sb.toString();
+    }
+
+    public static void write(Path dir, List<Row> rows, Map<String, String> header) throws IOException {
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("latest.json"), json(rows));
+        Files.writeString(dir.resolve("latest.md"), markdown(rows, header));
+    }
+
+    static Row best(List<Row> rows, String op, String system) {
+        Row best = null;
+        for (Row r : rows) {
+            if (r.operation().equals(op) && r.system().equals(system) && r.supported()
+                    && (best == null || r.opsPerS() > best.opsPerS())) best = r;
+        }
+        return best;
+    }
+
+    static Row find(List<Row> rows, String op, String system, int conns, int depth) {
+        for (Row r : rows) {
+            if (r.operation().equals(op) && r.system().equals(system) && r.connections() == conns
+                    && r.depth() == depth && r.supported()) return r;
+        }
+        return null;
+    }
+
+    static String f(double d) {
+        if (Double.isNaN(d)) return "–";
+        return Math.abs(d) >= 100 ? String.format(Locale.ROOT, "%.0f", d) : String.format(Locale.ROOT, "%.1f", d);
+    }
+}

@@ -1,0 +1,53 @@
+package dev.enclavekms.bench;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * One line of {@code bench/results/latest.json}: an operation on one system at one
+ * concurrency. {@code opsPerS} is the median over the repetitions, {@code opsPerSMin}
+ * and {@code opsPerSMax} their spread; latencies come from the histogram of all
+ * repetitions together. For {@code decrypt_batch_10k} ops are data keys, latency is per call.
+ */
+public record Row(String operation, String system, int connections, int depth, double opsPerS,
+                  double p50Us, double p99Us, double p999Us, double opsPerSMin, double opsPerSMax,
+                  int repetitions, long samples, String note) {
+
+    /** A system that cannot do the operation (e.g. p11-kit without AES-GCM): no numbers. */
+    public static Row unsupported(String operation, String system, String why) {
+        return noNumbers(operation, system, "unsupported: " + why);
+    }
+
+    /** A row without numbers, with the reason in {@code note}. */
+    public static Row noNumbers(String operation, String system, String note) {
+        return new Row(operation, system, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
+                Double.NaN, Double.NaN, 0, 0, note);
+    }
+
+    public boolean supported() {
+        return !Double.isNaN(opsPerS);
+    }
+
+    Map<String, Object> toJson() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("operation", operation);
+        m.put("system", system);
+        m.put("connections", connections);
+        m.put("depth", depth);
+        m.put("ops_per_s", num(opsPerS));
+        m.put("p50_us", num(p50Us));
+        m.put("p99_us", num(p99Us));
+        m.put("p999_us", num(p999Us));
+        m.put("ops_per_s_min", num(opsPerSMin));
+        m.put("ops_per_s_max", num(opsPerSMax));
+        m.put("repetitions", repetitions);
+        m.put("samples", samples);
+        if (note != null) m.put("note", note);
+        return m;
+    }
+
+    private static Object num(double d) {
+        if (Double.isNaN(d) || Double.isInfinite(d)) return null;
+        return Math.round(d * 10) / 10.0;
+    }
+}
