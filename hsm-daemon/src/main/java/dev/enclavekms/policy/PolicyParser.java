@@ -226,7 +226,7 @@ public final class PolicyParser {
         if (node instanceof ScalarNode s && s.getTag().equals(Tag.NULL)) {
             f = Map.of(); // "acme:" alone: a tenant with no members, prefixes or grants yet
         } else {
-            f = fields(node, where, List.of("key_prefixes", "members", "grants"));
+            f = fields(node, where, List.of("key_prefixes", "members", "grants", "session_max_ttl_seconds"));
             if (f == null) return null;
         }
         List<String> prefixes = new ArrayList<>();
@@ -268,7 +268,26 @@ public final class PolicyParser {
                 add(line(g), where + ": grants must be a list of grants (each item starting with '- name: ...')");
             }
         }
-        return new Tenant(name, line(keyNode), prefixes, members, grants);
+        java.time.Duration sessionMaxTtl = null;
+        Node ttl = f.get("session_max_ttl_seconds");
+        if (ttl != null) {
+            long max = dev.enclavekms.service.KeySessions.HARD_MAX_TTL.toSeconds();
+            long v = -1;
+            if (ttl instanceof ScalarNode s && s.getTag().equals(Tag.INT)) {
+                try {
+                    v = Long.parseLong(s.getValue());
+                } catch (NumberFormatException e) {
+                    v = -1;
+                }
+            }
+            if (v < 1 || v > max) {
+                add(line(ttl), where + ": session_max_ttl_seconds must be an integer from 1 to " + max
+                        + " (sessions never last longer than 4 hours)");
+            } else {
+                sessionMaxTtl = java.time.Duration.ofSeconds(v);
+            }
+        }
+        return new Tenant(name, line(keyNode), prefixes, members, grants, sessionMaxTtl);
     }
 
     private Grant grant(String tenant, Node node, Set<String> names) {

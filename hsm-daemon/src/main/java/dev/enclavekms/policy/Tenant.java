@@ -11,7 +11,13 @@ import java.util.List;
  *                    every name no other tenant claims (at most one tenant per policy)
  * @param members     the identities that belong to this tenant
  */
-public record Tenant(String name, int line, List<String> keyPrefixes, List<Principal> members, List<Grant> grants) {
+public record Tenant(String name, int line, List<String> keyPrefixes, List<Principal> members, List<Grant> grants,
+                     java.time.Duration sessionMaxTtl) {
+    /** A tenant without a session TTL limit of its own (the daemon's {@code sessions.max-ttl-seconds} applies). */
+    public Tenant(String name, int line, List<String> keyPrefixes, List<Principal> members, List<Grant> grants) {
+        this(name, line, keyPrefixes, members, grants, null);
+    }
+
     public Tenant {
         keyPrefixes = List.copyOf(keyPrefixes);
         members = List.copyOf(members);

@@ -170,11 +170,24 @@ public final class KeySessions {
 
     // ------------------------------------------------------------------ operations
 
-    /** Opens a session for the caller's tenant; {@code ttl} null for the default. */
+    /**
+     * Opens a session for the caller's tenant; {@code ttl} null for the default. The longest
+     * allowed is the daemon's {@code sessions.max-ttl-seconds}, or the tenant's
+     * {@code session_max_ttl_seconds} in the policy when that is shorter.
+     */
     public Opened open(Caller caller, Duration ttl) throws KmsError {
-        Duration t = ttl == null ? limits.defaultTtl() : ttl;
-        if (t.compareTo(limits.maxTtl()) > 0 || t.isNegative() || t.isZero()) {
-            throw new KmsError.InvalidParameter("ttl_seconds", "ttl_seconds must be 1.." + limits.maxTtl().toSeconds());
+        Duration max = limits.maxTtl();
+        String maxSource = "the daemon's sessions.max-ttl-seconds";
+        dev.enclavekms.policy.Tenant own = caller.tenant() == null || caller.policy() == null ? null
+                : caller.policy().tenant(caller.tenant());
+        if (own != null && own.sessionMaxTtl() != null && own.sessionMaxTtl().compareTo(max) < 0) {
+            max = own.sessionMaxTtl();
+            maxSource = "tenant " + own.name() + "'s session_max_ttl_seconds";
+        }
+        Duration t = ttl == null ? (limits.defaultTtl().compareTo(max) > 0 ? max : limits.defaultTtl()) : ttl;
+        if (t.compareTo(max) > 0 || t.isNegative() || t.isZero()) {
+            throw new KmsError.InvalidParameter("ttl_seconds", "ttl_seconds must be 1.." + max.toSeconds()
+                    + " (" + maxSource + ")");
         }
         String tenant = caller.tenant();
         if (tenant == null) {

@@ -57,6 +57,8 @@ class PolicyParserTest {
             new Case("version: 1\ntenants: {}\n", 2, "at least one tenant"),
             new Case("version: 1\ntenants: [a]\n", 2, "mapping of tenant names"),
             new Case("version: 1\ntenant:\n  a: {}\n", 2, "unknown key 'tenant'"),
+            new Case("version: 1\ntenants:\n  a:\n    session_max_ttl_seconds: 99999\n", 4, "session_max_ttl_seconds"),
+            new Case("version: 1\ntenants:\n  a:\n    session_max_ttl_seconds: soon\n", 4, "session_max_ttl_seconds"),
             new Case("version: 1\nversion: 1\ntenants:\n  a: {}\n", 2, "appears twice"),
             new Case("version: 1\ntenants:\n  Acme: {}\n", 3, "tenant names"),
             new Case("version: 1\ntenants:\n  a:\n    member: []\n", 4, "unknown key 'member'"),

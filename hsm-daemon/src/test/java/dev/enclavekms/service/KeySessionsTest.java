@@ -204,4 +204,26 @@ class KeySessionsTest {
         assertThrows(KmsError.SessionNotFound.class, () -> store(dir.resolve("ids")).close(caller, "../../keys"));
         assertThrows(KmsError.SessionNotFound.class, () -> store(dir.resolve("ids")).close(caller, "ab".repeat(24)));
     }
+
+    @Test
+    void tenantSessionMaxTtl_fromThePolicy_boundsOpenSession() throws Exception {
+        dev.enclavekms.policy.Policy policy = dev.enclavekms.policy.PolicyParser.parse("""
+                version: 1
+                tenants:
+                  acme:
+                    session_max_ttl_seconds: 600
+                    members: ["user:alice"]
+                    grants:
+                      - name: sessions
+                        methods: ["Kms.OpenSession"]
+                """, "test policy");
+        Caller alice = Caller.of(policy, dev.enclavekms.policy.Identity.unix("alice", "alice", null, null, 1),
+                "Kms.OpenSession");
+        KeySessions s = store(dir.resolve("sessions-ttl"));
+        assertEquals(600, s.open(alice, null).ttlSeconds(), "the default is cut to the tenant's maximum");
+        assertEquals(600, s.open(alice, java.time.Duration.ofSeconds(600)).ttlSeconds());
+        var e = org.junit.jupiter.api.Assertions.assertThrows(KmsError.InvalidParameter.class,
+                () -> s.open(alice, java.time.Duration.ofSeconds(601)));
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("session_max_ttl_seconds"), e.getMessage());
+    }
 }
