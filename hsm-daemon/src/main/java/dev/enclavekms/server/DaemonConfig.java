@@ -27,6 +27,11 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
                 dev.enclavekms.service.KeySessions.Limits.DEFAULT);
     }
 
+    /** Where CA certificates live (docs/tls.md): {@code ca/} beside the registry. */
+    public Path caDir() {
+        return registry.toAbsolutePath().getParent().resolve("ca");
+    }
+
     /** Where session keys and material live (docs/sessions.md): {@code sessions/} beside the registry. */
     public Path sessionsDir() {
         return registry.toAbsolutePath().getParent().resolve("sessions");
