@@ -59,8 +59,8 @@ import java.util.Set;
  * are 128 bits from the enclave's generator, and the signature is computed by the
  * enclave through {@link EnclaveContentSigner}.
  *
- * <p>Not yet: intermediates whose CSR goes to an external root, SAN patterns per grant
- * (every SAN a verified request names is signed today), revocation (docs/tls.md).
+ * <p>Each SAN must match a {@code san} pattern of a grant that allows the call (docs/policy.md).
+ * Not yet: intermediates whose CSR goes to an external root, revocation (docs/tls.md).
  */
 public final class CertificateAuthority {
     private static final System.Logger LOG = System.getLogger(CertificateAuthority.class.getName());
@@ -175,6 +175,12 @@ public final class CertificateAuthority {
         List<String> sanStrings = sanStrings(sans);
 
         KeyRecord key = caKey(keyName);
+        for (String san : sanStrings) {
+            if (!caller.mayRequestSan(key, san)) {
+                throw refused(KmsError.CertificateRefused.Reason.SAN_NOT_ALLOWED, "csr: the name " + san
+                        + " is not one the caller's grants allow (grant field san)");
+            }
+        }
         KeyVersion v = key.primary();
         if (v.state() != VersionState.ENABLED || health.refusal(v.objectId()).isPresent()) {
             throw new KmsError.KeyVersionUnusable(key.name(), v.version(), v.state().name(), "version " + v.version()

@@ -108,6 +108,51 @@ class CertificateIssuanceDaemonTest {
         }
     }
 
+    @Test
+    void sanPatternsOfTheGrant_decideWhichNamesACallerGetsSigned(@TempDir Path own) throws Exception {
+        Path policy = own.resolve("policy.yaml");
+        Files.writeString(policy, """
+                version: 1
+                tenants:
+                  ops:
+                    members: ["user:%s"]
+                    grants:
+                      - name: operators
+                        methods: ["Kms.*", "Admin.*"]
+                        keys: ["*"]
+                        all_tenants: true
+                        token_admin: true
+                  acme:
+                    key_prefixes: ["acme/"]
+                    members: ["token:acme-edge"]
+                    grants:
+                      - name: edge
+                        methods: ["Kms.IssueCertificate", "Kms.GetCaCertificates"]
+                        keys: ["acme/*"]
+                        san: ["DNS:*.acme.internal", "IP:10.1.*"]
+                """.formatted(System.getProperty("user.name")));
+        try (InProcessDaemon d = InProcessDaemon.start(own, "ca-san-policy", Clock.systemUTC(), policy);
+             KmsClient admin = d.client();
+             KmsClient edge = d.client()) {
+            admin.createKey("acme/edge-ca", "CERT_AUTHORITY");
+            edge.authenticate(admin.createToken("acme-edge", java.time.Duration.ofHours(1)).token());
+
+            IssuedCertificate ok = edge.issueCertificate("acme/edge-ca",
+                    csr("/CN=api", "subjectAltName=DNS:api.acme.internal,IP:10.1.2.3"), null, null);
+            assertEquals(List.of("DNS:api.acme.internal", "IP:10.1.2.3"), ok.sans());
+
+            var foreign = assertThrows(CertificateRefusedException.class, () -> edge.issueCertificate("acme/edge-ca",
+                    csr("/CN=api", "subjectAltName=DNS:api.acme.internal,DNS:login.bank.example"), null, null));
+            assertEquals("SAN_NOT_ALLOWED", foreign.reason());
+            assertTrue(foreign.getMessage().contains("DNS:login.bank.example"), foreign.getMessage());
+            // The operators' grant has no san patterns: it may sign certificates without names only.
+            var none = assertThrows(CertificateRefusedException.class, () -> admin.issueCertificate("acme/edge-ca",
+                    csr("/CN=api", "subjectAltName=DNS:api.acme.internal"), null, null));
+            assertEquals("SAN_NOT_ALLOWED", none.reason());
+            admin.issueCertificate("acme/edge-ca", csr("/CN=nameless", null), null, "client");
+        }
+    }
+
     private static String auditText() throws Exception {
         StringBuilder sb = new StringBuilder();
         for (Path p : AuditLog.logFiles(dir.resolve("audit"))) {
