@@ -181,6 +181,14 @@ public final class CertificateAuthority {
                         + " is not one the caller's grants allow (grant field san)");
             }
         }
+        // Legacy clients still match host names against the subject's CN: a CN that looks
+        // like a host name or address is held to the same san patterns as a SAN.
+        for (String cn : hostLikeCommonNames(request.getSubject())) {
+            if (!caller.mayRequestSan(key, cn)) {
+                throw refused(KmsError.CertificateRefused.Reason.SAN_NOT_ALLOWED, "csr: the subject's CN ("
+                        + cn + ") is not a name the caller's grants allow (grant field san)");
+            }
+        }
         KeyVersion v = key.primary();
         if (v.state() != VersionState.ENABLED || health.refusal(v.objectId()).isPresent()) {
             throw new KmsError.KeyVersionUnusable(key.name(), v.version(), v.state().name(), "version " + v.version()
@@ -306,6 +314,22 @@ public final class CertificateAuthority {
             }
         }
         return names;
+    }
+
+    /** CNs containing a '.' or ':' as {@code DNS:cn} or {@code IP:cn}; other CNs (user names) are not names of hosts. */
+    static List<String> hostLikeCommonNames(X500Name subject) {
+        List<String> out = new ArrayList<>();
+        for (var rdn : subject.getRDNs(BCStyle.CN)) {
+            for (var atv : rdn.getTypesAndValues()) {
+                String cn = org.bouncycastle.asn1.x500.style.IETFUtils.valueToString(atv.getValue());
+                if (cn.matches("[0-9.]+") || cn.contains(":")) {
+                    out.add("IP:" + cn);
+                } else if (cn.contains(".")) {
+                    out.add("DNS:" + cn);
+                }
+            }
+        }
+        return out;
     }
 
     private static List<String> sanStrings(GeneralNames names) throws KmsError {

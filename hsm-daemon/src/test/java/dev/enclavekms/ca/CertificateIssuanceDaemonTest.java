@@ -145,6 +145,13 @@ class CertificateIssuanceDaemonTest {
                     csr("/CN=api", "subjectAltName=DNS:api.acme.internal,DNS:login.bank.example"), null, null));
             assertEquals("SAN_NOT_ALLOWED", foreign.reason());
             assertTrue(foreign.getMessage().contains("DNS:login.bank.example"), foreign.getMessage());
+            // A host name in the CN is held to the same patterns (legacy clients still match it).
+            var cn = assertThrows(CertificateRefusedException.class, () -> edge.issueCertificate("acme/edge-ca",
+                    csr("/CN=login.bank.example", "subjectAltName=DNS:api.acme.internal"), null, null));
+            assertEquals("SAN_NOT_ALLOWED", cn.reason());
+            assertTrue(cn.getMessage().contains("CN (DNS:login.bank.example)"), cn.getMessage());
+            edge.issueCertificate("acme/edge-ca", csr("/CN=api.acme.internal", "subjectAltName=DNS:api.acme.internal"),
+                    null, null);
             // The operators' grant has no san patterns: it may sign certificates without names only.
             var none = assertThrows(CertificateRefusedException.class, () -> admin.issueCertificate("acme/edge-ca",
                     csr("/CN=api", "subjectAltName=DNS:api.acme.internal"), null, null));
