@@ -353,6 +353,44 @@ public final class KmsClient implements AutoCloseable {
     }
 
     /**
+     * The CA certificates of every verifiable version (ENABLED or PENDING) of a
+     * CERT_AUTHORITY key ({@code Kms.GetCaCertificates}): what relying parties should trust.
+     *
+     * @throws InvalidKeyUsageException the key is not a CERT_AUTHORITY key
+     * @throws KmsException             any other error of the IDL
+     */
+    public CaCertificates getCaCertificates(String key) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "GetCaCertificates", "key", key);
+        List<CaCertificates.Version> versions = new ArrayList<>();
+        for (Reply v : r.objects("certificates")) {
+            versions.add(new CaCertificates.Version(v.int32("version"), v.string("state"), v.bool("primary"),
+                    v.string("pem")));
+        }
+        return new CaCertificates(r.string("key"), r.string("algorithm"), versions, r.string("pem"));
+    }
+
+    /**
+     * Has a CERT_AUTHORITY key sign a PKCS#10 request ({@code Kms.IssueCertificate}).
+     *
+     * @param csr        the request, PEM
+     * @param ttlSeconds validity in seconds, or null for the daemon's default (24 h)
+     * @param profile    "server", "client" or "both", or null for server
+     * @throws CertificateRefusedException the request was refused; {@link CertificateRefusedException#reason()} says why
+     * @throws KmsException                any other error of the IDL
+     */
+    public IssuedCertificate issueCertificate(String key, String csr, Long ttlSeconds, String profile)
+            throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(csr, "csr");
+        Reply r = call(KMS + "IssueCertificate", "key", key, "csr", csr, "ttl_seconds", ttlSeconds, "profile", profile);
+        return new IssuedCertificate(r.string("key"), r.int32("version"), r.string("certificate"),
+                r.string("ca_certificate"), r.string("serial"), r.string("subject"), r.strings("sans"),
+                java.time.Instant.parse(r.string("not_before")), java.time.Instant.parse(r.string("not_after")),
+                r.string("profile"));
+    }
+
+    /**
      * Moves an envelope to the primary version of the key it names
      * ({@code Kms.ReEncrypt}); the plaintext never leaves the daemon. The new envelope is
      * bound to the same context.

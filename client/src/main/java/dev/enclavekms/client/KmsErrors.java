@@ -53,6 +53,7 @@ final class KmsErrors {
                 case "SessionNotFound" -> new SessionNotFoundException(error, parameters);
                 case "SessionMaterialNotFound" -> new SessionMaterialNotFoundException(error, parameters);
                 case "SessionLimitExceeded" -> new SessionLimitExceededException(error, parameters);
+                case "CertificateRefused" -> new CertificateRefusedException(error, parameters);
                 default -> new KmsException(error, parameters);
             };
         }

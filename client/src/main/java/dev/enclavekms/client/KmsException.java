@@ -23,7 +23,7 @@ public sealed class KmsException extends Exception
         InvalidRequestException, RequestTooLargeException, TooManyConnectionsException,
         KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException,
         PolicyInvalidException, AuditUnavailableException, SessionNotFoundException,
-        SessionMaterialNotFoundException, SessionLimitExceededException {
+        SessionMaterialNotFoundException, SessionLimitExceededException, CertificateRefusedException {
 
     private final String error;
     private final Map<String, Object> parameters;

@@ -43,6 +43,7 @@ public final class CallAuditor {
     private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9._:@/-]{1,128}");
     private static final Pattern METHOD = Pattern.compile("[A-Za-z0-9_.]{1,255}");
     private static final Pattern SESSION_ID = Pattern.compile("[0-9a-f]{48}");
+    private static final Pattern CERTIFICATE_TEXT = Pattern.compile("[\\x20-\\x7e]{1,1024}");
 
     /** How one allowed value is recorded. */
     enum Kind {
@@ -57,7 +58,14 @@ public final class CallAuditor {
         /** A session id: in clear when it is one (48 hex digits), else HMAC'd. */
         SESSION,
         /** A tenant name or similar identifier: in clear when well-formed, else HMAC'd. */
-        IDENTIFIER
+        IDENTIFIER,
+        /**
+         * A fact of a certificate the CA issued (subject, serial, expiry): public by nature
+         * and the point of the record, so in clear when printable and short, else HMAC'd.
+         */
+        CERTIFICATE_TEXT,
+        /** A list of {@link #CERTIFICATE_TEXT} values (the SANs). */
+        CERTIFICATE_TEXTS
     }
 
     /** One allowed field: where it comes from, what it is called in the record, and how it is shown. */
@@ -92,6 +100,10 @@ public final class CallAuditor {
             Map.entry(KMS + "Verify", List.of(KEY, VERSION)),
             Map.entry(KMS + "GetPublicKey", List.of(KEY, VERSION)),
             Map.entry(KMS + "GetPublicKeys", List.of(KEY)),
+            Map.entry(KMS + "GetCaCertificates", List.of(KEY)),
+            // Never "csr" itself: the reply's facts are what was signed.
+            Map.entry(KMS + "IssueCertificate", List.of(KEY, field("ttl_seconds", Kind.INTEGER),
+                    field("profile", Kind.IDENTIFIER))),
             Map.entry(KMS + "ReEncrypt", List.of(KEY, CONTEXT, field("new_context", Kind.CONTEXT))),
             Map.entry(KMS + "ReEncryptBatch", List.of(KEY, CONTEXT)),
             Map.entry(ADMIN + "CreateKey", List.of(NAME_AS_KEY, field("purpose", Kind.ENUM), field("algorithm", Kind.ENUM),
@@ -126,6 +138,9 @@ public final class CallAuditor {
             Map.entry(KMS + "Sign", KEY_AND_VERSION),
             Map.entry(KMS + "Verify", List.of(field("valid", Kind.BOOLEAN))),
             Map.entry(KMS + "GetPublicKey", KEY_AND_VERSION),
+            Map.entry(KMS + "IssueCertificate", List.of(KEY, VERSION, field("serial", Kind.CERTIFICATE_TEXT),
+                    field("subject", Kind.CERTIFICATE_TEXT), field("sans", Kind.CERTIFICATE_TEXTS),
+                    field("not_after", Kind.CERTIFICATE_TEXT), field("profile", Kind.IDENTIFIER))),
             Map.entry(KMS + "WatchRevocations", KEY_AND_VERSION),
             Map.entry(KMS + "ReEncrypt", List.of(KEY, VERSION, field("source_key", Kind.KEY_NAME),
                     field("source_version", Kind.INTEGER), field("rewrapped", Kind.BOOLEAN))),
@@ -234,6 +249,15 @@ public final class CallAuditor {
             case BOOLEAN -> v instanceof Boolean b ? b : null;
             case SESSION -> v instanceof String s ? (SESSION_ID.matcher(s).matches() ? s : hasher.hmac(s)) : null;
             case IDENTIFIER -> v instanceof String s ? (IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s)) : null;
+            case CERTIFICATE_TEXT -> v instanceof String s ? certificateText(s) : null;
+            case CERTIFICATE_TEXTS -> {
+                if (!(v instanceof List<?> l)) yield null;
+                List<Object> out = new ArrayList<>();
+                for (Object o : l) {
+                    if (o instanceof String s) out.add(certificateText(s));
+                }
+                yield out;
+            }
             case CONTEXT -> {
                 if (!(v instanceof Map<?, ?> m)) yield null;
                 Map<String, Object> out = new LinkedHashMap<>();
@@ -246,6 +270,10 @@ public final class CallAuditor {
                 yield out;
             }
         };
+    }
+
+    private String certificateText(String s) throws AuditUnavailableException {
+        return CERTIFICATE_TEXT.matcher(s).matches() ? s : hasher.hmac(s);
     }
 
     private static void batchCounts(Map<String, Object> reply, Map<String, Object> r) {

@@ -56,6 +56,7 @@ import java.util.concurrent.Callable;
                 TokenCommand.class,
                 SessionCommand.class,
                 PolicyCommand.class,
+                CaCommand.class,
                 HelpCommand.class,
         })
 public final class Kmsctl implements Callable<Integer> {

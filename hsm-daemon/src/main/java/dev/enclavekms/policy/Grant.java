@@ -18,12 +18,15 @@ import java.util.Set;
  * @param reencryptRevoked ReEncrypt through this grant may use REVOKED versions
  * @param tokenAdmin       may create, list and revoke tokens of the tenant's token identities
  * @param allTenants       acts on every tenant's keys and tokens, not only its own (a global administrator)
+ * @param sans             subject alternative names ({@code DNS:...}, {@code IP:...}) a CA may sign for
+ *                         the caller through this grant; empty: none (certificates without SANs only)
  */
 public record Grant(String tenant, String name, int line, Set<Principal> to, List<String> methodPatterns,
                     Set<String> methods, List<Glob> keys, Map<String, Glob> context, Set<Purpose> purposes,
-                    boolean reencryptRevoked, boolean tokenAdmin, boolean allTenants) {
+                    boolean reencryptRevoked, boolean tokenAdmin, boolean allTenants, List<Glob> sans) {
 
     public Grant {
+        sans = List.copyOf(sans);
         to = Set.copyOf(to);
         methodPatterns = List.copyOf(methodPatterns);
         methods = Set.copyOf(methods);
@@ -95,6 +98,9 @@ public record Grant(String tenant, String name, int line, Set<Principal> to, Lis
         }
         if (r.reencryptRevoked() && !reencryptRevoked) {
             return "has no reencrypt_revoked: true (needed to re-encrypt from a REVOKED version)";
+        }
+        if (r.san() != null && sans.stream().noneMatch(g -> g.matches(r.san()))) {
+            return "certificate name '" + r.san() + "' matches none of its san patterns " + sans;
         }
         return null;
     }

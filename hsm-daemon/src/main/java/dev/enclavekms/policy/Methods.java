@@ -39,7 +39,8 @@ public final class Methods {
                 "ReEncryptBatch")) {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED, Trait.CONTEXT));
         }
-        for (String s : List.of("Sign", "Verify", "GetPublicKey", "GetPublicKeys")) {
+        for (String s : List.of("Sign", "Verify", "GetPublicKey", "GetPublicKeys", "GetCaCertificates",
+                "IssueCertificate")) {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED));
         }
         // Sessions belong to the caller's tenant; no key patterns (docs/sessions.md).

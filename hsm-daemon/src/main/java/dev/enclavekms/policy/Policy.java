@@ -214,7 +214,8 @@ public final class Policy {
      * policies existed. Every caller that can open the socket (its mode and group are the
      * gate) may use every Kms method on every key; the daemon's own user and root may
      * also use every Admin method, manage tokens, act on every tenant and re-encrypt
-     * from REVOKED versions. Unidentified callers may do nothing.
+     * from REVOKED versions and have certificates signed for any name. Unidentified callers
+     * may do nothing.
      */
     public static String builtInText(String daemonUser) {
         String admins = "[\"user:root\"]";
@@ -227,7 +228,8 @@ public final class Policy {
         return """
                 # enclave-kms policy: the rules in force without a policy file (docs/policy.md).
                 # Every caller that can open the socket may use every Kms method on every key;
-                # the daemon's user and root may also administer keys, tokens and the policy.
+                # the daemon's user and root may also administer keys, tokens and the policy,
+                # and have CA keys sign certificates for any name (socket users: nameless only).
                 version: 1
                 default_tenant: default
                 tenants:
@@ -243,6 +245,7 @@ public final class Policy {
                         reencrypt_revoked: true
                         token_admin: true
                         all_tenants: true
+                        san: ["DNS:*", "IP:*"]
                 """.formatted(admins);
     }
 

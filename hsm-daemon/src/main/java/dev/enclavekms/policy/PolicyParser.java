@@ -293,7 +293,7 @@ public final class PolicyParser {
     private Grant grant(String tenant, Node node, Set<String> names) {
         String where = "tenant '" + tenant + "': grant";
         Map<String, Node> f = fields(node, where, List.of("name", "to", "methods", "keys", "context", "purposes",
-                "reencrypt_revoked", "token_admin", "all_tenants"));
+                "reencrypt_revoked", "token_admin", "all_tenants", "san"));
         if (f == null) return null;
         int line = line(node);
         int before = problems.size();
@@ -365,6 +365,14 @@ public final class PolicyParser {
                 add(p.line(), where + ": purposes: '" + p.value() + "' is not a purpose (ENCRYPT, SIGN, CERT_AUTHORITY)");
             }
         }
+        List<Glob> sans = new ArrayList<>();
+        for (Item san : strings(f.get("san"), where + ": san")) {
+            if (!san.value().startsWith("DNS:") && !san.value().startsWith("IP:")) {
+                add(san.line(), where + ": san: '" + san.value() + "' names no kind; write DNS:PATTERN or IP:PATTERN");
+            } else {
+                sans.add(Glob.of(san.value()));
+            }
+        }
         boolean revoked = bool(f.get("reencrypt_revoked"), where + ": reencrypt_revoked");
         boolean tokenAdmin = bool(f.get("token_admin"), where + ": token_admin");
         boolean allTenants = bool(f.get("all_tenants"), where + ": all_tenants");
@@ -389,6 +397,9 @@ public final class PolicyParser {
             if (!context.isEmpty() && !withContext) {
                 add(line(c), where + ": context: none of its methods carries a context, so it could never match");
             }
+            if (!sans.isEmpty() && !methods.contains("Kms.IssueCertificate")) {
+                add(line(f.get("san")), where + ": san: it does not cover Kms.IssueCertificate");
+            }
             if (revoked && !methods.contains("Kms.ReEncrypt") && !methods.contains("Kms.ReEncryptBatch")) {
                 add(line(f.get("reencrypt_revoked")), where + ": reencrypt_revoked: it covers neither Kms.ReEncrypt"
                         + " nor Kms.ReEncryptBatch");
@@ -396,7 +407,7 @@ public final class PolicyParser {
         }
         if (name == null) return null;
         return new Grant(tenant, name, line, to, patterns, methods, keys, context, purposes, revoked, tokenAdmin,
-                allTenants);
+                allTenants, sans);
     }
 
     private static String abbreviate(List<String> methods) {

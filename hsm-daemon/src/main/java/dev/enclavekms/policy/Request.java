@@ -20,27 +20,34 @@ import java.util.Map;
  * @param keyTenant        the tenant that owns the key, or null when not known yet
  * @param context          the call's encryption context (empty when it has none), or null when not known
  * @param reencryptRevoked the call needs a REVOKED version (re-encryption grant)
+ * @param san              a subject alternative name the call asks a CA to sign ({@code DNS:name},
+ *                         {@code IP:address}), or null: asked once per name, after the key is known
  */
 public record Request(String method, String key, Purpose purpose, String keyTenant, Map<String, String> context,
-                      boolean reencryptRevoked) {
+                      boolean reencryptRevoked, String san) {
 
     /** A method that acts on no key, or the admission check of one that does. */
     public static Request method(String method) {
-        return new Request(method, null, null, null, null, false);
+        return new Request(method, null, null, null, null, false, null);
     }
 
     /** A keyed call before the key is looked up. */
     public static Request name(String method, String key, Map<String, String> context) {
-        return new Request(method, key, null, null, context, false);
+        return new Request(method, key, null, null, context, false, null);
     }
 
     /** A keyed call once the key is known. */
     public static Request key(String method, String key, Purpose purpose, String keyTenant, Map<String, String> context) {
-        return new Request(method, key, purpose, keyTenant, context, false);
+        return new Request(method, key, purpose, keyTenant, context, false, null);
     }
 
     public Request needingRevoked() {
-        return new Request(method, key, purpose, keyTenant, context, true);
+        return new Request(method, key, purpose, keyTenant, context, true, san);
+    }
+
+    /** The same call asking for the certificate name {@code san} (grant field {@code san}). */
+    public Request requestingSan(String san) {
+        return new Request(method, key, purpose, keyTenant, context, reencryptRevoked, san);
     }
 
     /** The admission check of a keyed method: only whether a grant covers it. */

@@ -109,7 +109,9 @@ public final class Daemon implements AutoCloseable {
             // Sessions after the audit log: an expiry found at start is recorded.
             KeySessions sessions = sessions(enclave, admin, health, config, clock, audit, auditor);
             KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
-                    () -> info, Instant.now(), VERSION).withAudit(audit, auditKeys).withSessions(sessions);
+                    () -> info, Instant.now(), VERSION).withAudit(audit, auditKeys).withSessions(sessions)
+                    .withCertificateAuthority(new dev.enclavekms.service.CertificateAuthority(enclave, registry, health,
+                            new dev.enclavekms.service.CaCertificates(config.caDir()), clock, config.caMaxTtl()));
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
                     List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall,

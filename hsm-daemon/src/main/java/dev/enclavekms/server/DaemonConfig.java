@@ -18,13 +18,35 @@ import java.util.Set;
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
                            ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
-                           dev.enclavekms.service.KeySessions.Limits sessions) {
+                           dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl) {
+
+    /** Longest {@code ca.max-ttl-seconds}: a CA of short-lived certificates, not a public one. */
+    public static final Duration MAX_CA_TTL = Duration.ofDays(90);
+
+    public DaemonConfig {
+        if (caMaxTtl.isNegative() || caMaxTtl.isZero() || caMaxTtl.compareTo(MAX_CA_TTL) > 0) {
+            throw new IllegalArgumentException("ca.max-ttl-seconds: 1 to " + MAX_CA_TTL.toSeconds());
+        }
+    }
+
+    /** With the default longest certificate TTL (24 h). */
+    public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
+                        ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
+                        dev.enclavekms.service.KeySessions.Limits sessions) {
+        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy, socketGroup, audit,
+                sessions, dev.enclavekms.service.CertificateAuthority.DEFAULT_MAX_TTL);
+    }
 
     /** With the default session limits. */
     public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
                         ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit) {
         this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy, socketGroup, audit,
                 dev.enclavekms.service.KeySessions.Limits.DEFAULT);
+    }
+
+    /** Where CA certificates live (docs/tls.md): {@code ca/} beside the registry. */
+    public Path caDir() {
+        return registry.toAbsolutePath().getParent().resolve("ca");
     }
 
     /** Where session keys and material live (docs/sessions.md): {@code sessions/} beside the registry. */
@@ -34,7 +56,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withSessions(dev.enclavekms.service.KeySessions.Limits l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, audit, l);
+                socketGroup, audit, l, caMaxTtl);
     }
 
     /**
@@ -70,12 +92,12 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withAudit(Audit a) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, a, sessions);
+                socketGroup, a, sessions, caMaxTtl);
     }
 
     public DaemonConfig withLifecycle(Lifecycle l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup, audit,
-                sessions);
+                sessions, caMaxTtl);
     }
 
     /**
@@ -96,7 +118,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
             "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds",
-            "sessions.max-ttl-seconds", "sessions.max-session-bytes");
+            "sessions.max-ttl-seconds", "sessions.max-session-bytes", "ca.max-ttl-seconds");
 
     public static DaemonConfig load(Path file) throws IOException {
         return load(file, System.getenv("CREDENTIALS_DIRECTORY"));
@@ -171,6 +193,17 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": invalid sessions setting: " + e.getMessage());
         }
+        Duration caMaxTtl = dev.enclavekms.service.CertificateAuthority.DEFAULT_MAX_TTL;
+        try {
+            if (p.containsKey("ca.max-ttl-seconds")) {
+                caMaxTtl = Duration.ofSeconds(Long.parseLong(p.getProperty("ca.max-ttl-seconds").trim()));
+                if (caMaxTtl.isNegative() || caMaxTtl.isZero() || caMaxTtl.compareTo(MAX_CA_TTL) > 0) {
+                    throw new IllegalArgumentException("1 to " + MAX_CA_TTL.toSeconds() + " seconds");
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": invalid ca.max-ttl-seconds: " + e.getMessage());
+        }
         return new DaemonConfig(
                 Path.of(required(p, file, "pkcs11.module")),
                 required(p, file, "pkcs11.token-label"),
@@ -180,7 +213,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
                 limits, lifecycle,
                 p.containsKey("policy") ? Path.of(required(p, file, "policy")) : null,
                 p.containsKey("socket.group") ? required(p, file, "socket.group") : null,
-                audit, sessions);
+                audit, sessions, caMaxTtl);
     }
 
     /**

@@ -94,6 +94,10 @@ final class ErrorMapping {
                 p.put("limit", x.limit());
                 yield "SessionLimitExceeded";
             }
+            case KmsError.CertificateRefused x -> {
+                p.put("reason", x.reason().name());
+                yield "CertificateRefused";
+            }
             case KmsError.DecryptionFailed x -> "DecryptionFailed";
             case KmsError.EnclaveUnavailable x -> "EnclaveUnavailable";
             case KmsError.AuditUnavailable x -> "AuditUnavailable";

@@ -98,6 +98,31 @@ public final class KmsApi {
         return this;
     }
 
+    private dev.enclavekms.service.CertificateAuthority ca;
+
+    /** The certificate authority (docs/tls.md); set before the interfaces are built. */
+    public KmsApi withCertificateAuthority(dev.enclavekms.service.CertificateAuthority ca) {
+        this.ca = ca;
+        return this;
+    }
+
+    private dev.enclavekms.service.CertificateAuthority ca() throws KmsError {
+        if (ca == null) throw new KmsError.Internal("this daemon has no certificate authority", null);
+        return ca;
+    }
+
+    /**
+     * A CERT_AUTHORITY key's new versions get their root certificates now, as the key is
+     * created or rotated, so GetCaCertificates publishes a new CA before it signs. (Were
+     * this to fail, the next GetCaCertificates or IssueCertificate makes it.)
+     */
+    private KeyRecord withRoots(KeyRecord k) throws KmsError {
+        if (ca != null && k.purpose() == dev.enclavekms.registry.Purpose.CERT_AUTHORITY) {
+            ca.ensureRoots(k.name());
+        }
+        return k;
+    }
+
     private dev.enclavekms.service.KeySessions sessions() throws KmsError {
         if (sessions == null) throw new KmsError.Internal("this daemon has no session store", null);
         return sessions;
@@ -193,6 +218,8 @@ public final class KmsApi {
                 .method("Verify", op(KMS, this::verify))
                 .method("GetPublicKey", op(KMS, this::getPublicKey))
                 .method("GetPublicKeys", op(KMS, this::getPublicKeys))
+                .method("GetCaCertificates", op(KMS, this::getCaCertificates))
+                .method("IssueCertificate", op(KMS, this::issueCertificate))
                 .method("ReEncrypt", op(KMS, this::reEncrypt))
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
                 .method("OpenSession", op(KMS, this::openSession))
@@ -219,7 +246,7 @@ public final class KmsApi {
                 .method("RotateKey", op(ADMIN, (c, caller) -> {
                     Params p = c.parameters();
                     String name = authorizedKey(caller, p.string("name", MAX_KEY_NAME));
-                    return keyReply(lifecycle.rotate(name, p.bool("pending", false)));
+                    return keyReply(withRoots(lifecycle.rotate(name, p.bool("pending", false))));
                 }))
                 .method("PromoteKeyVersion", op(ADMIN, versionOp(lifecycle::promote)))
                 .method("EnableKeyVersion", op(ADMIN, versionOp(lifecycle::enable)))
@@ -527,7 +554,7 @@ public final class KmsApi {
         KeyRecord k = admin.as(caller).createKey(p.string("name", MAX_KEY_NAME), purpose, algorithm,
                 p.optString("description", 1024), required, period == null ? null : java.time.Duration.ofSeconds(period),
                 days == null ? null : days.intValue());
-        return Map.of("key", describe(k));
+        return Map.of("key", describe(withRoots(k)));
     }
 
     private Map<String, Object> listKeys(Call c, Caller caller) throws KmsError {
@@ -635,6 +662,49 @@ public final class KmsApi {
         r.put("key", name);
         r.put("algorithm", crypto.as(caller).signingKeyRecord(name).algorithm().name());
         r.put("versions", versions);
+        return r;
+    }
+
+    private Map<String, Object> getCaCertificates(Call c, Caller caller) throws KmsError, VarlinkError {
+        String name = c.parameters().string("key", MAX_KEY_NAME);
+        List<Object> certs = new ArrayList<>();
+        StringBuilder all = new StringBuilder();
+        for (var v : ca().as(caller).caCertificates(name)) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("version", (long) v.version());
+            m.put("state", v.state().name());
+            m.put("primary", v.primary());
+            m.put("pem", v.pem());
+            certs.add(m);
+            all.append(v.pem());
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", name);
+        r.put("algorithm", admin.as(caller).describe(name).algorithm().name());
+        r.put("certificates", certs);
+        r.put("pem", all.toString());
+        return r;
+    }
+
+    private Map<String, Object> issueCertificate(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        String key = p.string("key", MAX_KEY_NAME);
+        byte[] csr = p.string("csr", dev.enclavekms.service.CertificateAuthority.MAX_CSR_BYTES)
+                .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        Long ttl = p.optInteger("ttl_seconds", 1, Integer.MAX_VALUE);
+        var profile = dev.enclavekms.service.CertificateAuthority.Profile.parse(p.optString("profile", 16));
+        var issued = ca().as(caller).issue(key, csr, ttl == null ? null : java.time.Duration.ofSeconds(ttl), profile);
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", issued.key());
+        r.put("version", (long) issued.version());
+        r.put("certificate", issued.certificatePem());
+        r.put("ca_certificate", issued.caCertificatePem());
+        r.put("serial", issued.serial().toString(16));
+        r.put("subject", issued.subject());
+        r.put("sans", List.copyOf(issued.sans()));
+        r.put("not_before", issued.notBefore().toString());
+        r.put("not_after", issued.notAfter().toString());
+        r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
         return r;
     }
 

@@ -117,6 +117,16 @@ public final class Caller {
     }
 
     /**
+     * Whether a grant lets the caller have the CA key {@code key} sign a certificate naming
+     * {@code san} ({@code DNS:name} or {@code IP:address}): the grant's {@code san} patterns.
+     */
+    public boolean mayRequestSan(KeyRecord key, String san) {
+        if (isSystem()) return true;
+        return policy.decide(identity, Request.key(method, key.name(), key.purpose(), key.tenant(), null)
+                .requestingSan(san)).allowed();
+    }
+
+    /**
      * Whether a listing (ListKeys, Status) shows this key: it is the caller's tenant's (or
      * the caller acts on all tenants) and, for ListKeys, a grant covers its name.
      */

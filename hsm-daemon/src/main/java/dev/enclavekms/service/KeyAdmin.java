@@ -62,9 +62,6 @@ public final class KeyAdmin {
         if (purpose == Purpose.AUDIT) {
             throw new KmsError.InvalidParameter("purpose", "purpose: AUDIT keys are the daemon's own; it creates them");
         }
-        if (purpose == Purpose.CERT_AUTHORITY) {
-            throw new KmsError.InvalidParameter("purpose", "purpose: CERT_AUTHORITY keys are not supported yet");
-        }
         if (!purpose.allows(alg)) {
             throw new KmsError.InvalidParameter("algorithm", "algorithm: " + alg + " cannot be used for purpose "
                     + purpose + " (allowed: " + purpose.allowedAlgorithms() + ")");

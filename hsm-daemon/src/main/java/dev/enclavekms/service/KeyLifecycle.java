@@ -84,9 +84,10 @@ public final class KeyLifecycle {
      */
     public synchronized KeyRecord rotate(String name, boolean pending) throws KmsError {
         KeyRecord key = find(name);
-        if (pending && key.purpose() != Purpose.SIGN) {
-            throw new KmsError.InvalidParameter("pending", "pending: only SIGN keys have PENDING versions (their public"
-                    + " key is published before first use); '" + name + "' is " + key.purpose());
+        if (pending && key.purpose() != Purpose.SIGN && key.purpose() != Purpose.CERT_AUTHORITY) {
+            throw new KmsError.InvalidParameter("pending", "pending: only SIGN and CERT_AUTHORITY keys have PENDING"
+                    + " versions (their public key or CA certificate is published before first use); '" + name
+                    + "' is " + key.purpose());
         }
         int next = key.latestVersion() + 1;
         ObjectId id = ObjectId.random();

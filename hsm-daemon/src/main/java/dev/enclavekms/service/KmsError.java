@@ -247,6 +247,26 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         }
     }
 
+    /**
+     * A certificate request the CA will not sign. {@code reason} is one of
+     * {@link CertificateRefused.Reason}'s names and says what was wrong; the message says how.
+     */
+    public static final class CertificateRefused extends CallerError {
+        /** Why a request was refused; the names are on the wire. */
+        public enum Reason { BAD_CSR, BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE }
+
+        private final Reason reason;
+
+        public CertificateRefused(Reason reason, String message) {
+            super(message);
+            this.reason = reason;
+        }
+
+        public Reason reason() {
+            return reason;
+        }
+    }
+
     public static final class DecryptionFailed extends CallerError {
         public DecryptionFailed() {
             super("decryption failed: the ciphertext is malformed, was modified, or the context differs");

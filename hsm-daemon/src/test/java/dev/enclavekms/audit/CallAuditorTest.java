@@ -82,6 +82,29 @@ class CallAuditorTest {
     }
 
     @Test
+    void issueCertificate_subjectSansSerialExpiry_neverTheCsrOrCertificateBodies() throws Exception {
+        String csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBCSRBODY\n-----END CERTIFICATE REQUEST-----\n";
+        String cert = "-----BEGIN CERTIFICATE-----\nMIICERTBODY\n-----END CERTIFICATE-----\n";
+        Map<String, Object> r = record(KMS + "IssueCertificate",
+                map("key", "edge-ca", "csr", csr, "ttl_seconds", 3600L, "profile", "server"),
+                map("key", "edge-ca", "version", 2L, "certificate", cert, "ca_certificate", cert,
+                        "serial", "8f3a0c", "subject", "CN=api.example.internal",
+                        "sans", List.of("DNS:api.example.internal", "IP:10.0.0.7"),
+                        "not_before", "2026-01-01T00:00:00Z", "not_after", "2026-01-02T00:00:00Z",
+                        "profile", "server"), null);
+
+        assertEquals(map("type", "call", "user", "alice", "group", "inference", "conn", 7L,
+                "method", KMS + "IssueCertificate", "key", "edge-ca", "ttl_seconds", 3600L, "profile", "server",
+                "version", 2L, "serial", "8f3a0c", "subject", "CN=api.example.internal",
+                "sans", List.of("DNS:api.example.internal", "IP:10.0.0.7"), "not_after", "2026-01-02T00:00:00Z",
+                "outcome", "ok"), r);
+        String text = CanonicalJson.write(r);
+        for (String body : List.of("MIIBCSRBODY", "MIICERTBODY")) {
+            assertFalse(text.contains(body), body + " in " + text);
+        }
+    }
+
+    @Test
     void decryptBatch_countsOnly() throws Exception {
         Map<String, Object> r = record(KMS + "DecryptBatch", map("ciphertexts", List.of("AAEC", "AAED")),
                 map("results", List.of(map("plaintext", "c2VjcmV0", "key", "k", "version", 1L),

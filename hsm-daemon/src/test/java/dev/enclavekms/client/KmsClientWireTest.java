@@ -709,7 +709,8 @@ class KmsClientWireTest {
             Map.entry("PolicyInvalid", PolicyInvalidException.class),
             Map.entry("SessionNotFound", SessionNotFoundException.class),
             Map.entry("SessionMaterialNotFound", SessionMaterialNotFoundException.class),
-            Map.entry("SessionLimitExceeded", SessionLimitExceededException.class));
+            Map.entry("SessionLimitExceeded", SessionLimitExceededException.class),
+            Map.entry("CertificateRefused", CertificateRefusedException.class));
 
     private static final Map<Class<?>, Function<KmsException, Object>> ACCESSORS = Map.of(
             InvalidParameterException.class, e -> ((InvalidParameterException) e).parameter(),

@@ -102,6 +102,10 @@ class PolicyParserTest {
                     "must be true or false"),
             new Case(tenantWith("        methods: [Kms.Decrypt]\n        keys: [\"*\"]\n        reencrypt_revoked: true\n"), 8,
                     "neither Kms.ReEncrypt"),
+            new Case(tenantWith("        methods: [Kms.IssueCertificate]\n        keys: [\"*\"]\n        san: [\"*.acme.internal\"]\n"), 8,
+                    "write DNS:PATTERN or IP:PATTERN"),
+            new Case(tenantWith("        methods: [Kms.Decrypt]\n        keys: [\"*\"]\n        san: [\"DNS:*.acme.internal\"]\n"), 8,
+                    "does not cover Kms.IssueCertificate"),
             new Case(tenantWith("        methods: [Kms.Status]\n        to: []\n"), 7, "applies to nobody"),
             new Case(tenantWith("        methods: [Kms.Status]\n        to: [\"root\"]\n"), 7, "user:NAME"),
             new Case("version: 1\ntenants:\n  a:\n    key_prefixes: [a/]\n    members: [\"user:x\"]\n  b:\n"

@@ -52,6 +52,19 @@ class DaemonConfigTest {
     }
 
     @Test
+    void caMaxTtl_defaultsTo24h_isReadAndBounded() throws IOException {
+        assertEquals(java.time.Duration.ofHours(24),
+                DaemonConfig.load(config("pkcs11.pin-file = /p\n"), null).caMaxTtl());
+        assertEquals(java.time.Duration.ofDays(7),
+                DaemonConfig.load(config("pkcs11.pin-file = /p\nca.max-ttl-seconds = 604800\n"), null).caMaxTtl());
+        IOException e = assertThrows(IOException.class,
+                () -> DaemonConfig.load(config("pkcs11.pin-file = /p\nca.max-ttl-seconds = 0\n"), null));
+        assertTrue(e.getMessage().contains("ca.max-ttl-seconds"), e.getMessage());
+        assertThrows(IOException.class,
+                () -> DaemonConfig.load(config("pkcs11.pin-file = /p\nca.max-ttl-seconds = 99999999\n"), null));
+    }
+
+    @Test
     void pinFile_isUsedAsGiven() throws IOException {
         assertEquals(Path.of("/etc/enclave-kms/pin"),
                 DaemonConfig.load(config("pkcs11.pin-file = /etc/enclave-kms/pin\n"), null).pinFile());

@@ -1,0 +1,21 @@
+package dev.enclavekms.client;
+
+import java.time.Instant;
+import java.util.List;
+
+/**
+ * A certificate signed by a CERT_AUTHORITY key ({@code Kms.IssueCertificate}).
+ *
+ * @param certificate   the certificate, PEM
+ * @param caCertificate the CA certificate of the version that signed it, PEM
+ * @param serial        the serial number, lowercase hex
+ * @param sans          subject alternative names as {@code DNS:name} or {@code IP:address}
+ * @param profile       server, client or both
+ */
+public record IssuedCertificate(String key, int version, String certificate, String caCertificate, String serial,
+                                String subject, List<String> sans, Instant notBefore, Instant notAfter,
+                                String profile) {
+    public IssuedCertificate {
+        sans = List.copyOf(sans);
+    }
+}
