@@ -57,7 +57,7 @@ __all__ = [
     "PermissionDenied", "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable",
     "EnclaveUnavailable", "InternalError", "InvalidRequest", "RequestTooLarge",
     "TooManyConnections", "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition",
-    "AuditUnavailable", "PolicyInvalid",
+    "AuditUnavailable", "PolicyInvalid", "CertificateRefused",
     "error_from_reply",
     "KmsClient", "DataKey", "Encrypted", "Decrypted", "DecryptResult", "Signature",
     "PublicKey", "PublicKeys", "VersionPublicKey", "ReEncrypted", "ReEncryptResult", "main",
@@ -204,12 +204,17 @@ class SessionLimitExceeded(KmsError):
     """A session limit (size, blobs, sessions per tenant) would be exceeded."""
 
 
+class CertificateRefused(KmsError):
+    """IssueCertificate refused the request; ``parameters['reason']`` says why (BAD_CSR,
+    BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE)."""
+
+
 _KMS_ERRORS = {cls.__name__: cls for cls in (
     InvalidParameter, KeyNotFound, KeyVersionNotFound, InvalidKeyUsage,
     KeyVersionUnusable, PermissionDenied, DecryptionFailed, EnclaveUnavailable,
     InternalError, InvalidRequest, RequestTooLarge, TooManyConnections,
     KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition, AuditUnavailable,
-    PolicyInvalid, SessionNotFound, SessionMaterialNotFound, SessionLimitExceeded,
+    PolicyInvalid, SessionNotFound, SessionMaterialNotFound, SessionLimitExceeded, CertificateRefused,
 )}
 
 

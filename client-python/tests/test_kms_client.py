@@ -351,7 +351,7 @@ class ErrorMappingTest(KmsClientTestCase):
     TYPED = ["KeyNotFound", "KeyVersionNotFound", "InvalidParameter", "PermissionDenied",
              "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable", "EnclaveUnavailable",
              "InternalError", "InvalidRequest", "RequestTooLarge", "TooManyConnections",
-             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid",
+             "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid", "CertificateRefused",
              "SessionNotFound", "SessionMaterialNotFound", "SessionLimitExceeded"]
 
     def test_everyKmsError_raisesItsTypedException(self):

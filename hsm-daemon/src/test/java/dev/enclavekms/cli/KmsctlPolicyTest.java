@@ -80,7 +80,7 @@ class KmsctlPolicyTest {
         Path f = write("p.yaml", POLICY.replace("Kms.Decrypt", "Kms.Decrpyt").replace("members:", "membres:"));
         Run r = kmsctl("policy", "check", f.toString());
         assertEquals(1, r.code());
-        assertEquals(List.of(f + ":5: tenant 'acme': unknown key 'membres' (known: key_prefixes, members, grants)",
+        assertEquals(List.of(f + ":5: tenant 'acme': unknown key 'membres' (known: key_prefixes, members, grants, session_max_ttl_seconds)",
                 f + ":8: tenant 'acme': grant 'inference': methods: unknown method 'Kms.Decrpyt' (methods are written"
                         + " Kms.Decrypt, Admin.RotateKey, ...; see docs/policy.md)"), r.stdout().lines().toList());
         assertEquals("kmsctl: " + f + ": 2 problem(s); the file cannot be used\n", r.stderr());

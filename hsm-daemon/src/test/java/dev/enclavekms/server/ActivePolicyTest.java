@@ -48,7 +48,7 @@ class ActivePolicyTest {
             assertFalse(broken.loaded());
             assertSame(first, active.current());
             assertEquals(List.of(new PolicyException.Problem(5, "tenant 'acme': unknown key 'membrs' (known:"
-                    + " key_prefixes, members, grants)")), broken.problems().problems());
+                    + " key_prefixes, members, grants, session_max_ttl_seconds)")), broken.problems().problems());
 
             Files.writeString(file, GOOD.replace("user:alice", "user:bob"));
             ActivePolicy.Reload good = active.reload();
