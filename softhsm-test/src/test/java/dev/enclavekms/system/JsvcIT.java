@@ -34,6 +34,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * one {@code ok} record for each call served.
  */
 class JsvcIT {
+    /** The jsvc daemon this test started, so that a failed assertion cannot leave it running. */
+    private long startedPid = -1;
+
+    @org.junit.jupiter.api.AfterEach
+    void killLeftoverDaemon() throws Exception {
+        if (startedPid > 0 && running(startedPid)) {
+            Commands.run("kill", "-9", Long.toString(startedPid));
+        }
+    }
+
     @TempDir
     Path dir;
 
@@ -61,6 +71,7 @@ class JsvcIT {
         Commands.Result start = Commands.run(List.of(script, "start"), env, null);
         assertEquals(0, start.exit(), start.stderr() + "\n" + read(log));
         long pid = Long.parseLong(Files.readString(host.socket.resolveSibling("jsvc.pid")).trim());
+        startedPid = pid;
         assertEquals(ProvisionedHost.NOBODY, Commands.run("ps", "-o", "uid=", "-p", Long.toString(pid)).stdout().trim());
         // The PIN reached the daemon as a credential the service user owns, never as its source file.
         Path creds = host.socket.resolveSibling("credentials");
