@@ -316,7 +316,7 @@ public final class Bench {
                 if (!server.isAlive() || System.nanoTime() > deadline) {
                     throw new IllegalStateException("p11-kit server did not start: " + Files.readString(log));
                 }
-                Thread.sleep(10);
+                java.util.concurrent.locks.LockSupport.parkNanos(10_000_000L); // poll for the socket
             }
             try (Pkcs11Enclave remote = Pkcs11Enclave.open(cfg.withLibrary(client))) {
                 for (int threads : new int[] {1, 2}) {

@@ -66,12 +66,13 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         }
     }
 
-    public static final class KeyVersionNotFound extends CallerError {
+    /** A refusal that concerns one version of one key. */
+    public abstract static sealed class KeyVersionError extends CallerError {
         private final String key;
         private final int version;
 
-        public KeyVersionNotFound(String key, int version) {
-            super("key '" + key + "' has no version " + version);
+        private KeyVersionError(String key, int version, String message) {
+            super(message);
             this.key = key;
             this.version = version;
         }
@@ -82,6 +83,12 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
 
         public int version() {
             return version;
+        }
+    }
+
+    public static final class KeyVersionNotFound extends KeyVersionError {
+        public KeyVersionNotFound(String key, int version) {
+            super(key, version, "key '" + key + "' has no version " + version);
         }
     }
 
@@ -98,24 +105,12 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
         }
     }
 
-    public static final class KeyVersionUnusable extends CallerError {
-        private final String key;
-        private final int version;
+    public static final class KeyVersionUnusable extends KeyVersionError {
         private final String state;
 
         public KeyVersionUnusable(String key, int version, String state, String message) {
-            super(message);
-            this.key = key;
-            this.version = version;
+            super(key, version, message);
             this.state = state;
-        }
-
-        public String key() {
-            return key;
-        }
-
-        public int version() {
-            return version;
         }
 
         public String state() {
@@ -124,25 +119,14 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
     }
 
     /** The version was destroyed: what it protected is gone for good. */
-    public static final class KeyVersionDestroyed extends CallerError {
-        private final String key;
-        private final int version;
+    public static final class KeyVersionDestroyed extends KeyVersionError {
         private final java.time.Instant destroyed;
 
         public KeyVersionDestroyed(String key, int version, java.time.Instant destroyed) {
-            super("version " + version + " of '" + key + "' was destroyed" + (destroyed == null ? "" : " at " + destroyed)
+            super(key, version, "version " + version + " of '" + key + "' was destroyed"
+                    + (destroyed == null ? "" : " at " + destroyed)
                     + "; what it protected can no longer be decrypted or verified");
-            this.key = key;
-            this.version = version;
             this.destroyed = destroyed;
-        }
-
-        public String key() {
-            return key;
-        }
-
-        public int version() {
-            return version;
         }
 
         public java.time.Instant destroyed() {
@@ -151,24 +135,12 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
     }
 
     /** A lifecycle operation the version's current state does not allow. */
-    public static final class InvalidStateTransition extends CallerError {
-        private final String key;
-        private final int version;
+    public static final class InvalidStateTransition extends KeyVersionError {
         private final String state;
 
         public InvalidStateTransition(String key, int version, String state, String message) {
-            super(message);
-            this.key = key;
-            this.version = version;
+            super(key, version, message);
             this.state = state;
-        }
-
-        public String key() {
-            return key;
-        }
-
-        public int version() {
-            return version;
         }
 
         public String state() {
