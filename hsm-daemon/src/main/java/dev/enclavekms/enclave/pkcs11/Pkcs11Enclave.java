@@ -502,7 +502,8 @@ public final class Pkcs11Enclave implements Enclave {
     }
 
     /**
-     * Replaces the certificate objects with the key's id by one for {@code certificateDer}.
+     * Replaces the certificate objects with the key's id by one for {@code certificateDer},
+     * which must certify the key pair's own public key.
      * The old one goes first: SunPKCS11's KeyStore refuses an entry whose CKA_ID two
      * certificates share, so a reader loading in between misses the entry for an instant
      * rather than failing on two.
@@ -521,6 +522,12 @@ public final class Pkcs11Enclave implements Enclave {
         withSession("put certificate", s -> {
             requireLogin(s);
             key(s, key, CKO_PRIVATE_KEY); // ObjectNotFound unless the key pair is there
+            KeyHandle pub = key(s, key, CKO_PUBLIC_KEY);
+            if (pub.algorithm() == null || !Arrays.equals(readPublicKey(s, pub.handle(), pub.algorithm()).getEncoded(),
+                    cert.getPublicKey().getEncoded())) {
+                // A certificate under the wrong id would pair a private key with another key's name.
+                throw new EnclaveException.BadInput("the certificate is not for key pair " + key.hex());
+            }
             for (long handle : s.findAllObjectsSingle(new AttributeVector().class_(CKO_CERTIFICATE).id(key.bytes()))) {
                 destroyIfPresent(s, handle);
             }
