@@ -727,7 +727,7 @@ public final class KmsClient implements AutoCloseable {
         for (Reply v : k.objects("versions")) {
             versions.add(new KeyVersionInfo(v.int32("version"), v.string("state"), v.instant("created"),
                     v.instant("state_changed"), v.optInstant("destroy_at"), v.int64("encryptions"),
-                    v.string("object_id")));
+                    v.string("object_id"), v.optString("pkcs11_uri")));
         }
         Long period = k.optInt64("rotation_period_seconds");
         return new KeyDescription(k.string("name"), k.string("purpose"), k.string("algorithm"),

@@ -76,6 +76,11 @@ class KmsctlTlsTest {
         assertEquals(0, renewed.code(), renewed.stderr());
         assertNotEquals(first, Files.readString(chain));
 
+        KmsctlRunner.Run describe = kmsctl("key", "describe", "web-tls");
+        assertEquals(0, describe.code(), describe.stderr());
+        assertTrue(describe.stdout().contains("v1 pkcs11:token="), describe.stdout());
+        assertTrue(describe.stdout().contains(";object=enclave-kms:web-tls:v1:"), describe.stdout());
+
         KmsctlRunner.Run usage = kmsctl("tls", "issue", "web-tls", "--ca", "edge-ca", "--renew-before", "3h");
         assertEquals(Kmsctl.EXIT_USAGE, usage.code(), usage.stderr());
     }
