@@ -391,6 +391,32 @@ public final class KmsClient implements AutoCloseable {
     }
 
     /**
+     * Certifies the primary version of a TLS_SERVER or TLS_CLIENT key with a CERT_AUTHORITY
+     * key ({@code Kms.IssueTlsCertificate}); the daemon makes the request inside the enclave
+     * and stores the certificate on the token beside the private key.
+     *
+     * @param sans       {@code DNS:name} or {@code IP:address}; each must be allowed by a grant's san patterns
+     * @param commonName the subject's CN, or null for the first SAN's name
+     * @param ttlSeconds validity in seconds, or null for the daemon's default (24 h)
+     * @throws CertificateRefusedException the CA refused; {@link CertificateRefusedException#reason()} says why
+     * @throws InvalidKeyUsageException    key is not a TLS key, or ca not a CERT_AUTHORITY key
+     */
+    public IssuedTlsCertificate issueTlsCertificate(String key, String ca, List<String> sans, String commonName,
+                                                    Long ttlSeconds) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(ca, "ca");
+        Reply r = call(KMS + "IssueTlsCertificate", "key", key, "ca", ca, "sans",
+                sans == null || sans.isEmpty() ? null : List.copyOf(sans), "common_name", commonName,
+                "ttl_seconds", ttlSeconds);
+        IssuedCertificate c = new IssuedCertificate(r.string("ca"), r.int32("ca_version"), r.string("certificate"),
+                r.string("ca_certificate"), r.string("serial"), r.string("subject"), r.strings("sans"),
+                java.time.Instant.parse(r.string("not_before")), java.time.Instant.parse(r.string("not_after")),
+                r.string("profile"));
+        return new IssuedTlsCertificate(r.string("key"), r.int32("version"), c, r.string("alias"),
+                r.string("pkcs11_uri"));
+    }
+
+    /**
      * Moves an envelope to the primary version of the key it names
      * ({@code Kms.ReEncrypt}); the plaintext never leaves the daemon. The new envelope is
      * bound to the same context.
@@ -701,7 +727,7 @@ public final class KmsClient implements AutoCloseable {
         for (Reply v : k.objects("versions")) {
             versions.add(new KeyVersionInfo(v.int32("version"), v.string("state"), v.instant("created"),
                     v.instant("state_changed"), v.optInstant("destroy_at"), v.int64("encryptions"),
-                    v.string("object_id")));
+                    v.string("object_id"), v.optString("pkcs11_uri")));
         }
         Long period = k.optInt64("rotation_period_seconds");
         return new KeyDescription(k.string("name"), k.string("purpose"), k.string("algorithm"),

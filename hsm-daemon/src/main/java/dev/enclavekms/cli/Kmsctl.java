@@ -57,6 +57,7 @@ import java.util.concurrent.Callable;
                 SessionCommand.class,
                 PolicyCommand.class,
                 CaCommand.class,
+                TlsCommand.class,
                 HelpCommand.class,
         })
 public final class Kmsctl implements Callable<Integer> {

@@ -40,7 +40,7 @@ public final class Methods {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED, Trait.CONTEXT));
         }
         for (String s : List.of("Sign", "Verify", "GetPublicKey", "GetPublicKeys", "GetCaCertificates",
-                "IssueCertificate")) {
+                "IssueCertificate", "IssueTlsCertificate")) {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED));
         }
         // Sessions belong to the caller's tenant; no key patterns (docs/sessions.md).

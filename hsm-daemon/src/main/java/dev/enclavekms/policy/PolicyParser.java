@@ -362,7 +362,7 @@ public final class PolicyParser {
             try {
                 purposes.add(Purpose.valueOf(p.value()));
             } catch (IllegalArgumentException e) {
-                add(p.line(), where + ": purposes: '" + p.value() + "' is not a purpose (ENCRYPT, SIGN, CERT_AUTHORITY)");
+                add(p.line(), where + ": purposes: '" + p.value() + "' is not a purpose (ENCRYPT, SIGN, CERT_AUTHORITY, TLS_SERVER, TLS_CLIENT)");
             }
         }
         List<Glob> sans = new ArrayList<>();

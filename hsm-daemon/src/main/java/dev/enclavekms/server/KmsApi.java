@@ -123,6 +123,14 @@ public final class KmsApi {
         return k;
     }
 
+    private dev.enclavekms.service.TlsCertificates tls;
+
+    /** Certificates for TLS keys (docs/tls.md); set before the interfaces are built. */
+    public KmsApi withTlsCertificates(dev.enclavekms.service.TlsCertificates tls) {
+        this.tls = tls;
+        return this;
+    }
+
     private dev.enclavekms.service.KeySessions sessions() throws KmsError {
         if (sessions == null) throw new KmsError.Internal("this daemon has no session store", null);
         return sessions;
@@ -220,6 +228,7 @@ public final class KmsApi {
                 .method("GetPublicKeys", op(KMS, this::getPublicKeys))
                 .method("GetCaCertificates", op(KMS, this::getCaCertificates))
                 .method("IssueCertificate", op(KMS, this::issueCertificate))
+                .method("IssueTlsCertificate", op(KMS, this::issueTlsCertificate))
                 .method("ReEncrypt", op(KMS, this::reEncrypt))
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
                 .method("OpenSession", op(KMS, this::openSession))
@@ -585,7 +594,7 @@ public final class KmsApi {
         return admin.as(caller).describe(name).name();
     }
 
-    private static Map<String, Object> describe(KeyRecord k) {
+    private Map<String, Object> describe(KeyRecord k) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("name", k.name());
         m.put("tenant", k.tenant());
@@ -612,6 +621,10 @@ public final class KmsApi {
             }
             vm.put("encryptions", v.encryptionsReserved());
             vm.put("object_id", v.objectId().hex());
+            if (k.purpose().tls() && v.state() != dev.enclavekms.registry.VersionState.DESTROYED) {
+                vm.put("pkcs11_uri", dev.enclavekms.service.TlsCertificates.pkcs11Uri(enclaveInfo.get().label(),
+                        v.objectId(), KeyLifecycle.label(k.name(), v.version(), v.objectId())));
+            }
             versions.add(vm);
         }
         m.put("versions", versions);
@@ -632,7 +645,7 @@ public final class KmsApi {
         };
     }
 
-    private static Map<String, Object> keyReply(KeyRecord k) {
+    private Map<String, Object> keyReply(KeyRecord k) {
         return Map.of("key", describe(k));
     }
 
@@ -705,6 +718,39 @@ public final class KmsApi {
         r.put("not_before", issued.notBefore().toString());
         r.put("not_after", issued.notAfter().toString());
         r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
+        return r;
+    }
+
+    private Map<String, Object> issueTlsCertificate(Call c, Caller caller) throws KmsError, VarlinkError {
+        if (tls == null) throw new KmsError.Internal("this daemon issues no TLS certificates", null);
+        Params p = c.parameters();
+        List<String> sans = new ArrayList<>();
+        if (p.has("sans")) {
+            for (Object o : p.list("sans", dev.enclavekms.service.TlsCertificates.MAX_SANS)) {
+                if (!(o instanceof String s)) throw p.invalid("sans", "entries must be strings");
+                sans.add(s);
+            }
+        }
+        Long ttl = p.optInteger("ttl_seconds", 1, Integer.MAX_VALUE);
+        var t = tls.as(caller).issue(ca(), p.string("key", MAX_KEY_NAME), p.string("ca", MAX_KEY_NAME),
+                p.optString("common_name", 256), sans, ttl == null ? null : java.time.Duration.ofSeconds(ttl),
+                enclaveInfo.get().label());
+        var issued = t.certificate();
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", t.key());
+        r.put("version", (long) t.version());
+        r.put("ca", issued.key());
+        r.put("ca_version", (long) issued.version());
+        r.put("certificate", issued.certificatePem());
+        r.put("ca_certificate", issued.caCertificatePem());
+        r.put("serial", issued.serial().toString(16));
+        r.put("subject", issued.subject());
+        r.put("sans", List.copyOf(issued.sans()));
+        r.put("not_before", issued.notBefore().toString());
+        r.put("not_after", issued.notAfter().toString());
+        r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
+        r.put("alias", t.alias());
+        r.put("pkcs11_uri", t.pkcs11Uri());
         return r;
     }
 

@@ -109,7 +109,7 @@ class SqliteRegistryStoreTest {
     void storedCodes_areStable() {
         // These numbers are in registry files on disk; changing one corrupts them.
         assertEquals(List.of(1, 2, 3, 4, 5, 6), java.util.Arrays.stream(VersionState.values()).map(VersionState::code).toList());
-        assertEquals(List.of(1, 2, 3, 4), java.util.Arrays.stream(Purpose.values()).map(Purpose::code).toList());
+        assertEquals(List.of(1, 2, 3, 4, 5, 6), java.util.Arrays.stream(Purpose.values()).map(Purpose::code).toList());
         assertEquals(List.of(1, 2, 3, 4, 5, 6), java.util.Arrays.stream(KeyAlgorithm.values()).map(KeyAlgorithm::code).toList());
     }
 }
