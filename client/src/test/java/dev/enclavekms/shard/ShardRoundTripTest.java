@@ -232,6 +232,33 @@ class ShardRoundTripTest {
         }
     }
 
+    /** Whole segments are decrypted straight into a heap buffer's array: offsets into it, and direct buffers, must not matter. */
+    @Test
+    void randomAccess_intoSlicedReadOnlyAndDirectBuffers_matchesThePlaintext() throws Exception {
+        int n = 4 * S + 9;
+        byte[] plain = pattern(n, 7);
+        Path shard = dir.resolve("ra-buffers");
+        Files.write(shard, encryptFixed(plain, S, 1));
+        try (ShardReader r = ShardReader.open(shard, kms, CONTEXT)) {
+            for (int pos : new int[] {0, 1, S - 1, S, S + 3, 3 * S}) {
+                for (int len : new int[] {S, S + 1, 2 * S + 5, n - pos}) {
+                    int expected = Math.min(len, n - pos);
+                    ByteBuffer sliced = ByteBuffer.allocate(len + 11).position(5).slice().limit(len);
+                    ByteBuffer direct = ByteBuffer.allocateDirect(len);
+                    for (ByteBuffer dst : List.of(sliced, direct)) {
+                        assertEquals(expected, r.read(pos, dst), "read " + len + " at " + pos);
+                        byte[] got = new byte[expected];
+                        dst.flip().get(got);
+                        assertArrayEquals(Arrays.copyOfRange(plain, pos, pos + expected), got,
+                                (dst.isDirect() ? "direct" : "sliced") + " read " + len + " at " + pos);
+                    }
+                    ByteBuffer backing = ByteBuffer.allocate(len);
+                    assertThrows(java.nio.ReadOnlyBufferException.class, () -> r.read(pos, backing.asReadOnlyBuffer()));
+                }
+            }
+        }
+    }
+
     @Test
     void randomAccess_smallStepsThroughOneSegment_decryptItOnce() throws Exception {
         byte[] plain = pattern(4 * S, 5);
