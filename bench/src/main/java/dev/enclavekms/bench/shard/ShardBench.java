@@ -112,6 +112,8 @@ public final class ShardBench {
         long n = mode.fileBytes();
 
         Map<String, List<Double>> t = new LinkedHashMap<>();
+        byte[] plainBytes = Files.readAllBytes(plain);
+        byte[][] sealedBytes = new byte[2][]; // the shard and the Tink file, for the in-memory rows
         int total = mode.warmupRounds() + mode.rounds();
         for (int round = 0; round < total; round++) {
             boolean keep = round >= mode.warmupRounds();
@@ -127,15 +129,29 @@ public final class ShardBench {
                 record(t, keep, "decrypt/shard/" + th, time(output, () -> ours.decrypt(shard, output, th)));
                 if (check) checkSame(plain, output, "shard, " + th + " threads");
             }
+            if (sealedBytes[0] == null) sealedBytes[0] = Files.readAllBytes(shard);
+            for (int threads : new int[] {1, 2}) {
+                int th = threads;
+                record(t, keep, "encrypt_memory/shard/" + th, time(null,
+                        () -> expect(sealedBytes[0].length, ours.encryptMemory(plainBytes, th), "shard encrypt")));
+                record(t, keep, "decrypt_memory/shard/" + th, time(null,
+                        () -> expect(n, ours.decryptMemory(sealedBytes[0], th), "shard decrypt")));
+            }
             record(t, keep, "encrypt/tink/1", time(tinkFile, () -> tink.encrypt(plain, tinkFile)));
             record(t, keep, "decrypt/tink/1", time(output, () -> tink.decrypt(tinkFile, output)));
             if (check) checkSame(plain, output, "Tink");
+            if (sealedBytes[1] == null) sealedBytes[1] = Files.readAllBytes(tinkFile);
+            record(t, keep, "encrypt_memory/tink/1", time(null,
+                    () -> expect(sealedBytes[1].length, tink.encryptMemory(plainBytes), "Tink encrypt")));
+            record(t, keep, "decrypt_memory/tink/1", time(null,
+                    () -> expect(n, tink.decryptMemory(sealedBytes[1]), "Tink decrypt")));
             if (age != null) {
                 record(t, keep, "encrypt/age/1", time(ageFile, () -> age.encrypt(plain, ageFile)));
                 record(t, keep, "decrypt/age/1", time(output, () -> age.decrypt(ageFile, output)));
                 if (check) checkSame(plain, output, "age");
             }
         }
+        sealedBytes[0] = sealedBytes[1] = null;
 
         for (int p : new int[] {1, 2}) {
             String key = "openssl/" + p;
@@ -159,6 +175,14 @@ public final class ShardBench {
             rows.add(row(t, op + "/tink/1", op, "tink", 1, n, "Tink " + TinkFiles.TEMPLATE + ", channel API"));
             rows.add(age == null ? ShardRow.unavailable(op, "age", 1, n, ageMissing)
                     : row(t, op + "/age/1", op, "age", 1, n, "age X25519 recipient, one process per file"));
+        }
+        for (String op : List.of("encrypt_memory", "decrypt_memory")) {
+            for (int threads : new int[] {1, 2}) {
+                rows.add(row(t, op + "/shard/" + threads, op, "shard", threads, n, "shard library, channel API, "
+                        + "memory → discard (no file I/O): the CPU-bound path"));
+            }
+            rows.add(row(t, op + "/tink/1", op, "tink", 1, n, "Tink " + TinkFiles.TEMPLATE
+                    + ", channel API, memory → discard"));
         }
 
         try (ShardReader reader = ours.reader(shard);
@@ -189,7 +213,7 @@ public final class ShardBench {
 
     /** Seconds of {@code work}; {@code target} is deleted first (outside the timing), so no run pays for truncating. */
     private static double time(Path target, Work work) throws Exception {
-        Files.deleteIfExists(target);
+        if (target != null) Files.deleteIfExists(target);
         long t0 = System.nanoTime();
         work.run();
         return (System.nanoTime() - t0) / 1e9;
@@ -205,6 +229,10 @@ public final class ShardBench {
                 buf.clear();
             }
         }
+    }
+
+    private static void expect(long expected, long actual, String what) throws IOException {
+        if (expected != actual) throw new IOException(what + " produced " + actual + " bytes, not " + expected);
     }
 
     private static void checkSame(Path a, Path b, String what) throws IOException {

@@ -51,6 +51,31 @@ final class ShardFiles {
         }
     }
 
+    /** Encrypts {@code plain} from memory into a discarding sink; returns the bytes written. */
+    long encryptMemory(byte[] plain, int threads) throws IOException {
+        DataKey dk = keys.generate(CONTEXT);
+        MemoryChannels.Sink sink = new MemoryChannels.Sink();
+        try (ShardEncryptor enc = ShardEncryptor.of(dk, CONTEXT, ShardEncryptor.Options.DEFAULT.withThreads(threads))) {
+            enc.encrypt(MemoryChannels.source(plain), sink);
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+        return sink.written;
+    }
+
+    /** Decrypts a shard held in memory into a discarding sink; returns the plaintext length. */
+    long decryptMemory(byte[] sealed, int threads) throws IOException {
+        var in = MemoryChannels.source(sealed);
+        try {
+            ShardHeader header = ShardHeader.read(Channels.newInputStream(in));
+            try (ShardDecryptor d = ShardDecryptor.open(header, keys, CONTEXT)) {
+                return d.decrypt(in, new MemoryChannels.Sink(), threads);
+            }
+        } catch (dev.enclavekms.client.KmsException e) {
+            throw new IOException(e);
+        }
+    }
+
     ShardReader reader(Path sealed) throws IOException {
         try {
             return ShardReader.open(sealed, keys, CONTEXT);

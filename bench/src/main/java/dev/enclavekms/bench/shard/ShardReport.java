@@ -52,6 +52,13 @@ record ShardReport(Map<String, Object> info, List<ShardRow> rows) {
             out.add(speed(op + " 1 thread / age", s1, find(op, "age", 1), null));
             out.add(speed(op + " 1 thread / plain copy", s1, find("copy", "plain", 1), null));
         }
+        for (String op : List.of("encrypt_memory", "decrypt_memory")) {
+            ShardRow s1 = find(op, "shard", 1);
+            ShardRow s2 = find(op, "shard", 2);
+            out.add(speed(op + " 1 thread / openssl 1 process", s1, ssl1, 0.8));
+            out.add(speed(op + " 2 threads / openssl 1 process", s2, ssl1, 1.6));
+            out.add(speed(op + " 1 thread / Tink", s1, find(op, "tink", 1), null));
+        }
         out.add(speed("plain copy / openssl 1 process", find("copy", "plain", 1), ssl1, null));
         out.add(speed("openssl -multi 2 / openssl 1 process", ssl2, ssl1, null));
         for (String kind : List.of("heap", "direct")) {

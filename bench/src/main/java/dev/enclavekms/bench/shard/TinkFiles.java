@@ -62,6 +62,24 @@ final class TinkFiles {
         }
     }
 
+    /** Encrypts {@code plain} from memory into a discarding sink. */
+    long encryptMemory(byte[] plain) throws IOException, GeneralSecurityException {
+        MemoryChannels.Sink sink = new MemoryChannels.Sink();
+        try (WritableByteChannel enc = aead.newEncryptingChannel(sink, AAD)) {
+            copy(MemoryChannels.source(plain), enc);
+        }
+        return sink.written;
+    }
+
+    /** Decrypts a Tink ciphertext held in memory into a discarding sink. */
+    long decryptMemory(byte[] sealed) throws IOException, GeneralSecurityException {
+        MemoryChannels.Sink sink = new MemoryChannels.Sink();
+        try (ReadableByteChannel dec = aead.newDecryptingChannel(MemoryChannels.source(sealed), AAD)) {
+            copy(dec, sink);
+        }
+        return sink.written;
+    }
+
     /** A seekable plaintext view of a Tink file, for the random-access comparison. */
     SeekableByteChannel seekable(Path sealed) throws IOException, GeneralSecurityException {
         return aead.newSeekableDecryptingChannel(FileChannel.open(sealed, READ), AAD);
