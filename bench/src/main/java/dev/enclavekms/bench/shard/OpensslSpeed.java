@@ -21,10 +21,18 @@ final class OpensslSpeed {
         return Tools.missing("openssl", "version");
     }
 
-    /** Bytes per second, summed over {@code processes}. */
-    static double bytesPerSecond(int seconds, int processes) throws IOException, InterruptedException {
+    /**
+     * Bytes per second, summed over {@code processes}. By default openssl divides by the
+     * <em>user CPU time</em> it used, so its figure holds on a loaded machine where
+     * anything timed by the wall clock slows down; {@code elapsed} adds {@code -elapsed}
+     * (wall-clock divisor), the figure to compare wall-clock timings with.
+     */
+    static double bytesPerSecond(int seconds, int processes, boolean elapsed) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>(List.of("openssl", "speed", "-evp", "aes-256-gcm", "-bytes", "16384",
                 "-seconds", Integer.toString(seconds), "-mr"));
+        if (elapsed) {
+            cmd.add("-elapsed");
+        }
         if (processes > 1) {
             cmd.addAll(List.of("-multi", Integer.toString(processes)));
         }

@@ -45,6 +45,9 @@ public final class ShardBench {
     private final Path dir;
     private final List<ShardRow> rows = new ArrayList<>();
     private final Map<String, Object> info = new LinkedHashMap<>();
+    /** CPU seconds per kept repetition, by the same keys as the wall-clock times. */
+    private final Map<String, List<Double>> cpu = new LinkedHashMap<>();
+    private double lastCpu;
 
     ShardBench(Mode mode, Path dir) {
         this.mode = mode;
@@ -119,8 +122,10 @@ public final class ShardBench {
             boolean keep = round >= mode.warmupRounds();
             boolean check = round == total - 1;
             if (opensslMissing == null) {
-                record(t, keep, "openssl/1", OpensslSpeed.bytesPerSecond(mode.opensslSeconds(), 1));
-                record(t, keep, "openssl/2", OpensslSpeed.bytesPerSecond(mode.opensslSeconds(), 2));
+                for (int p : new int[] {1, 2}) {
+                    record(t, keep, "openssl/" + p, OpensslSpeed.bytesPerSecond(mode.opensslSeconds(), p, false));
+                    record(t, keep, "openssl_elapsed/" + p, OpensslSpeed.bytesPerSecond(mode.opensslSeconds(), p, true));
+                }
             }
             record(t, keep, "copy/plain/1", time(output, () -> copy(plain, output)));
             for (int threads : new int[] {1, 2}) {
@@ -153,17 +158,21 @@ public final class ShardBench {
         }
         sealedBytes[0] = sealedBytes[1] = null;
 
-        for (int p : new int[] {1, 2}) {
-            String key = "openssl/" + p;
-            if (opensslMissing != null) {
-                rows.add(ShardRow.unavailable("aes_256_gcm_16k", "openssl", p, 0, opensslMissing));
-                continue;
+        for (boolean elapsed : new boolean[] {false, true}) {
+            String op = elapsed ? "aes_256_gcm_16k_elapsed" : "aes_256_gcm_16k";
+            for (int p : new int[] {1, 2}) {
+                if (opensslMissing != null) {
+                    rows.add(ShardRow.unavailable(op, "openssl", p, 0, opensslMissing));
+                    continue;
+                }
+                // openssl reports bytes/s over its own interval: keep the rate, expressed as seconds per GiB.
+                String key = (elapsed ? "openssl_elapsed/" : "openssl/") + p;
+                double[] sPerGiB = t.get(key).stream().mapToDouble(bps -> (1L << 30) / bps).toArray();
+                rows.add(ShardRow.measured(op, "openssl", p, 1L << 30, Samples.of(sPerGiB),
+                        "openssl speed -evp aes-256-gcm -bytes 16384 -seconds " + mode.opensslSeconds()
+                                + (p > 1 ? " -multi " + p : "") + (elapsed ? " -elapsed" : "") + "; in memory, "
+                                + (elapsed ? "wall-clock divisor" : "openssl's default divisor: user CPU time")));
             }
-            // openssl reports bytes/s over its own interval: keep the rate, expressed as seconds per GiB.
-            double[] sPerGiB = t.get(key).stream().mapToDouble(bps -> (1L << 30) / bps).toArray();
-            rows.add(ShardRow.measured("aes_256_gcm_16k", "openssl", p, 1L << 30, Samples.of(sPerGiB),
-                    "openssl speed -evp aes-256-gcm -bytes 16384 -seconds " + mode.opensslSeconds()
-                            + (p > 1 ? " -multi " + p : "") + "; in memory, no I/O"));
         }
         rows.add(row(t, "copy/plain/1", "copy", "plain", 1, n, "read + write through a 1 MiB heap buffer "
                 + "(FileChannel): the I/O floor of any user-space encryptor"));
@@ -196,27 +205,38 @@ public final class ShardBench {
         return new ShardReport(info, rows);
     }
 
-    private static ShardRow row(Map<String, List<Double>> t, String key, String op, String system, int threads,
-                                long bytes, String note) {
+    private ShardRow row(Map<String, List<Double>> t, String key, String op, String system, int threads,
+                         long bytes, String note) {
         double[] v = t.get(key).stream().mapToDouble(Double::doubleValue).toArray();
-        return ShardRow.measured(op, system, threads, bytes, Samples.of(v), note);
+        double[] c = cpu.get(key).stream().mapToDouble(Double::doubleValue).toArray();
+        return ShardRow.measured(op, system, threads, bytes, Samples.of(v), Samples.of(c), note);
     }
 
-    private static void record(Map<String, List<Double>> t, boolean keep, String key, double value) {
+    private void record(Map<String, List<Double>> t, boolean keep, String key, double value) {
         List<Double> l = t.computeIfAbsent(key, k -> new ArrayList<>());
-        if (keep) l.add(value);
+        if (keep) {
+            l.add(value);
+            if (t != cpu && !key.startsWith("openssl")) cpu.computeIfAbsent(key, k -> new ArrayList<>()).add(lastCpu);
+        }
     }
 
     interface Work {
         void run() throws Exception;
     }
 
-    /** Seconds of {@code work}; {@code target} is deleted first (outside the timing), so no run pays for truncating. */
-    private static double time(Path target, Work work) throws Exception {
+    /**
+     * Wall-clock seconds of {@code work}; its CPU seconds (this process's threads and its
+     * waited-for children, e.g. age) are left in {@link #lastCpu}. {@code target} is
+     * deleted first (outside the timing), so no run pays for truncating it.
+     */
+    private double time(Path target, Work work) throws Exception {
         if (target != null) Files.deleteIfExists(target);
+        double c0 = CpuClock.seconds();
         long t0 = System.nanoTime();
         work.run();
-        return (System.nanoTime() - t0) / 1e9;
+        long t1 = System.nanoTime();
+        lastCpu = CpuClock.seconds() - c0;
+        return (t1 - t0) / 1e9;
     }
 
     private static void copy(Path from, Path to) throws IOException {

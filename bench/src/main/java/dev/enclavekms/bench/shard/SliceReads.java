@@ -3,6 +3,8 @@ package dev.enclavekms.bench.shard;
 import dev.enclavekms.shard.ShardReader;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SeekableByteChannel;
@@ -19,7 +21,8 @@ import static java.nio.file.StandardOpenOption.READ;
  * the shard with {@code ShardReader.read(position, buffer)} (decrypting only the segments
  * the slice touches: 5 of 1 MiB for a 4 MiB slice at an unaligned offset), and from the
  * Tink file through its seekable channel. The three reads of one offset run back to back,
- * so drifts in machine load hit all of them alike; each read is timed alone. The files
+ * so drifts in machine load hit all of them alike; each read is timed alone, by the wall
+ * clock and by the reading thread's CPU time (robust to the machine's load). The files
  * were just written, so they are in the page cache: these are warm-cache reads.
  *
  * <p>Destination buffers: heap ({@code ByteBuffer.allocate}) and direct
@@ -49,23 +52,32 @@ final class SliceReads {
         double[] plainS = new double[reps];
         double[] shardS = new double[reps];
         double[] tinkS = new double[reps];
+        double[] plainC = new double[reps];
+        double[] shardC = new double[reps];
+        double[] tinkC = new double[reps];
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
         try (FileChannel pf = FileChannel.open(plain, READ)) {
             for (int i = -warmup; i < reps; i++) {
                 long at = (long) (random.nextDouble() * (size - slice));
+                long c0 = mx.getCurrentThreadCpuTime();
                 long t0 = System.nanoTime();
                 readFully(pf, dst.clear(), at);
                 long t1 = System.nanoTime();
+                long c1 = mx.getCurrentThreadCpuTime();
                 shard.readFully(at, check.clear());
                 long t2 = System.nanoTime();
+                long c2 = mx.getCurrentThreadCpuTime();
                 if (!dst.flip().equals(check.flip())) {
                     throw new IOException("the shard's slice at " + at + " differs from the plaintext");
                 }
-                long t3 = 0, t4 = 0;
+                long t3 = 0, t4 = 0, c3 = 0, c4 = 0;
                 if (tink != null) {
                     tink.position(at);
+                    c3 = mx.getCurrentThreadCpuTime();
                     t3 = System.nanoTime();
                     readFully(tink, check.clear());
                     t4 = System.nanoTime();
+                    c4 = mx.getCurrentThreadCpuTime();
                     if (!dst.equals(check.flip())) {
                         throw new IOException("Tink's slice at " + at + " differs from the plaintext");
                     }
@@ -74,18 +86,21 @@ final class SliceReads {
                     plainS[i] = (t1 - t0) / 1e9;
                     shardS[i] = (t2 - t1) / 1e9;
                     tinkS[i] = (t4 - t3) / 1e9;
+                    plainC[i] = (c1 - c0) / 1e9;
+                    shardC[i] = (c2 - c1) / 1e9;
+                    tinkC[i] = (c4 - c3) / 1e9;
                 }
             }
         }
         String op = "read_slice_" + (direct ? "direct" : "heap");
         String kind = direct ? "direct" : "heap";
         List<ShardRow> rows = new ArrayList<>();
-        rows.add(ShardRow.measured(op, "plain", 1, slice, Samples.of(plainS),
+        rows.add(ShardRow.measured(op, "plain", 1, slice, Samples.of(plainS), Samples.of(plainC),
                 "FileChannel.read(" + kind + " buffer, position) of the plaintext file, warm page cache"));
-        rows.add(ShardRow.measured(op, "shard", 1, slice, Samples.of(shardS),
+        rows.add(ShardRow.measured(op, "shard", 1, slice, Samples.of(shardS), Samples.of(shardC),
                 "ShardReader.readFully(position, " + kind + " buffer), reader opened once"));
         if (tink != null) {
-            rows.add(ShardRow.measured(op, "tink", 1, slice, Samples.of(tinkS),
+            rows.add(ShardRow.measured(op, "tink", 1, slice, Samples.of(tinkS), Samples.of(tinkC),
                     "Tink newSeekableDecryptingChannel: position + read into a " + kind + " buffer"));
         }
         return rows;
