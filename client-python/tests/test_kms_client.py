@@ -352,7 +352,7 @@ class ErrorMappingTest(KmsClientTestCase):
              "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable", "EnclaveUnavailable",
              "InternalError", "InvalidRequest", "RequestTooLarge", "TooManyConnections",
              "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid", "CertificateRefused",
-             "SessionNotFound", "SessionMaterialNotFound", "SessionLimitExceeded"]
+             "SessionNotFound", "SessionMaterialNotFound", "SessionLimitExceeded", "CertificateNotFound"]
 
     def test_everyKmsError_raisesItsTypedException(self):
         for interface in (KMS, ADMIN):
