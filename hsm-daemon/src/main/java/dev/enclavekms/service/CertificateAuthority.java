@@ -57,8 +57,8 @@ import java.util.Set;
 
 /**
  * A certificate authority whose keys are CERT_AUTHORITY key versions in the enclave.
- * Each version has a self-signed root certificate, made when it is first needed (at key
- * creation, or for a version a rotation made) and kept in {@link CaCertificates}.
+ * Each version of a root CA has a self-signed root certificate, made when it is first
+ * needed (at key creation, or for a version a rotation made) and kept in {@link CaCertificates}.
  * {@link #issue} signs PKCS#10 requests with the primary version: the request's own
  * signature and key strength are checked first, the profile fixes key usages, serials
  * are 128 bits from the enclave's generator, and the signature is computed by the
