@@ -126,6 +126,32 @@ class CertificateRevocationTest {
     }
 
     @Test
+    void crl_isReSignedWhenHalfStale_andExpiredCertificatesDropOff() throws Exception {
+        admin.createKey("ca-clock", Purpose.CERT_AUTHORITY, KeyAlgorithm.EC_P256_SHA256, "", List.of());
+        var clock = new dev.enclavekms.testing.MutableClock(java.time.Instant.now());
+        var timed = new CertificateAuthority(enclave, registry, health, new CaCertificates(dir.resolve("ca")), clock,
+                CertificateAuthority.DEFAULT_MAX_TTL);
+        var shortLived = timed.issue("ca-clock", csr("/CN=short", null), Duration.ofHours(1),
+                CertificateAuthority.Profile.CLIENT);
+        var longLived = timed.issue("ca-clock", csr("/CN=long", null), Duration.ofHours(20),
+                CertificateAuthority.Profile.CLIENT);
+        timed.revoke(shortLived.serial().toString(16), RevocationReason.SUPERSEDED);
+        timed.revoke(longLived.serial().toString(16), RevocationReason.SUPERSEDED);
+        var first = timed.crls("ca-clock").getFirst();
+        assertEquals(2, first.revoked());
+
+        clock.advance(Duration.ofHours(11));
+        assertEquals(first, timed.crls("ca-clock").getFirst(), "under 12 h old: served as it is");
+        clock.advance(Duration.ofHours(2));
+        var next = timed.crls("ca-clock").getFirst();
+        assertTrue(next.number() > first.number());
+        assertEquals(clock.instant().truncatedTo(java.time.temporal.ChronoUnit.SECONDS), next.thisUpdate());
+        X509CRL crl = x509Crl(next.pem());
+        assertEquals(null, crl.getRevokedCertificate(shortLived.serial()), "expired: no longer listed");
+        assertNotNull(crl.getRevokedCertificate(longLived.serial()));
+    }
+
+    @Test
     void unknownSerial_refusedTyped_andRevokingTwiceChangesNothing() throws Exception {
         var e = assertThrows(KmsError.CertificateNotFound.class, () -> ca.revoke("0123456789abcdef", RevocationReason.UNSPECIFIED));
         assertEquals("123456789abcdef", e.serial());
