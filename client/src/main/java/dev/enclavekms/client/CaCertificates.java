@@ -9,9 +9,13 @@ import java.util.Objects;
  *
  * @param pem every certificate of every version's chain (roots once) concatenated, ready to be written
  *            as a CA file
+ * @param awaitingCertificate versions of an intermediate CA key that still await the certificate of
+ *                            an external root (not in {@code certificates})
  */
-public record CaCertificates(String key, String algorithm, List<CaCertificates.Version> certificates, String pem) {
+public record CaCertificates(String key, String algorithm, List<CaCertificates.Version> certificates, String pem,
+                             List<Integer> awaitingCertificate) {
     public CaCertificates {
+        awaitingCertificate = List.copyOf(awaitingCertificate);
         Objects.requireNonNull(key, "key");
         Objects.requireNonNull(algorithm, "algorithm");
         certificates = List.copyOf(certificates);

@@ -367,7 +367,8 @@ public final class KmsClient implements AutoCloseable {
             versions.add(new CaCertificates.Version(v.int32("version"), v.string("state"), v.bool("primary"),
                     v.string("pem"), v.bool("intermediate"), v.strings("chain"), v.string("root")));
         }
-        return new CaCertificates(r.string("key"), r.string("algorithm"), versions, r.string("pem"));
+        return new CaCertificates(r.string("key"), r.string("algorithm"), versions, r.string("pem"),
+                r.int32sOrEmpty("awaiting_certificate"));
     }
 
     /**

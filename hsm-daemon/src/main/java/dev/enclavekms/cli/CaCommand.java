@@ -41,6 +41,10 @@ final class CaCommand extends CommandGroup {
             if (out != null) {
                 Output.writeFile(out, cas.pem().getBytes(StandardCharsets.US_ASCII), false);
             }
+            for (int v : cas.awaitingCertificate()) {
+                env().err().println("kmsctl: " + cas.key() + " v" + v + " awaits its certificate from the external"
+                        + " root (kmsctl ca csr, kmsctl ca import)");
+            }
             if (output.json()) {
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("key", cas.key());

@@ -701,6 +701,8 @@ public final class KmsApi {
         r.put("algorithm", admin.as(caller).describe(name).algorithm().name());
         r.put("certificates", certs);
         r.put("pem", all.toString());
+        r.put("awaiting_certificate", ca().as(caller).awaitingCertificate(name).stream().map(Integer::longValue)
+                .map(Object.class::cast).toList());
         return r;
     }
 

@@ -193,6 +193,22 @@ public final class CertificateAuthority {
         return out;
     }
 
+    /**
+     * The versions of an intermediate CA key that await their certificate (ENABLED, PENDING
+     * or DISABLED, nothing imported yet): what an operator still has to have signed.
+     */
+    public List<Integer> awaitingCertificate(String keyName) throws KmsError {
+        KeyRecord key = caKey(keyName);
+        List<Integer> out = new ArrayList<>();
+        if (!intermediate(key)) return out;
+        for (KeyVersion v : key.versions()) {
+            boolean live = v.state() == VersionState.ENABLED || v.state() == VersionState.PENDING
+                    || v.state() == VersionState.DISABLED;
+            if (live && chain(key, v).isEmpty()) out.add(v.version());
+        }
+        return out;
+    }
+
     /** Makes the root certificate of every version that lacks one (called after CreateKey and rotation). */
     public void ensureRoots(String keyName) throws KmsError {
         caCertificates(keyName);

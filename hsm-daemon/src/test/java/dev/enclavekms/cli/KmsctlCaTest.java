@@ -145,6 +145,9 @@ class KmsctlCaTest {
                 "-CAcreateserial", "-days", "10", "-extfile", ext.toString(), "-out", intCert.toString());
         assertTrue(r.startsWith("0:"), r);
 
+        KmsctlRunner.Run awaiting = kmsctl("ca", "certs", "edge-int");
+        assertEquals(0, awaiting.code(), awaiting.stderr());
+        assertTrue(awaiting.stderr().contains("edge-int v1 awaits its certificate"), awaiting.stderr());
         KmsctlRunner.Run early = kmsctl("ca", "issue", "edge-int", csr("early", "/CN=early").toString());
         assertTrue(early.stderr().contains("CA_CERTIFICATE_MISSING") || early.stderr().contains("awaiting"),
                 early.stderr());

@@ -171,6 +171,8 @@ class CertificateRevocationTest {
         KeyRecord key = admin.createKey("edge-int", Purpose.CERT_AUTHORITY, KeyAlgorithm.EC_P384_SHA384, "", List.of());
         ca.markIntermediate(key);
         assertEquals(List.of(), ca.caCertificates("edge-int"), "no self-signed root, nothing to trust yet");
+        assertEquals(List.of(1), ca.awaitingCertificate("edge-int"));
+        assertEquals(List.of(), ca.awaitingCertificate("ca-p256"), "a root CA awaits nothing");
         var missing = assertThrows(KmsError.CertificateRefused.class,
                 () -> ca.issue("edge-int", csr("/CN=early", null), null, null));
         assertEquals(KmsError.CertificateRefused.Reason.CA_CERTIFICATE_MISSING, missing.reason());
@@ -204,6 +206,7 @@ class CertificateRevocationTest {
         assertEquals(CertificateAuthority.splitPem(root.pem).getFirst(), imported.root());
         assertThrows(KmsError.InvalidParameter.class, () -> ca.importCaCertificate("edge-int", 1, good + root.pem),
                 "a version keeps its first certificate");
+        assertEquals(List.of(), ca.awaitingCertificate("edge-int"));
         var listed = ca.caCertificates("edge-int");
         assertEquals(1, listed.size());
         assertEquals(imported.chain(), listed.getFirst().chain());

@@ -109,6 +109,7 @@ class CertificateRevocationIT {
         try (KmsClient kms = KmsClient.connect(daemon.socket())) {
             kms.createIntermediateCaKey("edge/issuing", "EC_P256_SHA256");
             assertEquals(0, kms.getCaCertificates("edge/issuing").certificates().size());
+            assertEquals(java.util.List.of(1), kms.getCaCertificates("edge/issuing").awaitingCertificate());
             var missing = assertThrows(CertificateRefusedException.class,
                     () -> kms.issueCertificate("edge/issuing", csr("early"), null, null));
             assertEquals("CA_CERTIFICATE_MISSING", missing.reason());
@@ -128,6 +129,7 @@ class CertificateRevocationIT {
             CaCertificates cas = kms.getCaCertificates("edge/issuing");
             CaCertificates.Version v1 = cas.certificates().getFirst();
             assertTrue(v1.intermediate());
+            assertEquals(java.util.List.of(), cas.awaitingCertificate());
             assertEquals(2, v1.chain().size());
             assertEquals(Files.readString(root).strip(), v1.root().strip());
 
