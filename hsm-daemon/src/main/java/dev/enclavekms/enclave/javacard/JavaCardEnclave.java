@@ -82,6 +82,9 @@ public final class JavaCardEnclave implements Enclave {
         e.lock.lock();
         try {
             e.connection = e.connect();
+        } catch (EnclaveException failure) {
+            Arrays.fill(e.pin, (byte) 0);
+            throw failure;
         } finally {
             e.lock.unlock();
         }
