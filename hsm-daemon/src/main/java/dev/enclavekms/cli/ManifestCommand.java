@@ -27,10 +27,10 @@ import java.security.GeneralSecurityException;
 import java.security.PublicKey;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * {@code kmsctl manifest sign|verify}: a signed list of the SHA-256 of every file of a
@@ -88,12 +88,18 @@ final class ManifestCommand extends CommandGroup {
         return Path.of(manifest + ".sig");
     }
 
+    /**
+     * The tree's files but the manifest and its signature, and never DIR/.enclave-manifest
+     * and its .sig: a tree may carry its own manifest and also be signed into others.
+     */
     static TreeScan scan(Path dir, Path manifest, Path signature) {
         if (!Files.isDirectory(dir)) {
             throw CliFailure.local(dir + " is not a directory");
         }
         try {
-            return TreeScan.of(dir, Set.of(manifest, signature));
+            Path defaultManifest = dir.resolve(DEFAULT_NAME);
+            return TreeScan.of(dir, new HashSet<>(List.of(manifest, signature, defaultManifest,
+                    signatureOf(defaultManifest))));
         } catch (IOException e) {
             throw CliFailure.local("cannot list " + dir + ": " + Inputs.reason(e)
                     + (e instanceof java.nio.file.FileSystemException f && f.getFile() != null ? " (" + f.getFile() + ")" : ""));
