@@ -385,6 +385,35 @@ class ManifestCommandTest {
         assertTrue(notDir.stderr().contains("is not a directory"), notDir.stderr());
     }
 
+    @Test
+    void emptyTree_signsAHeaderOnly_andAnUnknownTrustedKeyIsADaemonError() throws Exception {
+        Path empty = Files.createDirectories(dir.resolve("empty"));
+        assertEquals(0, sign(empty, "release").code());
+        assertTrue(Files.readString(empty.resolve(".enclave-manifest")).endsWith("# files: 0\n# bytes: 0\n"));
+        assertEquals(0, verify(empty, "--key", "release").code());
+        Run unknown = verify(empty, "--key", "nope");
+        assertEquals(4, unknown.code());
+        assertTrue(unknown.stderr().contains("KeyNotFound"), unknown.stderr());
+    }
+
+    @Test
+    void ed25519_refusesManifestsOverKmsSignsOneMebibyteLimit() throws Exception {
+        Path big = Files.createDirectories(dir.resolve("many"));
+        String longName = "n".repeat(240);
+        for (int i = 0; i < 3600; i++) {
+            Files.write(big.resolve(longName + i), new byte[0]);
+        }
+        Run ed = sign(big, "ed");
+        assertEquals(1, ed.code());
+        assertTrue(ed.stderr().contains("an Ed25519 key signs the whole manifest and Kms.Sign takes at most 1 MiB"),
+                ed.stderr());
+        assertFalse(Files.exists(big.resolve(".enclave-manifest")));
+        Run ec = sign(big, "release");
+        assertEquals(0, ec.code(), ec.stderr());
+        assertTrue(Files.size(big.resolve(".enclave-manifest")) > (1 << 20));
+        assertEquals(0, verify(big, "--key", "release").code());
+    }
+
     // -------------------------------------------------------------------- rotation
 
     @Test
