@@ -398,10 +398,13 @@ class ManifestCommandTest {
 
     @Test
     void ed25519_refusesManifestsOverKmsSignsOneMebibyteLimit() throws Exception {
+        // 300 files with paths of about 3,530 bytes (14 directories of 250-byte names): a 1.06 MB manifest.
         Path big = Files.createDirectories(dir.resolve("many"));
-        String longName = "n".repeat(240);
-        for (int i = 0; i < 3600; i++) {
-            Files.write(big.resolve(longName + i), new byte[0]);
+        Path deep = big;
+        for (int i = 0; i < 14; i++) deep = deep.resolve(Character.toString('a' + i).repeat(250));
+        Files.createDirectories(deep);
+        for (int i = 0; i < 300; i++) {
+            Files.write(deep.resolve("f" + i), new byte[0]);
         }
         Run ed = sign(big, "ed");
         assertEquals(1, ed.code());
