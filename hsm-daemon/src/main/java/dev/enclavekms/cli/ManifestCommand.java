@@ -282,7 +282,7 @@ final class ManifestCommand extends CommandGroup {
             Path sigFile = signatureFile != null ? signatureFile : signatureOf(manifestFile);
             byte[] body = readAtMost(manifestFile, ManifestFormat.MAX_BYTES);
             byte[] sig = readAtMost(sigFile, MAX_SIGNATURE_BYTES);
-            PublicKeys keys = publicKeys != null ? PublicKeysFile.read(env(), publicKeys) : kms().getPublicKeys(key);
+            PublicKeys keys = publicKeys != null ? PublicKeysFile.read(publicKeys) : kms().getPublicKeys(key);
             if (key != null && !key.equals(keys.key())) {
                 throw CliFailure.local(publicKeys + " holds the public keys of " + keys.key() + ", not of " + key);
             }

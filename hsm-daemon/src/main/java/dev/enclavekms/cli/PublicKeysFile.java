@@ -4,7 +4,10 @@ import dev.enclavekms.client.PublicKeys;
 import dev.enclavekms.json.Json;
 import dev.enclavekms.json.JsonException;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,8 +25,13 @@ final class PublicKeysFile {
     private PublicKeysFile() {
     }
 
-    static PublicKeys read(Environment env, Path file) {
-        byte[] bytes = Inputs.read(env, file);
+    static PublicKeys read(Path file) {
+        byte[] bytes;
+        try (InputStream in = Files.newInputStream(file)) {
+            bytes = in.readNBytes(MAX_BYTES + 1);
+        } catch (IOException e) {
+            throw CliFailure.local("cannot read " + file + ": " + Inputs.reason(e));
+        }
         if (bytes.length > MAX_BYTES) {
             throw CliFailure.local(file + " is larger than " + MAX_BYTES + " bytes: not a public keys file");
         }

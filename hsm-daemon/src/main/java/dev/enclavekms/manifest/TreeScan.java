@@ -14,7 +14,7 @@ import java.util.Set;
 /**
  * What a tree holds, for a manifest: its regular files, and everything a manifest cannot
  * cover (symbolic links, FIFOs, sockets, devices, names that are not valid in the file-name
- * encoding). Links are never followed, so nothing outside the tree is read. Directories
+ * encoding, paths longer than {@link ManifestPaths#MAX_BYTES}). Links are never followed, so nothing outside the tree is read. Directories
  * are walked, not recorded: an empty directory is invisible.
  *
  * @param files     the regular files, sorted by {@link ManifestPaths#ORDER}
@@ -59,8 +59,11 @@ public record TreeScan(List<File> files, List<Irregular> irregular) {
                             return FileVisitResult.CONTINUE;
                         }
                         String path = path(start, file);
+                        String problem = ManifestPaths.problem(path);
                         if (!decodable(file.getFileName())) {
                             irregular.add(new Irregular(path, "name not valid UTF-8"));
+                        } else if (problem != null) {
+                            irregular.add(new Irregular(path, "path " + problem));
                         } else if (attrs.isSymbolicLink()) {
                             irregular.add(new Irregular(path, "symbolic link"));
                         } else if (attrs.isRegularFile()) {

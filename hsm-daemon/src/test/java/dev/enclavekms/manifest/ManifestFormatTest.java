@@ -99,6 +99,16 @@ class ManifestFormatTest {
         }
     }
 
+    @Test
+    void paths_ofAtMost4096Bytes() throws Exception {
+        String longest = "a/".repeat(2047) + "bc"; // 4096 bytes
+        byte[] ok = ManifestFormat.write(manifest(List.of(new Manifest.Entry(longest, sha(1)))));
+        assertEquals(longest, ManifestFormat.parse(ok).entries().getFirst().path());
+        assertThrows(IllegalArgumentException.class, () -> ManifestFormat.write(manifest(List.of(
+                new Manifest.Entry(longest + "d", sha(1))))));
+        refused(HEADER + "# files: 1\n# bytes: 1234\n" + hex(1) + "  " + longest + "d\n", "longer than 4096 bytes");
+    }
+
     static void refused(String text, String why) {
         MalformedManifestException e = assertThrows(MalformedManifestException.class,
                 () -> ManifestFormat.parse(bytes(text)), text);
