@@ -85,7 +85,7 @@ public final class AuditLog implements AutoCloseable {
      * @param maxQueue           records waiting for the appender beyond which calls are refused
      */
     public record Options(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval,
-                          Duration maxWait, int maxQueue) {
+                          Duration maxWait, int maxQueue, Durability durability) {
         public static final long DEFAULT_MAX_FILE_BYTES = 64L * 1024 * 1024;
         public static final int DEFAULT_CHECKPOINT_RECORDS = 1000;
         public static final Duration DEFAULT_CHECKPOINT_INTERVAL = Duration.ofSeconds(60);
@@ -94,8 +94,15 @@ public final class AuditLog implements AutoCloseable {
         /** Smallest file size: room for a few records and the closing checkpoint. */
         public static final long MIN_FILE_BYTES = 4096;
 
+        /** With durable writes ({@link Durability#FSYNC}). */
+        public Options(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval,
+                       Duration maxWait, int maxQueue) {
+            this(dir, maxFileBytes, checkpointRecords, checkpointInterval, maxWait, maxQueue, Durability.FSYNC);
+        }
+
         public Options {
             Objects.requireNonNull(dir, "dir");
+            Objects.requireNonNull(durability, "durability");
             if (maxFileBytes < MIN_FILE_BYTES) {
                 throw new IllegalArgumentException("audit files must be allowed at least " + MIN_FILE_BYTES + " bytes");
             }
@@ -116,12 +123,28 @@ public final class AuditLog implements AutoCloseable {
         }
 
         public Options withMaxFileBytes(long bytes) {
-            return new Options(dir, bytes, checkpointRecords, checkpointInterval, maxWait, maxQueue);
+            return new Options(dir, bytes, checkpointRecords, checkpointInterval, maxWait, maxQueue, durability);
         }
 
         public Options withCheckpoints(int records, Duration interval) {
-            return new Options(dir, maxFileBytes, records, interval, maxWait, maxQueue);
+            return new Options(dir, maxFileBytes, records, interval, maxWait, maxQueue, durability);
         }
+
+        public Options withDurability(Durability d) {
+            return new Options(dir, maxFileBytes, checkpointRecords, checkpointInterval, maxWait, maxQueue, d);
+        }
+    }
+
+    /**
+     * Whether a group commit ends with {@code fdatasync}. {@link #NONE} exists to measure what
+     * durability costs (bench/run); the daemon accepts it only in {@code --dev} mode and says
+     * so loudly (docs/audit.md, docs/decisions.md).
+     */
+    public enum Durability {
+        /** Every write is made durable ({@code fdatasync}) before its callers are released. */
+        FSYNC,
+        /** Written, never forced: a crash of the host (not of the daemon) may lose recent records. */
+        NONE
     }
 
     /** The last durable record: its sequence number, hash and time, and the file it is in. */
@@ -245,6 +268,26 @@ public final class AuditLog implements AutoCloseable {
         CompletableFuture<Long> done = new CompletableFuture<>();
         enqueue(new Append(Map.copyOf(fields), done));
         return await(done);
+    }
+
+    /**
+     * Appends a record like {@link #append} but returns as soon as it is queued: the record
+     * takes its place in the chain and becomes durable with the next group commit, which
+     * follows at once (the appender never waits for more work). For calls that release
+     * nothing and change nothing (CallAuditor.DEFERRED_METHODS): a crash of the host in
+     * that moment loses their record; a failed write makes the log unwritable, so the next
+     * call is refused as usual.
+     *
+     * @throws AuditUnavailableException when the log is unwritable or closed, or too many
+     *                                   records are waiting
+     */
+    public void appendDeferred(Map<String, Object> fields) throws AuditUnavailableException {
+        Objects.requireNonNull(fields, "fields");
+        refuseIfClosed();
+        if (failure != null) {
+            requireWritable();
+        }
+        enqueue(new Append(Map.copyOf(fields), new CompletableFuture<>()));
     }
 
     /**
@@ -614,8 +657,10 @@ public final class AuditLog implements AutoCloseable {
                 // write then reports the error.
                 remaining -= channel.write(buffers);
             }
-            channel.force(false);
-            forces.incrementAndGet();
+            if (options.durability() == Durability.FSYNC) {
+                channel.force(false);
+                forces.incrementAndGet();
+            }
             requireInPlace();
             fileSize += st.bytes;
             fileHasRecords = true;
