@@ -34,8 +34,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * docs/audit.md).
  *
  * <h2>Durability</h2>
- * {@link #append} returns only once its record is on disk: one appender thread takes every
- * record queued since its last write, gives them consecutive sequence numbers, chains their
+ * {@link #append} returns only once its record is on disk: one writer at a time — the first
+ * waiting caller that finds no write in progress, else the appender thread — takes every
+ * record queued since the last write, gives them consecutive sequence numbers, chains their
  * hashes, writes them with one gathering write and makes them durable with one
  * {@code fdatasync} ({@link FileChannel#force force(false)}), then releases every waiting
  * caller. Concurrent calls therefore share an fsync instead of queueing for one each. A
@@ -180,9 +181,12 @@ public final class AuditLog implements AutoCloseable {
     private final LinkedBlockingQueue<Request> queue;
     private final Thread appender;
     private final AtomicLong forces = new AtomicLong();
+    /** Held by the one thread writing a batch (a waiting caller or the appender): see {@link #lead}. */
+    private final java.util.concurrent.atomic.AtomicBoolean writing = new java.util.concurrent.atomic.AtomicBoolean();
+    private volatile boolean stopped;
     private final AtomicLong refused = new AtomicLong();
 
-    // ---- state owned by the appender thread (and by open() before the thread starts)
+    // ---- state owned by the thread that holds "writing" (and by open() before the appender starts)
     private FileChannel channel;
     private Path file;
     private Object fileKey;
@@ -267,6 +271,7 @@ public final class AuditLog implements AutoCloseable {
         }
         CompletableFuture<Long> done = new CompletableFuture<>();
         enqueue(new Append(Map.copyOf(fields), done));
+        lead();
         return await(done);
     }
 
@@ -288,6 +293,7 @@ public final class AuditLog implements AutoCloseable {
             requireWritable();
         }
         enqueue(new Append(Map.copyOf(fields), new CompletableFuture<>()));
+        java.util.concurrent.locks.LockSupport.unpark(appender); // written by the appender: the caller does not wait
     }
 
     /**
@@ -303,6 +309,7 @@ public final class AuditLog implements AutoCloseable {
         CompletableFuture<Void> probe = new CompletableFuture<>();
         try {
             enqueue(new Probe(probe));
+            lead();
             await(probe);
         } catch (AuditUnavailableException e) {
             refused.incrementAndGet();
@@ -315,6 +322,7 @@ public final class AuditLog implements AutoCloseable {
         refuseIfClosed();
         CompletableFuture<Head> done = new CompletableFuture<>();
         enqueue(new Checkpoint("request", done));
+        lead();
         return await(done);
     }
 
@@ -351,6 +359,7 @@ public final class AuditLog implements AutoCloseable {
         // put, not offer: the stop must reach the appender even when the queue is full.
         try {
             queue.put(new Stop(done));
+            java.util.concurrent.locks.LockSupport.unpark(appender);
             done.get(options.maxWait().toMillis() + 5000, TimeUnit.MILLISECONDS);
             appender.join(Duration.ofSeconds(5));
         } catch (InterruptedException e) {
@@ -411,42 +420,90 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
+    /**
+     * The background appender: writes what deferred appends queued, timed checkpoints and
+     * retries of an unwritable log. Callers that wait for their record write it themselves
+     * ({@link #lead}), so a call does not wake another thread to have its record written.
+     */
     private void run() {
-        List<Request> batch = new ArrayList<>();
-        Stop stop = null;
-        while (stop == null) {
-            Request first;
-            try {
-                first = queue.poll(waitNanos(), TimeUnit.NANOSECONDS);
-            } catch (InterruptedException e) {
-                continue; // only close() stops the appender, through a Stop request
-            }
-            if (first != null) {
-                batch.add(first);
-                queue.drainTo(batch, MAX_BATCH - 1);
-            }
-            try {
-                stop = process(batch);
-            } catch (RuntimeException e) {
-                // A bug here must not leave callers waiting for confirmations that never come:
-                // the log is unwritable from now on, and says so.
-                LOG.log(System.Logger.Level.ERROR, "the audit log's appender failed", e);
-                failure = "internal error in the audit log (" + e + "); see the daemon log";
-                failedSince = clock.instant();
-                nextRetryNanos = System.nanoTime() + RETRY.toNanos();
-                AuditUnavailableException refusal = unwritable();
-                for (Request r : batch) {
-                    if (r instanceof Stop s) stop = s;
-                    else failRequest(r, refusal);
-                }
-            }
-            batch.clear();
+        while (!stopped) {
+            // At most a second: the timers are set by whichever thread wrote last.
+            java.util.concurrent.locks.LockSupport.parkNanos(this, Math.min(waitNanos(), TimeUnit.SECONDS.toNanos(1)));
+            lead();
         }
+    }
+
+    /**
+     * Group commit without a hand-off: the first caller to find no write in progress becomes
+     * the writer ("leader") and writes everything queued — its own record and those of
+     * every caller that queued meanwhile — with one write and one fsync. Callers that find
+     * a write in progress wait for their future; the leader, once it lets go, hands what
+     * was queued during its write to the appender thread, so nothing waits for a caller
+     * that has gone. (A caller queues before it tries to lead, and a leader lets go before
+     * it looks at the queue: a request is always either taken by a leader or seen by one.)
+     */
+    private void lead() {
+        boolean appenderThread = Thread.currentThread() == appender;
+        if (!appenderThread && Thread.currentThread().isInterrupted()) {
+            // An interrupt would close the file channel mid-write; the appender writes instead.
+            java.util.concurrent.locks.LockSupport.unpark(appender);
+            return;
+        }
+        List<Request> batch = new ArrayList<>();
+        boolean led = false;
+        while (!stopped && writing.compareAndSet(false, true)) {
+            led = true;
+            try {
+                if (stopped) return;
+                queue.drainTo(batch, MAX_BATCH);
+                Stop stop = processSafely(batch);
+                if (stop != null) {
+                    stop(stop);
+                    return;
+                }
+            } finally {
+                batch.clear();
+                writing.set(false);
+            }
+            if (queue.isEmpty() || !appenderThread) {
+                break;
+            }
+        }
+        if (led && !appenderThread && !stopped && !queue.isEmpty()) {
+            java.util.concurrent.locks.LockSupport.unpark(appender); // what was queued while this caller wrote
+        }
+    }
+
+    /** Processes a batch; a bug makes the log unwritable rather than leave callers waiting. */
+    private Stop processSafely(List<Request> batch) {
+        try {
+            return process(batch);
+        } catch (RuntimeException e) {
+            // A bug here must not leave callers waiting for confirmations that never come:
+            // the log is unwritable from now on, and says so.
+            LOG.log(System.Logger.Level.ERROR, "the audit log's appender failed", e);
+            failure = "internal error in the audit log (" + e + "); see the daemon log";
+            failedSince = clock.instant();
+            nextRetryNanos = System.nanoTime() + RETRY.toNanos();
+            AuditUnavailableException refusal = unwritable();
+            Stop stop = null;
+            for (Request r : batch) {
+                if (r instanceof Stop s) stop = s;
+                else failRequest(r, refusal);
+            }
+            return stop;
+        }
+    }
+
+    /** After the closing checkpoint: closes the file, refuses what is still queued, ends the appender. */
+    private void stop(Stop stop) {
+        stopped = true;
         closeChannel();
         for (Request r = queue.poll(); r != null; r = queue.poll()) {
             failRequest(r, new AuditUnavailableException("the audit log is closed: the daemon is stopping"));
         }
         stop.done().complete(null);
+        java.util.concurrent.locks.LockSupport.unpark(appender);
     }
 
     /** How long the appender may wait for work before a timed checkpoint or a retry is due. */
