@@ -18,7 +18,9 @@ import java.util.Arrays;
 public final class FrameReader {
     private final InputStream in;
     private final int maxMessageBytes;
-    private final byte[] chunk = new byte[16 * 1024];
+    /** Bytes read from the stream at a time (held by every reader, also while idle). */
+    public static final int DEFAULT_CHUNK_BYTES = 16 * 1024;
+    private final byte[] chunk;
     private int chunkPos;
     private int chunkLen;
     private byte[] message = new byte[1024];
@@ -65,9 +67,18 @@ public final class FrameReader {
     }
 
     public FrameReader(InputStream in, int maxMessageBytes, Budget budget) {
+        this(in, maxMessageBytes, budget, DEFAULT_CHUNK_BYTES);
+    }
+
+    /**
+     * @param chunkBytes how much is read at a time; a server holding many idle connections
+     *                   keeps this small, since every reader holds its chunk
+     */
+    public FrameReader(InputStream in, int maxMessageBytes, Budget budget, int chunkBytes) {
         this.in = in;
         this.maxMessageBytes = maxMessageBytes;
         this.budget = budget;
+        this.chunk = new byte[chunkBytes];
     }
 
     /**

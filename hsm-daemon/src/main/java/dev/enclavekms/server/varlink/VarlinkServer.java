@@ -60,6 +60,7 @@ public final class VarlinkServer implements AutoCloseable {
      * {@code MAX_CALLS_IN_FLIGHT} × 64 KiB of parsed messages.
      */
     private static final int MAX_CONCURRENT_MESSAGE_CHARS = 64 * 1024;
+    private static final int READ_CHUNK_BYTES = 4 * 1024;
 
     /** Where a call's reply frames go: straight to the socket, or into its place in the reply order. */
     @FunctionalInterface
@@ -338,7 +339,9 @@ public final class VarlinkServer implements AutoCloseable {
      * here, so the calls after it also wait for it.
      */
     private void serveConnection(Connection c) {
-        FrameReader reader = new FrameReader(Channels.newInputStream(c.channel()), limits.maxMessageBytes(), budget);
+        // 4 KiB reads: every connection holds its chunk while idle (10,000 idle connections: 40 MB, not 160).
+        FrameReader reader = new FrameReader(Channels.newInputStream(c.channel()), limits.maxMessageBytes(), budget,
+                READ_CHUNK_BYTES);
         java.util.concurrent.Semaphore inFlight = new java.util.concurrent.Semaphore(MAX_CALLS_IN_FLIGHT);
         try {
             while (!c.closing()) {
