@@ -583,26 +583,24 @@ public final class AuditLog implements AutoCloseable {
                 return;
             }
         }
-        Map<String, Object> record = chained(st, fields);
-        byte[] line;
+        Sealed sealed;
         try {
-            line = encode(record);
+            sealed = chained(st, fields);
         } catch (IllegalArgumentException e) {
             done.completeExceptionally(new AuditUnavailableException("internal error: the audit record cannot be"
                     + " encoded: " + e.getMessage()));
             return;
         }
-        if (line.length > AuditRecords.MAX_LINE_BYTES) {
-            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + line.length
+        if (sealed.line().length > AuditRecords.MAX_LINE_BYTES) {
+            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + sealed.line().length
                     + " bytes, more than " + AuditRecords.MAX_LINE_BYTES));
             return;
         }
-        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + line.length > options.maxFileBytes()) {
+        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + sealed.line().length > options.maxFileBytes()) {
             rotate(st);
-            record = chained(st, fields);
-            line = encode(record);
+            sealed = chained(st, fields);
         }
-        stage(st, record, line);
+        stage(st, sealed.record(), sealed.line());
         long mySeq = st.seq;
         st.sinceCheckpoint++;
         st.onDurable.add(() -> done.complete(mySeq));
@@ -611,15 +609,43 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
+    /** A record with its hash, and its line. */
+    record Sealed(Map<String, Object> record, byte[] line) {
+    }
+
     /** The record with the chain fields of the next position in {@code st}. */
-    private Map<String, Object> chained(Staging st, Map<String, Object> fields) {
+    private Sealed chained(Staging st, Map<String, Object> fields) {
         Map<String, Object> record = new LinkedHashMap<>(fields);
         record.put(AuditRecords.VERSION_FIELD, AuditRecords.FORMAT_VERSION);
         record.put(AuditRecords.SEQ, st.seq + 1);
         record.put(AuditRecords.TIME, AuditRecords.time(clock.instant()));
         record.put(AuditRecords.PREV, st.hash);
-        record.put(AuditRecords.HASH, AuditRecords.hash(record));
-        return record;
+        return seal(record);
+    }
+
+    /**
+     * Adds the hash to a record and encodes its line, canonicalising it once: members sort by
+     * key, so the line is the encoding without {@code hash} with the {@code hash} member put
+     * between the members before it and those after it (the per-record cost of the single
+     * writer, which every call waits behind).
+     */
+    static Sealed seal(Map<String, Object> record) {
+        Map<String, Object> before = new LinkedHashMap<>();
+        Map<String, Object> after = new LinkedHashMap<>();
+        record.forEach((k, v) -> {
+            if (!k.equals(AuditRecords.HASH)) (k.compareTo(AuditRecords.HASH) < 0 ? before : after).put(k, v);
+        });
+        String a = CanonicalJson.write(before);
+        String b = CanonicalJson.write(after);
+        a = a.substring(1, a.length() - 1);
+        b = b.substring(1, b.length() - 1);
+        String without = "{" + a + (a.isEmpty() || b.isEmpty() ? "" : ",") + b + "}";
+        String hash = java.util.HexFormat.of().formatHex(AuditRecords.sha256(without.getBytes(StandardCharsets.UTF_8)));
+        String line = "{" + a + (a.isEmpty() ? "" : ",") + "\"" + AuditRecords.HASH + "\":\"" + hash + "\""
+                + (b.isEmpty() ? "" : ",") + b + "}\n";
+        Map<String, Object> sealed = new LinkedHashMap<>(record);
+        sealed.put(AuditRecords.HASH, hash);
+        return new Sealed(sealed, line.getBytes(StandardCharsets.UTF_8));
     }
 
     private static byte[] encode(Map<String, Object> record) {
@@ -807,8 +833,8 @@ public final class AuditLog implements AutoCloseable {
             resumed.put("reason", was);
             resumed.put("refused_calls", refused.get());
             Staging st = new Staging();
-            Map<String, Object> record = chained(st, resumed);
-            stage(st, record, encode(record));
+            Sealed record = chained(st, resumed);
+            stage(st, record.record(), record.line());
             st.sinceCheckpoint++;
             flush(st);
         } catch (IOException | RuntimeException e) {

@@ -456,4 +456,19 @@ class AuditLogTest {
         assertEquals(22, records(dir.resolve("audit")).size());
         assertEquals(AuditVerifier.Status.INTACT, verify().status());
     }
+
+    @Test
+    void seal_sameHashAndLineAsEncodingTheRecordTwice() {
+        for (Map<String, Object> r : List.<Map<String, Object>>of(
+                Map.of("v", 1L, "seq", 7L, "time", "t", "prev", "p", "type", "call", "method", "m", "group", "g",
+                        "key", "k", "context", Map.of("model", "hmac-sha256:00"), "user", "ü\u0001\"x"),
+                Map.of("a", 1L), Map.of("z", "y"), Map.of("hasg", 1L, "hasi", 2L), Map.of())) {
+            AuditLog.Sealed s = AuditLog.seal(r);
+            String hash = AuditRecords.hash(r);
+            Map<String, Object> withHash = new java.util.HashMap<>(r);
+            withHash.put("hash", hash);
+            assertEquals(hash, s.record().get("hash"));
+            assertEquals(CanonicalJson.write(withHash) + "\n", new String(s.line(), StandardCharsets.UTF_8));
+        }
+    }
 }
