@@ -18,7 +18,11 @@ import java.util.Arrays;
 public final class FrameReader {
     private final InputStream in;
     private final int maxMessageBytes;
-    private final byte[] chunk = new byte[16 * 1024];
+    /** Bytes read from the stream at a time (held by every reader, also while idle). */
+    public static final int DEFAULT_CHUNK_BYTES = 16 * 1024;
+    /** Small while between messages; {@link #DEFAULT_CHUNK_BYTES} or more while a long message arrives. */
+    private byte[] chunk;
+    private final int idleChunkBytes;
     private int chunkPos;
     private int chunkLen;
     private byte[] message = new byte[1024];
@@ -65,9 +69,22 @@ public final class FrameReader {
     }
 
     public FrameReader(InputStream in, int maxMessageBytes, Budget budget) {
+        this(in, maxMessageBytes, budget, DEFAULT_CHUNK_BYTES);
+    }
+
+    /**
+     * @param chunkBytes how much is read at a time between messages; a server holding many
+     *                   idle connections keeps this small, since every reader holds its chunk.
+     *                   While a message longer than that arrives, reads take
+     *                   {@link #DEFAULT_CHUNK_BYTES} at a time, and the chunk shrinks back
+     *                   once the message is read
+     */
+    public FrameReader(InputStream in, int maxMessageBytes, Budget budget, int chunkBytes) {
         this.in = in;
         this.maxMessageBytes = maxMessageBytes;
         this.budget = budget;
+        this.chunk = new byte[chunkBytes];
+        this.idleChunkBytes = chunkBytes;
     }
 
     /**
@@ -81,6 +98,9 @@ public final class FrameReader {
         boolean overBudget = false;
         while (true) {
             if (chunkPos == chunkLen) {
+                if (len + Math.max(skipped, 0) > chunk.length && chunk.length < DEFAULT_CHUNK_BYTES) {
+                    chunk = new byte[DEFAULT_CHUNK_BYTES]; // a long message: fewer, larger reads
+                }
                 chunkLen = in.read(chunk);
                 chunkPos = 0;
                 if (chunkLen < 0) {
@@ -140,6 +160,9 @@ public final class FrameReader {
 
     /** Don't let one big message pin a large buffer for the life of the connection. */
     private void shrink() {
+        if (chunk.length > idleChunkBytes && chunkPos == chunkLen) {
+            chunk = new byte[idleChunkBytes]; // nothing unread in it: idle again at the small size
+        }
         if (message.length > PRIVATE_ALLOWANCE) {
             message = new byte[1024];
             release();

@@ -202,4 +202,24 @@ class FrameReaderTest {
         assertArrayEquals(new byte[] {'{', '}', 0}, FrameReader.encode("{}"));
         assertArrayEquals(new byte[] {(byte) 0xc3, (byte) 0xa9, 0}, FrameReader.encode("é"));
     }
+
+    @Test
+    void smallIdleChunk_longMessageReadInLargerReads_thenPipelinedMessagesIntact() throws IOException {
+        String big = "x".repeat(200_000);
+        ByteArrayOutputStream all = new ByteArrayOutputStream();
+        all.writeBytes(FrameReader.encode("{\"a\":1}"));
+        all.writeBytes(FrameReader.encode("\"" + big + "\""));
+        all.writeBytes(FrameReader.encode("{\"b\":2}"));
+        all.writeBytes(FrameReader.encode("{\"c\":3}"));
+        ChunkedStream in = new ChunkedStream(all.toByteArray());
+        FrameReader r = new FrameReader(in, 1 << 20, FrameReader.Budget.UNLIMITED, 64);
+
+        assertEquals(new FrameReader.Frame.Text("{\"a\":1}"), r.next());
+        assertEquals(new FrameReader.Frame.Text("\"" + big + "\""), r.next());
+        assertEquals(new FrameReader.Frame.Text("{\"b\":2}"), r.next());
+        assertEquals(new FrameReader.Frame.Text("{\"c\":3}"), r.next());
+        assertNull(r.next());
+        // 200 KB in 64-byte reads would take over 3,000; with the larger chunk for a long message, a few dozen.
+        assertTrue(in.reads < 100, in.reads + " reads");
+    }
 }

@@ -34,8 +34,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * docs/audit.md).
  *
  * <h2>Durability</h2>
- * {@link #append} returns only once its record is on disk: one appender thread takes every
- * record queued since its last write, gives them consecutive sequence numbers, chains their
+ * {@link #append} returns only once its record is on disk: one writer at a time — the first
+ * waiting caller that finds no write in progress, else the appender thread — takes every
+ * record queued since the last write, gives them consecutive sequence numbers, chains their
  * hashes, writes them with one gathering write and makes them durable with one
  * {@code fdatasync} ({@link FileChannel#force force(false)}), then releases every waiting
  * caller. Concurrent calls therefore share an fsync instead of queueing for one each. A
@@ -85,7 +86,7 @@ public final class AuditLog implements AutoCloseable {
      * @param maxQueue           records waiting for the appender beyond which calls are refused
      */
     public record Options(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval,
-                          Duration maxWait, int maxQueue) {
+                          Duration maxWait, int maxQueue, Durability durability) {
         public static final long DEFAULT_MAX_FILE_BYTES = 64L * 1024 * 1024;
         public static final int DEFAULT_CHECKPOINT_RECORDS = 1000;
         public static final Duration DEFAULT_CHECKPOINT_INTERVAL = Duration.ofSeconds(60);
@@ -94,8 +95,15 @@ public final class AuditLog implements AutoCloseable {
         /** Smallest file size: room for a few records and the closing checkpoint. */
         public static final long MIN_FILE_BYTES = 4096;
 
+        /** With durable writes ({@link Durability#FSYNC}). */
+        public Options(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval,
+                       Duration maxWait, int maxQueue) {
+            this(dir, maxFileBytes, checkpointRecords, checkpointInterval, maxWait, maxQueue, Durability.FSYNC);
+        }
+
         public Options {
             Objects.requireNonNull(dir, "dir");
+            Objects.requireNonNull(durability, "durability");
             if (maxFileBytes < MIN_FILE_BYTES) {
                 throw new IllegalArgumentException("audit files must be allowed at least " + MIN_FILE_BYTES + " bytes");
             }
@@ -116,12 +124,28 @@ public final class AuditLog implements AutoCloseable {
         }
 
         public Options withMaxFileBytes(long bytes) {
-            return new Options(dir, bytes, checkpointRecords, checkpointInterval, maxWait, maxQueue);
+            return new Options(dir, bytes, checkpointRecords, checkpointInterval, maxWait, maxQueue, durability);
         }
 
         public Options withCheckpoints(int records, Duration interval) {
-            return new Options(dir, maxFileBytes, records, interval, maxWait, maxQueue);
+            return new Options(dir, maxFileBytes, records, interval, maxWait, maxQueue, durability);
         }
+
+        public Options withDurability(Durability d) {
+            return new Options(dir, maxFileBytes, checkpointRecords, checkpointInterval, maxWait, maxQueue, d);
+        }
+    }
+
+    /**
+     * Whether a group commit ends with {@code fdatasync}. {@link #NONE} exists to measure what
+     * durability costs (bench/run); the daemon accepts it only in {@code --dev} mode and says
+     * so loudly (docs/audit.md, docs/decisions.md).
+     */
+    public enum Durability {
+        /** Every write is made durable ({@code fdatasync}) before its callers are released. */
+        FSYNC,
+        /** Written, never forced: a crash of the host (not of the daemon) may lose recent records. */
+        NONE
     }
 
     /** The last durable record: its sequence number, hash and time, and the file it is in. */
@@ -157,9 +181,12 @@ public final class AuditLog implements AutoCloseable {
     private final LinkedBlockingQueue<Request> queue;
     private final Thread appender;
     private final AtomicLong forces = new AtomicLong();
+    /** Held by the one thread writing a batch (a waiting caller or the appender): see {@link #lead}. */
+    private final java.util.concurrent.atomic.AtomicBoolean writing = new java.util.concurrent.atomic.AtomicBoolean();
+    private volatile boolean stopped;
     private final AtomicLong refused = new AtomicLong();
 
-    // ---- state owned by the appender thread (and by open() before the thread starts)
+    // ---- state owned by the thread that holds "writing" (and by open() before the appender starts)
     private FileChannel channel;
     private Path file;
     private Object fileKey;
@@ -244,7 +271,29 @@ public final class AuditLog implements AutoCloseable {
         }
         CompletableFuture<Long> done = new CompletableFuture<>();
         enqueue(new Append(Map.copyOf(fields), done));
+        lead();
         return await(done);
+    }
+
+    /**
+     * Appends a record like {@link #append} but returns as soon as it is queued: the record
+     * takes its place in the chain and becomes durable with the next group commit, which
+     * follows at once (the appender never waits for more work). For calls that release
+     * nothing and change nothing (CallAuditor.DEFERRED_METHODS): a crash of the host in
+     * that moment loses their record; a failed write makes the log unwritable, so the next
+     * call is refused as usual.
+     *
+     * @throws AuditUnavailableException when the log is unwritable or closed, or too many
+     *                                   records are waiting
+     */
+    public void appendDeferred(Map<String, Object> fields) throws AuditUnavailableException {
+        Objects.requireNonNull(fields, "fields");
+        refuseIfClosed();
+        if (failure != null) {
+            requireWritable();
+        }
+        enqueue(new Append(Map.copyOf(fields), new CompletableFuture<>()));
+        java.util.concurrent.locks.LockSupport.unpark(appender); // written by the appender: the caller does not wait
     }
 
     /**
@@ -260,6 +309,7 @@ public final class AuditLog implements AutoCloseable {
         CompletableFuture<Void> probe = new CompletableFuture<>();
         try {
             enqueue(new Probe(probe));
+            lead();
             await(probe);
         } catch (AuditUnavailableException e) {
             refused.incrementAndGet();
@@ -272,6 +322,7 @@ public final class AuditLog implements AutoCloseable {
         refuseIfClosed();
         CompletableFuture<Head> done = new CompletableFuture<>();
         enqueue(new Checkpoint("request", done));
+        lead();
         return await(done);
     }
 
@@ -308,6 +359,7 @@ public final class AuditLog implements AutoCloseable {
         // put, not offer: the stop must reach the appender even when the queue is full.
         try {
             queue.put(new Stop(done));
+            java.util.concurrent.locks.LockSupport.unpark(appender);
             done.get(options.maxWait().toMillis() + 5000, TimeUnit.MILLISECONDS);
             appender.join(Duration.ofSeconds(5));
         } catch (InterruptedException e) {
@@ -368,42 +420,90 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
+    /**
+     * The background appender: writes what deferred appends queued, timed checkpoints and
+     * retries of an unwritable log. Callers that wait for their record write it themselves
+     * ({@link #lead}), so a call does not wake another thread to have its record written.
+     */
     private void run() {
-        List<Request> batch = new ArrayList<>();
-        Stop stop = null;
-        while (stop == null) {
-            Request first;
-            try {
-                first = queue.poll(waitNanos(), TimeUnit.NANOSECONDS);
-            } catch (InterruptedException e) {
-                continue; // only close() stops the appender, through a Stop request
-            }
-            if (first != null) {
-                batch.add(first);
-                queue.drainTo(batch, MAX_BATCH - 1);
-            }
-            try {
-                stop = process(batch);
-            } catch (RuntimeException e) {
-                // A bug here must not leave callers waiting for confirmations that never come:
-                // the log is unwritable from now on, and says so.
-                LOG.log(System.Logger.Level.ERROR, "the audit log's appender failed", e);
-                failure = "internal error in the audit log (" + e + "); see the daemon log";
-                failedSince = clock.instant();
-                nextRetryNanos = System.nanoTime() + RETRY.toNanos();
-                AuditUnavailableException refusal = unwritable();
-                for (Request r : batch) {
-                    if (r instanceof Stop s) stop = s;
-                    else failRequest(r, refusal);
-                }
-            }
-            batch.clear();
+        while (!stopped) {
+            // At most a second: the timers are set by whichever thread wrote last.
+            java.util.concurrent.locks.LockSupport.parkNanos(this, Math.min(waitNanos(), TimeUnit.SECONDS.toNanos(1)));
+            lead();
         }
+    }
+
+    /**
+     * Group commit without a hand-off: the first caller to find no write in progress becomes
+     * the writer ("leader") and writes everything queued — its own record and those of
+     * every caller that queued meanwhile — with one write and one fsync. Callers that find
+     * a write in progress wait for their future; the leader, once it lets go, hands what
+     * was queued during its write to the appender thread, so nothing waits for a caller
+     * that has gone. (A caller queues before it tries to lead, and a leader lets go before
+     * it looks at the queue: a request is always either taken by a leader or seen by one.)
+     */
+    private void lead() {
+        boolean appenderThread = Thread.currentThread() == appender;
+        if (!appenderThread && Thread.currentThread().isInterrupted()) {
+            // An interrupt would close the file channel mid-write; the appender writes instead.
+            java.util.concurrent.locks.LockSupport.unpark(appender);
+            return;
+        }
+        List<Request> batch = new ArrayList<>();
+        boolean led = false;
+        while (!stopped && writing.compareAndSet(false, true)) {
+            led = true;
+            try {
+                if (stopped) return;
+                queue.drainTo(batch, MAX_BATCH);
+                Stop stop = processSafely(batch);
+                if (stop != null) {
+                    stop(stop);
+                    return;
+                }
+            } finally {
+                batch.clear();
+                writing.set(false);
+            }
+            if (queue.isEmpty() || !appenderThread) {
+                break;
+            }
+        }
+        if (led && !appenderThread && !stopped && !queue.isEmpty()) {
+            java.util.concurrent.locks.LockSupport.unpark(appender); // what was queued while this caller wrote
+        }
+    }
+
+    /** Processes a batch; a bug makes the log unwritable rather than leave callers waiting. */
+    private Stop processSafely(List<Request> batch) {
+        try {
+            return process(batch);
+        } catch (RuntimeException e) {
+            // A bug here must not leave callers waiting for confirmations that never come:
+            // the log is unwritable from now on, and says so.
+            LOG.log(System.Logger.Level.ERROR, "the audit log's appender failed", e);
+            failure = "internal error in the audit log (" + e + "); see the daemon log";
+            failedSince = clock.instant();
+            nextRetryNanos = System.nanoTime() + RETRY.toNanos();
+            AuditUnavailableException refusal = unwritable();
+            Stop stop = null;
+            for (Request r : batch) {
+                if (r instanceof Stop s) stop = s;
+                else failRequest(r, refusal);
+            }
+            return stop;
+        }
+    }
+
+    /** After the closing checkpoint: closes the file, refuses what is still queued, ends the appender. */
+    private void stop(Stop stop) {
+        stopped = true;
         closeChannel();
         for (Request r = queue.poll(); r != null; r = queue.poll()) {
             failRequest(r, new AuditUnavailableException("the audit log is closed: the daemon is stopping"));
         }
         stop.done().complete(null);
+        java.util.concurrent.locks.LockSupport.unpark(appender);
     }
 
     /** How long the appender may wait for work before a timed checkpoint or a retry is due. */
@@ -483,26 +583,24 @@ public final class AuditLog implements AutoCloseable {
                 return;
             }
         }
-        Map<String, Object> record = chained(st, fields);
-        byte[] line;
+        Sealed sealed;
         try {
-            line = encode(record);
+            sealed = chained(st, fields);
         } catch (IllegalArgumentException e) {
             done.completeExceptionally(new AuditUnavailableException("internal error: the audit record cannot be"
                     + " encoded: " + e.getMessage()));
             return;
         }
-        if (line.length > AuditRecords.MAX_LINE_BYTES) {
-            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + line.length
+        if (sealed.line().length > AuditRecords.MAX_LINE_BYTES) {
+            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + sealed.line().length
                     + " bytes, more than " + AuditRecords.MAX_LINE_BYTES));
             return;
         }
-        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + line.length > options.maxFileBytes()) {
+        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + sealed.line().length > options.maxFileBytes()) {
             rotate(st);
-            record = chained(st, fields);
-            line = encode(record);
+            sealed = chained(st, fields);
         }
-        stage(st, record, line);
+        stage(st, sealed.record(), sealed.line());
         long mySeq = st.seq;
         st.sinceCheckpoint++;
         st.onDurable.add(() -> done.complete(mySeq));
@@ -511,15 +609,43 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
+    /** A record with its hash, and its line. */
+    record Sealed(Map<String, Object> record, byte[] line) {
+    }
+
     /** The record with the chain fields of the next position in {@code st}. */
-    private Map<String, Object> chained(Staging st, Map<String, Object> fields) {
+    private Sealed chained(Staging st, Map<String, Object> fields) {
         Map<String, Object> record = new LinkedHashMap<>(fields);
         record.put(AuditRecords.VERSION_FIELD, AuditRecords.FORMAT_VERSION);
         record.put(AuditRecords.SEQ, st.seq + 1);
         record.put(AuditRecords.TIME, AuditRecords.time(clock.instant()));
         record.put(AuditRecords.PREV, st.hash);
-        record.put(AuditRecords.HASH, AuditRecords.hash(record));
-        return record;
+        return seal(record);
+    }
+
+    /**
+     * Adds the hash to a record and encodes its line, canonicalising it once: members sort by
+     * key, so the line is the encoding without {@code hash} with the {@code hash} member put
+     * between the members before it and those after it (the per-record cost of the single
+     * writer, which every call waits behind).
+     */
+    static Sealed seal(Map<String, Object> record) {
+        Map<String, Object> before = new LinkedHashMap<>();
+        Map<String, Object> after = new LinkedHashMap<>();
+        record.forEach((k, v) -> {
+            if (!k.equals(AuditRecords.HASH)) (k.compareTo(AuditRecords.HASH) < 0 ? before : after).put(k, v);
+        });
+        String a = CanonicalJson.write(before);
+        String b = CanonicalJson.write(after);
+        a = a.substring(1, a.length() - 1);
+        b = b.substring(1, b.length() - 1);
+        String without = "{" + a + (a.isEmpty() || b.isEmpty() ? "" : ",") + b + "}";
+        String hash = java.util.HexFormat.of().formatHex(AuditRecords.sha256(without.getBytes(StandardCharsets.UTF_8)));
+        String line = "{" + a + (a.isEmpty() ? "" : ",") + "\"" + AuditRecords.HASH + "\":\"" + hash + "\""
+                + (b.isEmpty() ? "" : ",") + b + "}\n";
+        Map<String, Object> sealed = new LinkedHashMap<>(record);
+        sealed.put(AuditRecords.HASH, hash);
+        return new Sealed(sealed, line.getBytes(StandardCharsets.UTF_8));
     }
 
     private static byte[] encode(Map<String, Object> record) {
@@ -614,8 +740,10 @@ public final class AuditLog implements AutoCloseable {
                 // write then reports the error.
                 remaining -= channel.write(buffers);
             }
-            channel.force(false);
-            forces.incrementAndGet();
+            if (options.durability() == Durability.FSYNC) {
+                channel.force(false);
+                forces.incrementAndGet();
+            }
             requireInPlace();
             fileSize += st.bytes;
             fileHasRecords = true;
@@ -705,8 +833,8 @@ public final class AuditLog implements AutoCloseable {
             resumed.put("reason", was);
             resumed.put("refused_calls", refused.get());
             Staging st = new Staging();
-            Map<String, Object> record = chained(st, resumed);
-            stage(st, record, encode(record));
+            Sealed record = chained(st, resumed);
+            stage(st, record.record(), record.line());
             st.sinceCheckpoint++;
             flush(st);
         } catch (IOException | RuntimeException e) {

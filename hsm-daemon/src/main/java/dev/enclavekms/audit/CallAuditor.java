@@ -37,6 +37,20 @@ public final class CallAuditor {
 
     private static final String KMS = "dev.enclavekms.Kms.";
     private static final String ADMIN = "dev.enclavekms.Admin.";
+
+    /**
+     * Methods whose record need not be durable before the reply leaves (docs/audit.md,
+     * "Durability", and docs/decisions.md): they change nothing and release nothing secret
+     * — health, public keys, public certificates, key metadata. Their record is still
+     * written, in chain order, by the group commit that follows at once; only the caller does
+     * not wait for its fsync, so a health probe or a public-key fetch does not cost a disk
+     * flush. Everything else, and every streamed call, waits. Adding a method here is a
+     * security decision: never one that returns plaintext, key material, a signature, a
+     * certificate it issues, a token, or that has an effect.
+     */
+    public static final java.util.Set<String> DEFERRED_METHODS = java.util.Set.of(
+            KMS + "Status", KMS + "GetPublicKey", KMS + "GetPublicKeys", KMS + "GetCaCertificates",
+            ADMIN + "ListKeys", ADMIN + "DescribeKey", ADMIN + "AuditPublicKey");
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}");
     private static final Pattern ENUM = Pattern.compile("[A-Z0-9_]{1,64}");
     private static final Pattern CONTEXT_KEY = Pattern.compile("[A-Za-z0-9._:/-]{1,128}");
@@ -187,6 +201,11 @@ public final class CallAuditor {
     public record CallFacts(String user, String group, long connection, Map<String, Object> session, String method,
                             Map<String, Object> parameters, Map<String, Object> reply, String error,
                             boolean streaming) {
+    }
+
+    /** True when a call's record may become durable after its reply ({@link #DEFERRED_METHODS}). */
+    public static boolean deferrable(CallFacts call) {
+        return !call.streaming() && DEFERRED_METHODS.contains(call.method());
     }
 
     private final StringHasher hasher;

@@ -13,7 +13,9 @@ import java.util.Map;
 /**
  * Puts every call into the audit log before its reply leaves, and fails closed: a call is
  * not run while the log is unwritable, and a call whose record cannot be made durable gets
- * {@code AuditUnavailable} instead of its reply.
+ * {@code AuditUnavailable} instead of its reply. The few calls that release nothing and
+ * change nothing ({@link CallAuditor#DEFERRED_METHODS}: Status, public keys, key metadata)
+ * are queued in the chain and answered without waiting for the fsync.
  *
  * <p>A record is written after the call ran, so a call with an effect (CreateKey, a
  * rotation) whose record then fails has taken effect although its caller was refused; the
@@ -46,9 +48,14 @@ final class AuditInterceptor implements CallInterceptor {
         Peer peer = call.peer();
         Map<String, Object> record = null;
         try {
-            record = auditor.record(new CallAuditor.CallFacts(peer.user(), peer.group(), peer.connectionId(),
-                    call.session(), call.method(), call.parameters(), call.reply(), call.error(), call.streaming()));
-            log.append(record);
+            CallAuditor.CallFacts facts = new CallAuditor.CallFacts(peer.user(), peer.group(), peer.connectionId(),
+                    call.session(), call.method(), call.parameters(), call.reply(), call.error(), call.streaming());
+            record = auditor.record(facts);
+            if (CallAuditor.deferrable(facts)) {
+                log.appendDeferred(record); // releases nothing: durable with the next group commit
+            } else {
+                log.append(record);
+            }
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.ERROR, "cannot audit " + call.method() + "; the call is refused", e);
             throw refusal(call.method(), new AuditUnavailableException("internal error while recording the call;"

@@ -75,8 +75,18 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
      * @param maxFileBytes       a file is closed and the next begun at this size
      * @param checkpointRecords  a signed checkpoint after this many records
      * @param checkpointInterval or this long after the first record not yet covered
+     * @param durability         {@code FSYNC}; {@code NONE} only in --dev mode, for the benchmark
      */
-    public record Audit(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval) {
+    public record Audit(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval,
+                        dev.enclavekms.audit.AuditLog.Durability durability) {
+        public Audit(Path dir, long maxFileBytes, int checkpointRecords, Duration checkpointInterval) {
+            this(dir, maxFileBytes, checkpointRecords, checkpointInterval, dev.enclavekms.audit.AuditLog.Durability.FSYNC);
+        }
+
+        public Audit withDurability(dev.enclavekms.audit.AuditLog.Durability d) {
+            return new Audit(dir, maxFileBytes, checkpointRecords, checkpointInterval, d);
+        }
+
         public static Audit beside(Path registry) {
             Path parent = registry.toAbsolutePath().getParent();
             return new Audit(parent.resolve("audit"), dev.enclavekms.audit.AuditLog.Options.DEFAULT_MAX_FILE_BYTES,
@@ -86,13 +96,18 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
         public dev.enclavekms.audit.AuditLog.Options options() {
             return dev.enclavekms.audit.AuditLog.Options.defaults(dir).withMaxFileBytes(maxFileBytes)
-                    .withCheckpoints(checkpointRecords, checkpointInterval);
+                    .withCheckpoints(checkpointRecords, checkpointInterval).withDurability(durability);
         }
     }
 
     public DaemonConfig withAudit(Audit a) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
                 socketGroup, a, sessions, caMaxTtl);
+    }
+
+    public DaemonConfig withLimits(ServerLimits l) {
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, l, lifecycle, policy, socketGroup,
+                audit, sessions, caMaxTtl);
     }
 
     public DaemonConfig withLifecycle(Lifecycle l) {
@@ -115,7 +130,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
     public static final Path DEFAULT_SOCKET = Path.of("/run/enclave-kms/kms.sock");
     private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
             "pkcs11.pin-credential",
-            "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
+            "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.max-connections-per-user", "limits.idle-timeout-seconds",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
             "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds",
             "sessions.max-ttl-seconds", "sessions.max-session-bytes", "ca.max-ttl-seconds");
@@ -144,6 +159,10 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             }
             if (p.containsKey("limits.max-connections")) {
                 limits = limits.withMaxConnections(Integer.parseInt(p.getProperty("limits.max-connections").trim()));
+            }
+            if (p.containsKey("limits.max-connections-per-user")) {
+                limits = limits.withMaxConnectionsPerUser(
+                        Integer.parseInt(p.getProperty("limits.max-connections-per-user").trim()));
             }
             if (p.containsKey("limits.idle-timeout-seconds")) {
                 limits = limits.withIdleTimeout(Duration.ofSeconds(Long.parseLong(p.getProperty("limits.idle-timeout-seconds").trim())));

@@ -244,6 +244,12 @@ public final class KmsApi {
                 .method("Status", op(KMS, (c, caller) -> status(caller)))
                 .method("Authenticate", op(KMS, this::authenticate))
                 .method("WatchRevocations", watchRevocations())
+                // Pipelined calls of these run side by side on one connection (replies in order):
+                // data-plane calls that neither change the connection (Authenticate does) nor
+                // depend on an earlier call of it (sessions do). Everything else runs alone.
+                .concurrent("GenerateDataKey", "GenerateDataKeys", "Encrypt", "Decrypt", "DecryptBatch", "Sign",
+                        "Verify", "GetPublicKey", "GetPublicKeys", "GetCaCertificates", "ReEncrypt", "ReEncryptBatch",
+                        "Status")
                 .build();
     }
 

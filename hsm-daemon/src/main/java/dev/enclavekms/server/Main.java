@@ -1,6 +1,8 @@
 package dev.enclavekms.server;
 
+import dev.enclavekms.audit.AuditLog;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Config;
+import dev.enclavekms.server.varlink.ServerLimits;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Enclave;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -64,6 +66,19 @@ public final class Main implements Callable<Integer> {
             description = "Rotate audit files at this size instead of 64 MiB.")
     Long testAuditMaxFileBytes;
 
+    @Option(names = "--audit-durability", paramLabel = "MODE",
+            description = "fsync (default): every audit record is durable before its reply. none: never fsync the"
+                    + " audit log, to measure what durability costs; only with --dev (docs/audit.md).")
+    String auditDurability = "fsync";
+
+    @Option(names = "--max-connections", paramLabel = "N",
+            description = "With --dev: connections served at once (default 512; limits.max-connections in a configuration file).")
+    Integer maxConnections;
+
+    @Option(names = "--max-connections-per-user", paramLabel = "N",
+            description = "With --dev: connections one user may hold (default 128; limits.max-connections-per-user).")
+    Integer maxConnectionsPerUser;
+
     public static void main(String[] args) {
         System.exit(new CommandLine(new Main()).execute(args));
     }
@@ -100,6 +115,16 @@ public final class Main implements Callable<Integer> {
         if (testHooks() && !dev) {
             return "the --test-* options exist for tests of --dev mode only";
         }
+        if (!auditDurability.equals("fsync") && !auditDurability.equals("none")) {
+            return "--audit-durability must be fsync or none";
+        }
+        if (auditDurability.equals("none") && !dev) {
+            return "--audit-durability=none is for measuring with --dev only: a production audit log is always durable";
+        }
+        if ((maxConnections != null || maxConnectionsPerUser != null) && !dev) {
+            return "--max-connections and --max-connections-per-user are for --dev; in a configuration file use"
+                    + " limits.max-connections and limits.max-connections-per-user";
+        }
         return null;
     }
 
@@ -131,9 +156,24 @@ public final class Main implements Callable<Integer> {
                 cfg = cfg.withAudit(new DaemonConfig.Audit(a.dir(),
                         testAuditMaxFileBytes != null ? testAuditMaxFileBytes : a.maxFileBytes(),
                         testAuditCheckpointRecords != null ? testAuditCheckpointRecords : a.checkpointRecords(),
-                        a.checkpointInterval()));
+                        a.checkpointInterval(), a.durability()));
                 if (testClockFile != null) clock = new OffsetFileClock(testClockFile);
                 pause = PausePoints.armed(testPauseAt, System.out);
+            }
+            if (auditDurability.equals("none")) {
+                LOG.log(System.Logger.Level.WARNING, "AUDIT DURABILITY IS OFF (--audit-durability=none): audit records"
+                        + " are written but never fsynced; a host crash may lose them. For benchmarks only.");
+                cfg = cfg.withAudit(cfg.audit().withDurability(AuditLog.Durability.NONE));
+            }
+            if (maxConnections != null || maxConnectionsPerUser != null) {
+                try {
+                    ServerLimits l = cfg.limits();
+                    if (maxConnections != null) l = l.withMaxConnections(maxConnections);
+                    if (maxConnectionsPerUser != null) l = l.withMaxConnectionsPerUser(maxConnectionsPerUser);
+                    cfg = cfg.withLimits(l);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--max-connections: " + e.getMessage());
+                }
             }
         } else {
             cfg = DaemonConfig.load(config);

@@ -22,6 +22,7 @@ import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 
 import static dev.enclavekms.audit.AuditFixtures.call;
 import static dev.enclavekms.audit.AuditFixtures.records;
@@ -414,5 +415,60 @@ class AuditLogTest {
         Set<Object> types = new HashSet<>();
         records(dir.resolve("audit")).forEach(m -> types.add(m.get("type")));
         assertEquals(Set.of("start", "checkpoint"), types);
+    }
+
+    // ------------------------------------------------------------------ deferred and non-durable
+
+    @Test
+    void appendDeferred_returnsAtOnce_recordTakesItsPlaceInTheChainAndBecomesDurable() throws Exception {
+        AuditLog log = open(options());
+        log.appendDeferred(call("dev.enclavekms.Kms.Status"));
+        long after = log.append(call("dev.enclavekms.Kms.Decrypt", "key", "weights"));
+        // The durable call after it covers it: the deferred record is before it in the chain.
+        assertEquals(3, after);
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        assertEquals(List.of("dev.enclavekms.Kms.Status", "dev.enclavekms.Kms.Decrypt"),
+                r.subList(1, 3).stream().map(m -> m.get("method")).toList());
+        // Alone, it is written by the appender without anyone waiting.
+        log.appendDeferred(call("dev.enclavekms.Kms.Status"));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (log.head().seq() < 4 && System.nanoTime() < deadline) Thread.sleep(5);
+        assertEquals(4, log.head().seq());
+        log.close();
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
+    void appendDeferred_unwritableLog_refused() throws Exception {
+        FaultyDisk disk = new FaultyDisk();
+        AuditLog log = open(options(), disk);
+        disk.failure.set(new IOException("No space left on device"));
+        assertThrows(AuditUnavailableException.class, () -> log.append(call("m")));
+        assertThrows(AuditUnavailableException.class, () -> log.appendDeferred(call("dev.enclavekms.Kms.Status")));
+    }
+
+    @Test
+    void durabilityNone_recordsWrittenAndChained_neverFsynced() throws Exception {
+        AuditLog log = open(options().withDurability(AuditLog.Durability.NONE));
+        for (int i = 0; i < 20; i++) log.append(call("m", "i", (long) i));
+        assertEquals(0, log.fsyncCount());
+        log.close();
+        assertEquals(22, records(dir.resolve("audit")).size());
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
+    void seal_sameHashAndLineAsEncodingTheRecordTwice() {
+        for (Map<String, Object> r : List.<Map<String, Object>>of(
+                Map.of("v", 1L, "seq", 7L, "time", "t", "prev", "p", "type", "call", "method", "m", "group", "g",
+                        "key", "k", "context", Map.of("model", "hmac-sha256:00"), "user", "ü\u0001\"x"),
+                Map.of("a", 1L), Map.of("z", "y"), Map.of("hasg", 1L, "hasi", 2L), Map.of())) {
+            AuditLog.Sealed s = AuditLog.seal(r);
+            String hash = AuditRecords.hash(r);
+            Map<String, Object> withHash = new java.util.HashMap<>(r);
+            withHash.put("hash", hash);
+            assertEquals(hash, s.record().get("hash"));
+            assertEquals(CanonicalJson.write(withHash) + "\n", new String(s.line(), StandardCharsets.UTF_8));
+        }
     }
 }

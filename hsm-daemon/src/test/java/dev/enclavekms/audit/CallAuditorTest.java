@@ -239,4 +239,32 @@ class CallAuditorTest {
         assertEquals(List.of(), found);
         assertTrue(CallAuditor.PARAMETERS.containsKey(KMS + "Decrypt"));
     }
+
+    @Test
+    void deferred_onlyReadOnlyMethodsThatReleaseNothingSecret_allInTheShippedIdl() {
+        Set<String> served = new TreeSet<>();
+        for (String iface : List.of("dev.enclavekms.Kms", "dev.enclavekms.Admin")) {
+            VarlinkIdl.parse(VarlinkIdl.resourceText(iface)).methods().keySet().forEach(m -> served.add(iface + "." + m));
+        }
+        assertTrue(served.containsAll(CallAuditor.DEFERRED_METHODS), CallAuditor.DEFERRED_METHODS.toString());
+        // Anything that releases plaintext, key material, signatures, issued certificates or
+        // tokens, or that changes state, must wait for its durable record.
+        for (String m : List.of("Decrypt", "DecryptBatch", "Encrypt", "GenerateDataKey", "GenerateDataKeys", "Sign",
+                "ReEncrypt", "ReEncryptBatch", "IssueCertificate", "OpenSession", "GetSessionMaterial",
+                "Authenticate", "Verify")) {
+            assertFalse(CallAuditor.DEFERRED_METHODS.contains(KMS + m), m);
+        }
+        for (String m : served) {
+            if (m.startsWith("dev.enclavekms.Admin.") && !m.endsWith(".ListKeys") && !m.endsWith(".DescribeKey")
+                    && !m.endsWith(".AuditPublicKey")) {
+                assertFalse(CallAuditor.DEFERRED_METHODS.contains(m), m);
+            }
+        }
+        assertTrue(CallAuditor.deferrable(new CallAuditor.CallFacts("alice", "inference", 7, Map.of(), KMS + "Status",
+                map(), map(), null, false)));
+        assertFalse(CallAuditor.deferrable(new CallAuditor.CallFacts("alice", "inference", 7, Map.of(), KMS + "Status",
+                map(), map(), null, true)), "a streamed call always waits");
+        assertFalse(CallAuditor.deferrable(new CallAuditor.CallFacts("alice", "inference", 7, Map.of(), KMS + "Decrypt",
+                map(), map(), null, false)));
+    }
 }

@@ -69,4 +69,17 @@ class DaemonConfigTest {
         assertEquals(Path.of("/etc/enclave-kms/pin"),
                 DaemonConfig.load(config("pkcs11.pin-file = /etc/enclave-kms/pin\n"), null).pinFile());
     }
+
+    @Test
+    void connectionLimits_totalAndPerUser_readForTenThousandIdleConnections() throws IOException {
+        DaemonConfig c = DaemonConfig.load(config("pkcs11.pin-file = /p\nlimits.max-connections = 12000\n"
+                + "limits.max-connections-per-user = 11000\n"), null);
+        assertEquals(12000, c.limits().maxConnections());
+        assertEquals(11000, c.limits().maxConnectionsPerUser());
+        DaemonConfig d = DaemonConfig.load(config("pkcs11.pin-file = /p\n"), null);
+        assertEquals(512, d.limits().maxConnections());
+        assertEquals(128, d.limits().maxConnectionsPerUser());
+        assertEquals(dev.enclavekms.audit.AuditLog.Durability.FSYNC, d.audit().durability(),
+                "a configuration file cannot turn audit durability off");
+    }
 }

@@ -13,10 +13,24 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * One client connection: its peer, its per-connection state and its reply stream.
- * Calls are read and answered one after another on the connection's own virtual
- * thread, so pipelined calls are answered in the order they were sent.
+ * Calls are read on the connection's own virtual thread. Pipelined calls of methods that
+ * may run concurrently each run on a virtual thread of their own; their replies take a
+ * place in {@link #reserve() reply order} when the call is read and leave in that order,
+ * so every call is answered in the order it was sent, as varlink requires.
  */
 final class Connection {
+    /** A reply's place in the order of the connection's calls. */
+    static final class Slot {
+        private byte[] frame;
+        private boolean done;
+    }
+
+    /** Replies not yet written, in the order their calls arrived (guarded by itself). */
+    private final java.util.ArrayDeque<Slot> order = new java.util.ArrayDeque<>();
+    /** Set when a reply could not be written: the connection is closing, later replies are dropped. */
+    private boolean broken;
+    /** Calls begun and not yet ended (guarded by this). */
+    private int calls;
     private final SocketChannel channel;
     private final Peer peer;
     private final OutputStream out;
@@ -73,14 +87,76 @@ final class Connection {
         if (closing) {
             return false;
         }
+        calls++;
         busy = true;
         touch();
         return true;
     }
 
-    synchronized void endCall() {
-        busy = false;
-        touch();
+    /** Ends a call whose reply was written (or dropped); the last call of a draining connection closes it. */
+    void endCall() {
+        boolean close;
+        synchronized (this) {
+            calls--;
+            busy = calls > 0;
+            touch();
+            close = closing && calls == 0;
+        }
+        if (close) {
+            close();
+        }
+    }
+
+    /** Takes the next place in the reply order, for a call that will run concurrently. */
+    Slot reserve() {
+        synchronized (order) {
+            Slot s = new Slot();
+            order.add(s);
+            return s;
+        }
+    }
+
+    /**
+     * Gives a reserved place its reply ({@code null}: none) and writes every reply that is
+     * now first in line. A reply that cannot be written closes the connection.
+     */
+    void complete(Slot slot, byte[] frame) {
+        synchronized (order) {
+            slot.frame = frame;
+            slot.done = true;
+            try {
+                while (!broken && !order.isEmpty() && order.peekFirst().done) {
+                    byte[] f = order.pollFirst().frame;
+                    if (f != null) {
+                        write(f);
+                    }
+                }
+            } catch (IOException e) {
+                broken = true; // the peer went away or the reaper closed a stalled connection
+                close();
+            }
+            if (broken) {
+                order.clear();
+            }
+            order.notifyAll();
+        }
+    }
+
+    /** Waits until every reserved reply is written: calls after this one must not overtake them. */
+    void awaitReplies() throws IOException {
+        synchronized (order) {
+            while (!order.isEmpty()) {
+                try {
+                    order.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException("interrupted while waiting for earlier replies");
+                }
+            }
+            if (broken) {
+                throw new IOException("an earlier reply could not be written");
+            }
+        }
     }
 
     /** Asks the connection to close once its current call is answered (drain). */
@@ -120,12 +196,16 @@ final class Connection {
     }
 
     void sendError(String error, Map<String, Object> parameters) throws IOException {
+        write(errorFrame(error, parameters));
+    }
+
+    static byte[] errorFrame(String error, Map<String, Object> parameters) {
         Map<String, Object> msg = new LinkedHashMap<>();
         msg.put("error", error);
         if (parameters != null && !parameters.isEmpty()) {
             msg.put("parameters", parameters);
         }
-        write(FrameReader.encode(Json.write(msg)));
+        return FrameReader.encode(Json.write(msg));
     }
 
     void write(byte[] frame) throws IOException {

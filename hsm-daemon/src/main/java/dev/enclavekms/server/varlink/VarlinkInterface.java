@@ -15,10 +15,16 @@ import java.util.Set;
  *                              for a lenient one
  * @param offloaded             handlers run on platform worker threads with the server's
  *                              call timeout (for handlers that call into native device code)
+ * @param concurrentMethods     methods whose pipelined calls may run alongside other such calls
+ *                              of the same connection (replies still leave in order): they
+ *                              neither change the connection's state nor depend on the effect of
+ *                              an earlier call on it. Every other call waits for the calls before
+ *                              it to be answered, and the calls after it wait for it
  */
 public record VarlinkInterface(String name, String description, Map<String, MethodHandler> methods,
                                String invalidParameterError, String internalError,
-                               Map<String, Set<String>> declaredParameters, boolean offloaded) {
+                               Map<String, Set<String>> declaredParameters, boolean offloaded,
+                               Set<String> concurrentMethods) {
 
     public static Builder builder(String name, String description) {
         return new Builder(name, description);
@@ -32,6 +38,7 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
         private String internalError = "org.varlink.service.InternalError";
         private boolean strict;
         private boolean offloaded;
+        private final Set<String> concurrent = new java.util.HashSet<>();
 
         private Builder(String name, String description) {
             this.name = name;
@@ -66,7 +73,21 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
             return this;
         }
 
+        /**
+         * Lets pipelined calls of these methods on one connection run at the same time (see
+         * {@link VarlinkInterface#concurrentMethods()}); only for methods that neither read
+         * nor change what another call of the connection could change.
+         */
+        public Builder concurrent(String... names) {
+            concurrent.addAll(java.util.List.of(names));
+            return this;
+        }
+
         public VarlinkInterface build() {
+            if (!methods.keySet().containsAll(concurrent)) {
+                throw new IllegalStateException("interface " + name + ": concurrent methods " + concurrent
+                        + " are not all implemented");
+            }
             Map<String, Set<String>> declared = Map.of();
             if (strict) {
                 declared = Map.copyOf(IdlParameters.of(description));
@@ -76,7 +97,7 @@ public record VarlinkInterface(String name, String description, Map<String, Meth
                 }
             }
             return new VarlinkInterface(name, description, Map.copyOf(methods), invalidParameterError, internalError,
-                    declared, offloaded);
+                    declared, offloaded, Set.copyOf(concurrent));
         }
     }
 }

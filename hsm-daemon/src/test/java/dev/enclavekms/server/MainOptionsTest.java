@@ -1,0 +1,33 @@
+package dev.enclavekms.server;
+
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The daemon's measuring options: audit durability off and connection limits only with --dev. */
+class MainOptionsTest {
+    private static String usage(String... args) {
+        Main m = new Main();
+        new CommandLine(m).parseArgs(args);
+        return m.usageError();
+    }
+
+    @Test
+    void auditDurabilityNone_onlyWithDev() {
+        assertNull(usage("--dev", "--audit-durability", "none"));
+        assertNull(usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--audit-durability", "fsync"));
+        String e = usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--audit-durability", "none");
+        assertTrue(e.contains("--dev only") && e.contains("always durable"), e);
+        assertEquals("--audit-durability must be fsync or none", usage("--dev", "--audit-durability", "off"));
+    }
+
+    @Test
+    void connectionLimits_onlyWithDev_elseTheConfigurationFile() {
+        assertNull(usage("--dev", "--max-connections", "20000", "--max-connections-per-user", "20000"));
+        String e = usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--max-connections", "20000");
+        assertTrue(e.contains("limits.max-connections"), e);
+    }
+}
