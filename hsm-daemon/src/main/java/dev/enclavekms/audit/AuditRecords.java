@@ -38,6 +38,8 @@ public final class AuditRecords {
     public static final String TYPE_RESUMED = "resumed";
     /** A session ended by the daemon (expiry), not by a call: docs/sessions.md. */
     public static final String TYPE_SESSION = "session";
+    /** Something the lifecycle sweep did by itself (automatic rotation, destruction, orphan removal). */
+    public static final String TYPE_LIFECYCLE = "lifecycle";
 
     /** Checkpoint fields. */
     public static final String CHECKPOINT_REASON = "reason";

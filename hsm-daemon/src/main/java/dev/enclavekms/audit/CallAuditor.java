@@ -258,6 +258,23 @@ public final class CallAuditor {
         return r;
     }
 
+    /**
+     * The record of something the lifecycle sweep did by itself (docs/audit.md, "lifecycle"):
+     * an automatic rotation, a destruction whose waiting period ended, an orphan removed.
+     */
+    public Map<String, Object> lifecycleEvent(String event, String key, int version, String detail)
+            throws AuditUnavailableException {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put(AuditRecords.TYPE, AuditRecords.TYPE_LIFECYCLE);
+        r.put("event", METHOD.matcher(event).matches() ? event : hasher.hmac(event));
+        if (key != null) {
+            r.put("key", show(Kind.KEY_NAME, key));
+            r.put("version", (long) version);
+        }
+        identifier(r, "detail", detail);
+        return r;
+    }
+
     private void identifier(Map<String, Object> r, String name, Object value) throws AuditUnavailableException {
         if (value instanceof String s && !s.isEmpty()) {
             r.put(name, IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s));

@@ -106,6 +106,7 @@ public final class Daemon implements AutoCloseable {
             audit = AuditLog.open(config.audit().options(), auditKeys, clock,
                     java.util.Map.of("daemon_version", VERSION, "pid", ProcessHandle.current().pid()));
             CallAuditor auditor = new CallAuditor(auditKeys);
+            lifecycle.onEvents(lifecycleAudit(audit, auditor));
             // Sessions after the audit log: an expiry found at start is recorded.
             KeySessions sessions = sessions(enclave, admin, health, config, clock, audit, auditor);
             KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
@@ -248,6 +249,18 @@ public final class Daemon implements AutoCloseable {
                                 + " but the audit log cannot record it: " + e.getMessage());
                     }
                 });
+    }
+
+    /** Records what the sweep does by itself; the act stands even when its record cannot be written. */
+    private static dev.enclavekms.service.LifecycleEvents lifecycleAudit(AuditLog audit, CallAuditor auditor) {
+        return (event, key, version, detail) -> {
+            try {
+                audit.append(auditor.lifecycleEvent(event, key, version, detail));
+            } catch (dev.enclavekms.audit.AuditUnavailableException e) {
+                LOG.log(System.Logger.Level.ERROR, "lifecycle " + event + " of " + (key == null ? detail : key + " v" + version)
+                        + " happened but the audit log cannot record it: " + e.getMessage());
+            }
+        };
     }
 
     /**

@@ -47,6 +47,7 @@ public final class KeyLifecycle {
     private final Duration orphanGrace;
     private final PausePoints pause;
     private final RevocationFeed revocations = new RevocationFeed();
+    private volatile LifecycleEvents events = LifecycleEvents.NONE;
 
     public KeyLifecycle(Enclave enclave, RegistryStore registry, Clock clock, UsageMeter usage, Duration orphanGrace,
                         PausePoints pause) {
@@ -56,6 +57,14 @@ public final class KeyLifecycle {
         this.usage = usage;
         this.orphanGrace = orphanGrace;
         this.pause = pause;
+    }
+
+    /**
+     * Who is told of what the sweep does by itself (the audit log). Set once the audit log
+     * is open; the sweep at start runs after that.
+     */
+    public void onEvents(LifecycleEvents events) {
+        this.events = events == null ? LifecycleEvents.NONE : events;
     }
 
     /** Where versions that stop being usable are announced (Kms.WatchRevocations). */
@@ -247,14 +256,18 @@ public final class KeyLifecycle {
             try {
                 KeyVersion primary = key.primary();
                 String why = null;
+                String cause = null;
                 if (key.nextRotation() != null && !now.isBefore(key.nextRotation())) {
                     why = "its rotation period has passed";
+                    cause = "period";
                 } else if (key.purpose() == Purpose.ENCRYPT && usage.exhausted(primary)) {
                     why = "version " + primary.version() + " reached " + usage.rotationLimit() + " encryptions";
+                    cause = "usage_limit";
                 }
                 if (why != null) {
                     LOG.log(System.Logger.Level.INFO, "rotating key " + key.name() + ": " + why);
-                    rotate(key.name(), false);
+                    KeyRecord rotated = rotate(key.name(), false);
+                    events.happened("rotated", key.name(), rotated.primary().version(), cause);
                 }
             } catch (KmsError e) {
                 LOG.log(System.Logger.Level.ERROR, "automatic rotation of " + key.name() + " failed: " + e.getMessage());
@@ -283,6 +296,7 @@ public final class KeyLifecycle {
             enclave.destroy(v.objectId());
             LOG.log(System.Logger.Level.INFO, "destroyed key " + key.name() + " version " + v.version()
                     + " (object " + v.objectId().hex() + ")");
+            events.happened("destroyed", key.name(), v.version(), v.objectId().hex());
         } catch (EnclaveException e) {
             LOG.log(System.Logger.Level.WARNING, "destroying the object of " + key.name() + " v" + v.version()
                     + " failed (" + e.getMessage() + "); retried at the next sweep");
@@ -325,7 +339,9 @@ public final class KeyLifecycle {
             Map<ObjectId, Instant> firstSeen = registry.trackOrphans(orphans.keySet(), now);
             for (Map.Entry<ObjectId, Instant> e : firstSeen.entrySet()) {
                 if (!now.isBefore(e.getValue().plus(orphanGrace))) {
-                    destroyQuietly(e.getKey(), "orphan " + orphans.get(e.getKey()).label() + ", first seen " + e.getValue());
+                    if (destroyQuietly(e.getKey(), "orphan " + orphans.get(e.getKey()).label() + ", first seen " + e.getValue())) {
+                        events.happened("orphan_removed", null, 0, e.getKey().hex());
+                    }
                 }
             }
         } catch (RegistryException e) {
@@ -333,12 +349,15 @@ public final class KeyLifecycle {
         }
     }
 
-    private void destroyQuietly(ObjectId id, String what) {
+    /** @return whether the object is gone */
+    private boolean destroyQuietly(ObjectId id, String what) {
         try {
             enclave.destroy(id);
             LOG.log(System.Logger.Level.INFO, "removed " + what + " (object " + id.hex() + ")");
+            return true;
         } catch (EnclaveException e) {
             LOG.log(System.Logger.Level.WARNING, "could not remove " + what + ": " + e.getMessage());
+            return false;
         }
     }
 }

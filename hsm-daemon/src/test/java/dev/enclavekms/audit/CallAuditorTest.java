@@ -82,6 +82,14 @@ class CallAuditorTest {
     }
 
     @Test
+    void lifecycleEvent_namesKeyVersionAndWhy_orTheOrphansObject() throws Exception {
+        assertEquals(map("type", "lifecycle", "event", "rotated", "key", "weights", "version", 3L, "detail", "period"),
+                auditor.lifecycleEvent("rotated", "weights", 3, "period"));
+        assertEquals(map("type", "lifecycle", "event", "orphan_removed", "detail", "00112233445566778899aabbccddeeff"),
+                auditor.lifecycleEvent("orphan_removed", null, 0, "00112233445566778899aabbccddeeff"));
+    }
+
+    @Test
     void issueCertificate_subjectSansSerialExpiry_neverTheCsrOrCertificateBodies() throws Exception {
         String csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBCSRBODY\n-----END CERTIFICATE REQUEST-----\n";
         String cert = "-----BEGIN CERTIFICATE-----\nMIICERTBODY\n-----END CERTIFICATE-----\n";

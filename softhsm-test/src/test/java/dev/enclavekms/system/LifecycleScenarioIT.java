@@ -66,6 +66,18 @@ class LifecycleScenarioIT {
     }
 
     /** Moves the daemon's clock: written to a temporary file and renamed, so it never reads half a number. */
+    /** Whether one record (line) of the daemon's audit files holds every fragment (keys are sorted: version is last). */
+    static boolean auditHas(String... fragments) throws java.io.IOException {
+        try (var files = java.nio.file.Files.walk(daemon.stateDir().resolve("audit"))) {
+            for (Path f : files.filter(java.nio.file.Files::isRegularFile).toList()) {
+                for (String line : java.nio.file.Files.readAllLines(f)) {
+                    if (java.util.Arrays.stream(fragments).allMatch(line::contains)) return true;
+                }
+            }
+        }
+        return false;
+    }
+
     static void setClockOffset(Duration offset) throws Exception {
         Path tmp = clockFile.resolveSibling(clockFile.getFileName() + ".tmp");
         Files.writeString(tmp, Long.toString(offset.toSeconds()));
@@ -152,6 +164,10 @@ class LifecycleScenarioIT {
             var destroyed = assertThrows(KeyVersionDestroyedException.class, () -> decrypt(kms, ct.get(1)));
             assertEquals(1, destroyed.version());
             assertEquals(version(after, 1).destroyAt(), destroyed.destroyed(), "the tombstone keeps when");
+            // The sweep acted on its own: the audit log has the daemon's record of it.
+            Await.until("the destruction of vault v1 in the audit log", Duration.ofSeconds(10), () -> auditHas(
+                    "\"type\":\"lifecycle\"", "\"event\":\"destroyed\"", "\"key\":\"vault\"", "\"version\":1}",
+                    "\"detail\":\"" + v1Object + "\""));
             assertEquals("secret 2", decrypt(kms, ct.get(2)));
             assertEquals("secret 4", decrypt(kms, ct.get(4)));
             assertEquals("secret 3", decrypt(kms, moved.ciphertext()));
@@ -222,6 +238,9 @@ class LifecycleScenarioIT {
                 }
             }
             assertTrue(rotated != null, "the primary changed within 300 data keys");
+            Await.until("the automatic rotation of busy in the audit log", Duration.ofSeconds(10), () -> auditHas(
+                    "\"type\":\"lifecycle\"", "\"event\":\"rotated\"", "\"key\":\"busy\"", "\"version\":2}",
+                    "\"detail\":\"usage_limit\""));
             assertEquals(2, rotated.version());
             assertTrue(firstVersion.size() >= 50, "v1 made at least its limit of 50: " + firstVersion.size());
             assertTrue(firstVersion.size() <= 100, "and never more than the hard limit: " + firstVersion.size());
