@@ -23,8 +23,8 @@ import java.util.Map;
  */
 public final class Bench {
     static final String KMS = "dev.enclavekms.Kms.";
-    /** The daemon setting that turns the audit log's durability off, for the audit on/off rows. */
-    static final String AUDIT_OFF_DEFAULT = "audit.durability=none";
+    /** The daemon option that turns the audit log's durability off, for the audit on/off rows. */
+    static final String AUDIT_OFF_DEFAULT = "--audit-durability=none";
     static final List<String> OPEN_LOOP_OPS = List.of("unwrap", "sign_p256");
     static final List<String> AUDIT_OPS = List.of("unwrap", "sign_p256");
 
@@ -74,7 +74,7 @@ public final class Bench {
         header.put("daemon state (token, registry, audit log)", state + " on " + fsType(state));
         Map<String, Object> dev;
         Workload w;
-        try (KmsDaemon d = KmsDaemon.dev(repo, state, out)) {
+        try (KmsDaemon d = KmsDaemon.dev(repo, state, out, "first", List.of())) {
             header.put("first start (--dev, creates the token): exec to first Status", ms(d.startedAfterMs));
             dev = Json.parseObject(Files.readString(state.resolve("dev.json")));
             w = Workload.prepare(d.socket);
@@ -85,7 +85,7 @@ public final class Bench {
             batch(d, w);
             for (String op : OPEN_LOOP_OPS) openLoop(d, w.op(op));
         }
-        new Restarts(this, dev, w).run();
+        new Restarts(this, w).run();
         new Baselines(this, mode, dev).run();
         Measure tool = Startup.pkcs11Tool(dev, mode.startupReps());
         add(tool.row("startup", "pkcs11-tool", 1, 1), tool.latencyNs);

@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
@@ -16,10 +15,9 @@ import java.util.concurrent.locks.LockSupport;
  * would. {@link #startedAfterMs} is the time from exec to the first successful
  * {@code Kms.Status} reply (the start-up target), launcher included.
  *
- * <p>The first start is {@code --dev} (it creates the token). Later starts use
- * {@code --config} with a file that names the same token, registry, audit log, policy and
- * socket, plus settings the bench needs: connection limits for the idle-connection check,
- * and the audit-off setting for the audit on/off rows.
+ * <p>Every start is {@code --dev} on the same state directory: the first creates the
+ * token, later ones reuse it, with the options a measurement needs (connection limits for
+ * the idle-connection check, audit durability off for the audit on/off rows).
  */
 final class KmsDaemon implements AutoCloseable {
     final Process process;
@@ -32,33 +30,18 @@ final class KmsDaemon implements AutoCloseable {
         this.startedAfterMs = startedAfterMs;
     }
 
-    /** {@code bin/enclave-kmsd --dev --state-dir STATE} (creates the token on first start). */
-    static KmsDaemon dev(Path repo, Path state, Path logs) throws Exception {
-        Files.createDirectories(state);
-        List<String> cmd = List.of(repo.resolve("bin/enclave-kmsd").toString(), "--dev", "--state-dir",
-                state.toString());
-        return start(repo, cmd, state.resolve("kms.sock"), state.resolve("softhsm2.conf"), logs, "dev");
-    }
-
     /**
-     * {@code bin/enclave-kmsd --config FILE} on the dev state {@code dev} (dev.json) with
-     * {@code settings} added; written to {@code STATE/bench-NAME.conf}.
+     * {@code bin/enclave-kmsd --dev --state-dir STATE [extra...]}: creates the token on the
+     * first start and reuses it afterwards. {@code extra} are daemon options such as
+     * {@code --audit-durability none} or {@code --max-connections N}; a daemon that does not
+     * know one exits at once, which {@link DaemonRefused} reports.
      */
-    static KmsDaemon configured(Path repo, Path state, Map<String, Object> dev, Map<String, String> settings,
-                                Path logs, String name) throws Exception {
-        StringBuilder conf = new StringBuilder("# written by the benchmark: the dev token and state, as --config\n");
-        conf.append("pkcs11.module = ").append(dev.get("pkcs11_module")).append('\n');
-        conf.append("pkcs11.token-label = ").append(dev.get("token_label")).append('\n');
-        conf.append("pkcs11.pin-file = ").append(dev.get("pin_file")).append('\n');
-        conf.append("registry = ").append(dev.get("registry")).append('\n');
-        conf.append("socket = ").append(dev.get("socket")).append('\n');
-        conf.append("policy = ").append(dev.get("policy")).append('\n');
-        settings.forEach((k, v) -> conf.append(k).append(" = ").append(v).append('\n'));
-        Path file = state.resolve("bench-" + name + ".conf");
-        Files.writeString(file, conf);
-        List<String> cmd = List.of(repo.resolve("bin/enclave-kmsd").toString(), "--config", file.toString());
-        return start(repo, cmd, Path.of((String) dev.get("socket")), Path.of((String) dev.get("softhsm_conf")), logs,
-                name);
+    static KmsDaemon dev(Path repo, Path state, Path logs, String name, List<String> extra) throws Exception {
+        Files.createDirectories(state);
+        List<String> cmd = new java.util.ArrayList<>(List.of(repo.resolve("bin/enclave-kmsd").toString(), "--dev",
+                "--state-dir", state.toString()));
+        cmd.addAll(extra);
+        return start(repo, cmd, state.resolve("kms.sock"), state.resolve("softhsm2.conf"), logs, name);
     }
 
     private static KmsDaemon start(Path repo, List<String> cmd, Path socket, Path softhsmConf, Path logs, String name)

@@ -23,7 +23,7 @@ record Mode(String name, double warmS, double repS, int reps, List<Config> confi
     }
 
     static final Mode SMOKE = new Mode("--smoke (a completeness check for the test suite: numbers mean nothing)",
-            0.05, 0.15, 2, List.of(new Config(1, 1), new Config(2, 2)), 2, 0.3, 200, 1);
+            0.05, 0.15, 2, List.of(new Config(1, 1), new Config(2, 2)), 2, 0.3, 100, 1);
 
     static final Mode QUICK = new Mode("--quick (short repetitions: smoke numbers, not a measurement to quote)",
             0.3, 0.4, 3, List.of(new Config(1, 1), new Config(2, 1), new Config(4, 4), new Config(16, 1)), 10,

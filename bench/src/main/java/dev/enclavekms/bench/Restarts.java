@@ -4,54 +4,65 @@ import dev.enclavekms.varlink.FrameReader;
 import org.HdrHistogram.Histogram;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 
 /**
- * The measurements that need the daemon restarted on the benchmark's token, with
- * {@code --config} (the dev state as a configuration file, see KmsDaemon):
+ * The measurements that need the daemon restarted on the benchmark's token ({@code --dev}
+ * on the same state directory):
  * <ul>
  * <li>start-up: exec of {@code bin/enclave-kmsd} to its first Status answer, on an
  * existing token, several times; and {@code kmsctl status} wall time against it;</li>
- * <li>audit on vs off: unwrap and sign_p256 on a daemon with the audit log as configured
- * by default, then on one started with the audit-off setting (BENCH_AUDIT_OFF, default
- * {@value Bench#AUDIT_OFF_DEFAULT}); a daemon that refuses the setting gives rows with
- * no numbers and the reason;</li>
+ * <li>audit on vs off: unwrap and sign_p256 on a daemon with the durable audit log (the
+ * default), then on one started with the audit-off option (BENCH_AUDIT_OFF, default
+ * {@value Bench#AUDIT_OFF_DEFAULT}); a daemon that refuses the option gives rows with no
+ * numbers and the reason;</li>
  * <li>idle connections: the daemon's RSS and throughput before and while {@code
- * mode.idleConns()} idle connections are open (the connection limits are raised for it).</li>
+ * mode.idleConns()} idle connections are open. Beyond the default limits (512
+ * connections, 128 per user) the daemon is started with {@code --max-connections} and
+ * {@code --max-connections-per-user}; a daemon without those options is measured with as
+ * many as its defaults allow, and the row says so.</li>
  * </ul>
  */
 final class Restarts {
+    /** Idle connections one user may open under the default limits, with room for the load's own. */
+    static final int DEFAULT_LIMITS_ALLOW = 100;
+
     private final Bench bench;
     private final Mode mode;
-    private final Map<String, Object> dev;
     private final Workload w;
 
-    Restarts(Bench bench, Map<String, Object> dev, Workload w) {
+    Restarts(Bench bench, Workload w) {
         this.bench = bench;
         this.mode = bench.mode;
-        this.dev = dev;
         this.w = w;
     }
 
     void run() throws Exception {
-        Map<String, String> limits = new LinkedHashMap<>();
-        String max = String.valueOf(mode.idleConns() + 512);
-        limits.put("limits.max-connections", max);
-        limits.put("limits.max-connections-per-user", max);
+        List<String> limits = List.of();
+        if (mode.idleConns() > DEFAULT_LIMITS_ALLOW) {
+            String max = String.valueOf(mode.idleConns() + 512);
+            limits = List.of("--max-connections", max, "--max-connections-per-user", max);
+        }
+        String limitsRefused = null;
         Measure start = new Measure();
         KmsDaemon d = null;
         try {
             for (int r = 0; r < mode.startupReps(); r++) {
                 if (d != null) d.close();
-                d = KmsDaemon.configured(bench.repo, bench.state, dev, limits, bench.out, "config");
+                try {
+                    d = KmsDaemon.dev(bench.repo, bench.state, bench.out, "restart", limits);
+                } catch (KmsDaemon.DaemonRefused e) {
+                    if (limits.isEmpty()) throw e;
+                    limitsRefused = firstLine(e.getMessage());
+                    limits = List.of();
+                    d = KmsDaemon.dev(bench.repo, bench.state, bench.out, "restart", limits);
+                }
                 Histogram h = Bench.histogram();
                 h.recordValue((long) (d.startedAfterMs * 1e6));
                 start.add(1000 / d.startedAfterMs, h);
             }
-            start.note = "bin/enclave-kmsd --config, existing token: exec to the first Status answer";
+            start.note = "bin/enclave-kmsd --dev on the existing token: exec to the first Status answer";
             bench.add(start.row("startup", "enclave-kmsd", 1, 1), start.latencyNs);
             Measure kmsctl = Startup.kmsctl(bench.repo, d.socket, mode.startupReps());
             bench.add(kmsctl.row("startup", "kmsctl", 1, 1), kmsctl.latencyNs);
@@ -59,24 +70,22 @@ final class Restarts {
             for (Load.Calls op : auditOps()) {
                 for (Mode.Config c : auditConfigs()) bench.add(bench.measure(d, op, c), "daemon-audit-on", op.name());
             }
-            idle(d);
+            idle(d, limitsRefused == null ? mode.idleConns() : Math.min(mode.idleConns(), DEFAULT_LIMITS_ALLOW),
+                    limitsRefused);
         } finally {
             if (d != null) d.close();
         }
-        auditOff(limits);
+        auditOff();
     }
 
-    private void auditOff(Map<String, String> limits) throws Exception {
-        String setting = System.getenv().getOrDefault("BENCH_AUDIT_OFF", Bench.AUDIT_OFF_DEFAULT);
-        Map<String, String> settings = new LinkedHashMap<>(limits);
-        String[] kv = setting.split("=", 2);
-        settings.put(kv[0].strip(), kv.length > 1 ? kv[1].strip() : "");
+    private void auditOff() throws Exception {
+        String option = System.getenv().getOrDefault("BENCH_AUDIT_OFF", Bench.AUDIT_OFF_DEFAULT);
         KmsDaemon d;
         try {
-            d = KmsDaemon.configured(bench.repo, bench.state, dev, settings, bench.out, "audit-off");
+            d = KmsDaemon.dev(bench.repo, bench.state, bench.out, "audit-off", List.of(option.strip().split("\\s+")));
         } catch (KmsDaemon.DaemonRefused e) {
             for (Load.Calls op : auditOps()) {
-                bench.add(Row.noNumbers(op.name(), "daemon-audit-off", "not measured: the daemon refused '" + setting
+                bench.add(Row.noNumbers(op.name(), "daemon-audit-off", "not measured: the daemon refused '" + option
                         + "' (" + firstLine(e.getMessage()) + ")"), null);
             }
             return;
@@ -86,7 +95,7 @@ final class Restarts {
             for (Load.Calls op : auditOps()) {
                 for (Mode.Config c : auditConfigs()) {
                     Measure m = bench.measure(d, op, c);
-                    m.note = "daemon started with " + setting;
+                    m.note = "daemon started with " + option;
                     bench.add(m, "daemon-audit-off", op.name());
                 }
             }
@@ -97,12 +106,12 @@ final class Restarts {
      * Opens the idle connections, then measures unwrap at the peak setting while they stay
      * open, and checks at the end that every one of them is still served (a Status each).
      */
-    private void idle(KmsDaemon d) throws Exception {
+    private void idle(KmsDaemon d, int count, String limitsRefused) throws Exception {
         Mode.Config peak = peakConfig();
         long rssBefore = d.rssKiB();
         List<Load.Conn> idle = new ArrayList<>();
         try {
-            for (int i = 0; i < mode.idleConns(); i++) idle.add(new Load.Conn(d.socket));
+            for (int i = 0; i < count; i++) idle.add(new Load.Conn(d.socket));
             Thread.sleep(500); // let the daemon accept them all before measuring its memory
             long rssOpen = d.rssKiB();
             Measure m = bench.measure(d, w.op("unwrap"), peak);
@@ -129,12 +138,13 @@ final class Restarts {
             }
             m.note = String.format(Locale.ROOT, "with %d idle connections open (%d answered a Status afterwards);"
                             + " daemon VmRSS %.1f MiB before opening them, %.1f MiB with them open, %.1f MiB after the load",
-                    mode.idleConns(), answered, rssBefore / 1024.0, rssOpen / 1024.0, rssAfter / 1024.0);
+                    count, answered, rssBefore / 1024.0, rssOpen / 1024.0, rssAfter / 1024.0)
+                    + (limitsRefused == null ? "" : "; only " + count + " of " + mode.idleConns()
+                    + ": the daemon has no --max-connections option (" + limitsRefused + ")");
             bench.add(m, "daemon-idle", "unwrap");
             bench.header.put("idle connections", String.format(Locale.ROOT,
                     "%d opened, %d still answered at the end; VmRSS %.1f → %.1f MiB (%.1f KiB per connection)",
-                    mode.idleConns(), answered, rssBefore / 1024.0, rssOpen / 1024.0,
-                    (rssOpen - rssBefore) / (double) mode.idleConns()));
+                    count, answered, rssBefore / 1024.0, rssOpen / 1024.0, (rssOpen - rssBefore) / (double) count));
         } finally {
             for (Load.Conn c : idle) c.close();
         }
@@ -158,7 +168,7 @@ final class Restarts {
 
     private static String firstLine(String s) {
         if (s == null) return "";
-        String[] lines = s.strip().split("\n");
-        return lines[lines.length - 1].length() > 300 ? lines[lines.length - 1].substring(0, 300) : lines[lines.length - 1];
+        String l = s.strip().split("\n")[0].strip();
+        return l.length() > 300 ? l.substring(0, 300) : l;
     }
 }

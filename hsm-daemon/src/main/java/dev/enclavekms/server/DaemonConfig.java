@@ -116,7 +116,6 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
     private static final Set<String> KEYS = Set.of("pkcs11.module", "pkcs11.token-label", "pkcs11.pin-file",
             "pkcs11.pin-credential",
             "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.idle-timeout-seconds",
-            "limits.max-connections-per-user",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
             "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds",
             "sessions.max-ttl-seconds", "sessions.max-session-bytes", "ca.max-ttl-seconds");
@@ -145,10 +144,6 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             }
             if (p.containsKey("limits.max-connections")) {
                 limits = limits.withMaxConnections(Integer.parseInt(p.getProperty("limits.max-connections").trim()));
-            }
-            if (p.containsKey("limits.max-connections-per-user")) {
-                limits = limits.withMaxConnectionsPerUser(Math.min(limits.maxConnections(),
-                        Integer.parseInt(p.getProperty("limits.max-connections-per-user").trim())));
             }
             if (p.containsKey("limits.idle-timeout-seconds")) {
                 limits = limits.withIdleTimeout(Duration.ofSeconds(Long.parseLong(p.getProperty("limits.idle-timeout-seconds").trim())));

@@ -65,25 +65,6 @@ class DaemonConfigTest {
     }
 
     @Test
-    void maxConnectionsPerUser_defaultsTo128_isRead_andNeverAboveMaxConnections() throws IOException {
-        assertEquals(128, DaemonConfig.load(config("pkcs11.pin-file = /p\n"), null).limits().maxConnectionsPerUser());
-        DaemonConfig wide = DaemonConfig.load(config("""
-                pkcs11.pin-file = /p
-                limits.max-connections = 10512
-                limits.max-connections-per-user = 10512
-                """), null);
-        assertEquals(10512, wide.limits().maxConnections());
-        assertEquals(10512, wide.limits().maxConnectionsPerUser());
-        assertEquals(64, DaemonConfig.load(config("""
-                pkcs11.pin-file = /p
-                limits.max-connections = 64
-                limits.max-connections-per-user = 1000
-                """), null).limits().maxConnectionsPerUser());
-        assertThrows(IOException.class, () -> DaemonConfig.load(config(
-                "pkcs11.pin-file = /p\nlimits.max-connections-per-user = 0\n"), null));
-    }
-
-    @Test
     void pinFile_isUsedAsGiven() throws IOException {
         assertEquals(Path.of("/etc/enclave-kms/pin"),
                 DaemonConfig.load(config("pkcs11.pin-file = /etc/enclave-kms/pin\n"), null).pinFile());
