@@ -69,6 +69,7 @@ public final class Bench {
         header.put("cpus", Runtime.getRuntime().availableProcessors() + " (shared with other users: numbers are noisy)");
         header.put("load average at start", loadAvg());
         header.put("jdk", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
+        header.put("measured checkout", gitDescription());
         header.put("repetitions", mode.reps() + " × " + mode.repS() + " s after " + mode.warmS()
                 + " s warm-up, after warming the daemon on every operation; ops/s = median, spread = min–max");
         header.put("daemon state (token, registry, audit log)", state + " on " + fsType(state));
@@ -200,6 +201,25 @@ public final class Bench {
                 }
             }
             return type;
+        } catch (Exception e) {
+            return "?";
+        }
+    }
+
+    /** The commit (and branch) of the checkout whose daemon and launchers are measured. */
+    private String gitDescription() {
+        try {
+            Process p = new ProcessBuilder("git", "-C", repo.toString(), "log", "-1", "--format=%h %s")
+                    .redirectErrorStream(true).start();
+            String head = new String(p.getInputStream().readAllBytes()).strip();
+            Process b = new ProcessBuilder("git", "-C", repo.toString(), "status", "--porcelain", "--branch", "-uno")
+                    .redirectErrorStream(true).start();
+            String[] status = new String(b.getInputStream().readAllBytes()).strip().split("\n");
+            p.waitFor();
+            b.waitFor();
+            String branch = status[0].replace("## ", "");
+            boolean dirty = status.length > 1;
+            return branch + ": " + (head.length() > 90 ? head.substring(0, 90) + "…" : head) + (dirty ? " (with uncommitted changes)" : "");
         } catch (Exception e) {
             return "?";
         }
