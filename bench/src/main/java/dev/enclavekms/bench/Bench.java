@@ -110,7 +110,17 @@ public final class Bench {
 
     /** {@code op} at every connections × depth setting of the mode. */
     void closedLoop(KmsDaemon d, Load.Calls op, String system) throws Exception {
-        for (Mode.Config c : mode.configs()) add(measure(d, op, c), system, op.name());
+        for (Mode.Config c : mode.configs()) {
+            try {
+                add(measure(d, op, c), system, op.name());
+            } catch (IllegalStateException e) {
+                // An error reply (e.g. the daemon shedding load) is a result to report, not a
+                // reason to lose the rest of the run; the row has no numbers and says why.
+                add(Row.failed(op.name(), system, c.conns(), c.depth(), e.getMessage()), null);
+                if (!d.process.isAlive()) throw e;
+                Thread.sleep(2000); // let the daemon drain what the failed setting left queued
+            }
+        }
     }
 
     /** One setting: warm-up, then the repetitions, on connections opened once. */

@@ -41,6 +41,10 @@ final class KmsDaemon implements AutoCloseable {
         List<String> cmd = new java.util.ArrayList<>(List.of(repo.resolve("bin/enclave-kmsd").toString(), "--dev",
                 "--state-dir", state.toString()));
         cmd.addAll(extra);
+        // BENCH_DAEMON_ARGS: options for every daemon the run starts (e.g. to compare a
+        // daemon setting across two runs).
+        String more = System.getenv("BENCH_DAEMON_ARGS");
+        if (more != null && !more.isBlank()) cmd.addAll(List.of(more.strip().split("\\s+")));
         return start(repo, cmd, state.resolve("kms.sock"), state.resolve("softhsm2.conf"), logs, name);
     }
 

@@ -44,7 +44,7 @@ public final class Report {
             Row d1 = find(rows, op, "daemon", 1, 1);
             Row x1 = find(rows, op, "direct", 1, 1);
             if (d == null && x == null) continue;
-            String gap = d1 != null && x1 != null && floor1 != null
+            String gap = d1 != null && x1 != null && floor1 != null && Targets.SINGLE_OPS.contains(op)
                     ? f(d1.p50Us() - x1.p50Us() - floor1.p50Us()) : "–";
             sb.append("| ").append(op)
                     .append(" | ").append(d == null ? "–" : f(d.opsPerS()) + " (" + d.connections() + "×" + d.depth() + ")")
