@@ -78,13 +78,15 @@ apt_run() {
 # systemd: systemd-analyze, systemd-sysusers and systemd-tmpfiles check the units (on Debian
 # 12 they come with the systemd package even where systemd is not PID 1); acl: setfacl,
 # to lay out a credential the way systemd does; jsvc and libcommons-daemon-java: the
-# Commons Daemon variant; lintian: checks the .deb.
+# Commons Daemon variant; lintian: checks the .deb; openssl and age: the shard benchmark's
+# baselines, which its smoke test (bench, ShardBenchSmokeTest) requires.
 ensure_packages() {
   local missing=() pair cmd pkg
   for pair in softhsm2-util:softhsm2 pkcs11-tool:opensc p11-kit:p11-kit \
               varlink-go-certification:varlink-go python3:python3 \
               systemd-analyze:systemd setfacl:acl jsvc:jsvc \
-              /usr/share/java/commons-daemon.jar:libcommons-daemon-java lintian:lintian; do
+              /usr/share/java/commons-daemon.jar:libcommons-daemon-java lintian:lintian \
+              openssl:openssl age:age; do
     cmd=${pair%%:*}; pkg=${pair##*:}
     case "$cmd" in
       /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
@@ -109,6 +111,7 @@ ensure_built() {
   if [ ! -f "$DAEMON_JAR" ]; then
     stale=yes
   elif [ -n "$(find "$ENCLAVE_KMS_HOME/hsm-daemon/src/main" "$ENCLAVE_KMS_HOME/client/src/main" \
+                 "$ENCLAVE_KMS_HOME/applet/src/main" "$ENCLAVE_KMS_HOME/applet/pom.xml" \
                  "$ENCLAVE_KMS_HOME/pom.xml" "$ENCLAVE_KMS_HOME/hsm-daemon/pom.xml" \
                  -newer "$DAEMON_JAR" -type f 2>/dev/null | head -n1)" ]; then
     stale=yes

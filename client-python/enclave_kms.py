@@ -57,7 +57,7 @@ __all__ = [
     "PermissionDenied", "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable",
     "EnclaveUnavailable", "InternalError", "InvalidRequest", "RequestTooLarge",
     "TooManyConnections", "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition",
-    "AuditUnavailable", "PolicyInvalid", "CertificateRefused",
+    "AuditUnavailable", "PolicyInvalid", "CertificateRefused", "CertificateNotFound",
     "error_from_reply",
     "KmsClient", "DataKey", "Encrypted", "Decrypted", "DecryptResult", "Signature",
     "PublicKey", "PublicKeys", "VersionPublicKey", "ReEncrypted", "ReEncryptResult", "main",
@@ -206,7 +206,13 @@ class SessionLimitExceeded(KmsError):
 
 class CertificateRefused(KmsError):
     """IssueCertificate refused the request; ``parameters['reason']`` says why (BAD_CSR,
-    BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE)."""
+    BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE,
+    CA_CERTIFICATE_MISSING)."""
+
+
+class CertificateNotFound(KmsError):
+    """RevokeCertificate: no certificate of that serial was issued by a CA key the caller
+    may manage (never issued, or another tenant's)."""
 
 
 _KMS_ERRORS = {cls.__name__: cls for cls in (
@@ -215,6 +221,7 @@ _KMS_ERRORS = {cls.__name__: cls for cls in (
     InternalError, InvalidRequest, RequestTooLarge, TooManyConnections,
     KeyAlreadyExists, KeyVersionDestroyed, InvalidStateTransition, AuditUnavailable,
     PolicyInvalid, SessionNotFound, SessionMaterialNotFound, SessionLimitExceeded, CertificateRefused,
+    CertificateNotFound,
 )}
 
 
@@ -996,7 +1003,46 @@ class KmsClient:
         """Admin.RevokeSessions: ends every session of ``tenant``; returns how many."""
         return _int("revoked", self.call(f"{ADMIN_INTERFACE}.RevokeSessions", {"tenant": tenant}).get("revoked"))
 
+    def get_crl(self, key: str) -> Dict[str, Any]:
+        """GetCrl: the current CRL of each CA version of a CERT_AUTHORITY key.
+
+        Returns: a dict with ``key``, ``crls`` (dicts with ``version``, ``number``,
+        ``this_update``, ``next_update``, ``revoked``, ``pem``) and ``pem`` (every CRL
+        concatenated, ready for ``openssl verify -crl_check -CRLfile``).
+        """
+        return self.call(f"{KMS_INTERFACE}.GetCrl", {"key": _str("key", key)})
+
     # -- dev.enclavekms.Admin
+
+    def get_ca_csr(self, key: str, version: Optional[int] = None, subject: Optional[str] = None) -> str:
+        """GetCaCsr: the PKCS#10 request (PEM) of a version of an intermediate CA key
+        (default: its latest), signed inside the enclave, for an external root to sign."""
+        params: Dict[str, Any] = {"key": _str("key", key)}
+        _optional(params, "version", None if version is None else _int("version", version))
+        _optional(params, "subject", None if subject is None else _str("subject", subject))
+        return _field(self.call(f"{ADMIN_INTERFACE}.GetCaCsr", params), "csr", str)
+
+    def import_ca_certificate(self, key: str, version: int, certificate_chain: str) -> Dict[str, Any]:
+        """ImportCaCertificate: stores the certificate an external root signed for a
+        version of an intermediate CA key. ``certificate_chain`` is PEM: the version's
+        certificate, then its issuers up to and including the root.
+
+        Returns: a dict with ``key``, ``version``, ``subject``, ``issuer``, ``not_after``, ``root``.
+        """
+        return self.call(f"{ADMIN_INTERFACE}.ImportCaCertificate", {
+            "key": _str("key", key), "version": _int("version", version),
+            "certificate_chain": _str("certificate_chain", certificate_chain)})
+
+    def revoke_certificate(self, serial: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        """RevokeCertificate: revokes a certificate a CA key issued, by serial (hex).
+        ``reason`` is an RFC 5280 CRLReason name (``keyCompromise``, ...); default unspecified.
+
+        Returns: a dict with ``serial``, ``key``, ``version``, ``reason``, ``revoked``,
+        ``not_after``, ``already_revoked``.
+        """
+        params: Dict[str, Any] = {"serial": _str("serial", serial)}
+        _optional(params, "reason", None if reason is None else _str("reason", reason))
+        return self.call(f"{ADMIN_INTERFACE}.RevokeCertificate", params)
 
     def create_key(self, name: str, purpose: str, algorithm: Optional[str] = None,
                    description: Optional[str] = None,

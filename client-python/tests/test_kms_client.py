@@ -58,6 +58,29 @@ class KmsMethodsTest(KmsClientTestCase):
         self.assertRequest(f"{KMS}.GenerateDataKey",
                            {"key": "k", "context": {"model": "m1", "tier": "gold"}, "bytes": 16})
 
+    def test_certificateAuthorityAdministration_sendsTheIdlParameters(self):
+        self.server.reply(f"{ADMIN}.RevokeCertificate", {"serial": "3c0f", "key": "ca", "version": 1,
+                                                         "reason": "keyCompromise", "revoked": "2026-11-22T14:00:00Z",
+                                                         "not_after": "2026-11-23T14:00:00Z", "already_revoked": False})
+        r = self.client.revoke_certificate("3C:0F", "keyCompromise")
+        self.assertRequest(f"{ADMIN}.RevokeCertificate", {"serial": "3C:0F", "reason": "keyCompromise"})
+        self.assertEqual(r["key"], "ca")
+        self.client.revoke_certificate("3c0f")
+        self.assertRequest(f"{ADMIN}.RevokeCertificate", {"serial": "3c0f"})
+
+        self.server.reply(f"{ADMIN}.GetCaCsr", {"key": "ca", "version": 2, "subject": "CN=x", "csr": "PEM"})
+        self.assertEqual(self.client.get_ca_csr("ca", version=2, subject="CN=x"), "PEM")
+        self.assertRequest(f"{ADMIN}.GetCaCsr", {"key": "ca", "version": 2, "subject": "CN=x"})
+
+        self.server.reply(f"{ADMIN}.ImportCaCertificate", {"key": "ca", "version": 2, "subject": "CN=x",
+                                                           "issuer": "CN=r", "not_after": "t", "root": "CN=r"})
+        self.assertEqual(self.client.import_ca_certificate("ca", 2, "CHAIN")["root"], "CN=r")
+        self.assertRequest(f"{ADMIN}.ImportCaCertificate", {"key": "ca", "version": 2, "certificate_chain": "CHAIN"})
+
+        self.server.reply(f"{KMS}.GetCrl", {"key": "ca", "crls": [], "pem": ""})
+        self.assertEqual(self.client.get_crl("ca")["crls"], [])
+        self.assertRequest(f"{KMS}.GetCrl", {"key": "ca"})
+
     def test_dataKeyRepr_hidesPlaintext(self):
         dk = DataKey("k", 1, b"SECRET-BYTES", b"ct")
         self.assertNotIn("SECRET", repr(dk))
@@ -352,7 +375,7 @@ class ErrorMappingTest(KmsClientTestCase):
              "DecryptionFailed", "InvalidKeyUsage", "KeyVersionUnusable", "EnclaveUnavailable",
              "InternalError", "InvalidRequest", "RequestTooLarge", "TooManyConnections",
              "KeyAlreadyExists", "KeyVersionDestroyed", "InvalidStateTransition", "AuditUnavailable", "PolicyInvalid", "CertificateRefused",
-             "SessionNotFound", "SessionMaterialNotFound", "SessionLimitExceeded"]
+             "SessionNotFound", "SessionMaterialNotFound", "SessionLimitExceeded", "CertificateNotFound"]
 
     def test_everyKmsError_raisesItsTypedException(self):
         for interface in (KMS, ADMIN):

@@ -4,7 +4,7 @@ import java.util.Map;
 
 /**
  * The CA will not sign the request; {@link #reason()} says what was wrong: BAD_CSR,
- * BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED or BAD_PROFILE.
+ * BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE or CA_CERTIFICATE_MISSING.
  */
 public final class CertificateRefusedException extends KmsException {
     /** See {@link KmsException#KmsException(String, Map)}. */

@@ -11,10 +11,11 @@ import java.util.List;
  * @param serial        the serial number, lowercase hex
  * @param sans          subject alternative names as {@code DNS:name} or {@code IP:address}
  * @param profile       server, client or both
+ * @param caChain       {@code caCertificate}, then its issuers up to and including the root, PEM
  */
 public record IssuedCertificate(String key, int version, String certificate, String caCertificate, String serial,
                                 String subject, List<String> sans, Instant notBefore, Instant notAfter,
-                                String profile) {
+                                String profile, String caChain) {
     public IssuedCertificate {
         sans = List.copyOf(sans);
     }

@@ -18,13 +18,21 @@ import java.util.Objects;
  * @param encryptions  encryptions made with this version (the daemon reserves them in
  *                     blocks, so this may run slightly ahead of the true count)
  * @param objectId     the hardware object's id (CKA_ID), lowercase or uppercase hex as sent
+ * @param pkcs11Uri    for a TLS_SERVER or TLS_CLIENT key, the RFC 7512 URI of the version's
+ *                     private key on the token; otherwise null
  */
 public record KeyVersionInfo(int version, String state, Instant created, Instant stateChanged, Instant destroyAt,
-                             long encryptions, String objectId) {
+                             long encryptions, String objectId, String pkcs11Uri) {
     public KeyVersionInfo {
         Objects.requireNonNull(state, "state");
         Objects.requireNonNull(created, "created");
         Objects.requireNonNull(stateChanged, "stateChanged");
         Objects.requireNonNull(objectId, "objectId");
+    }
+
+    /** A version of a key that is not a TLS key (no PKCS#11 URI). */
+    public KeyVersionInfo(int version, String state, Instant created, Instant stateChanged, Instant destroyAt,
+                          long encryptions, String objectId) {
+        this(version, state, created, stateChanged, destroyAt, encryptions, objectId, null);
     }
 }

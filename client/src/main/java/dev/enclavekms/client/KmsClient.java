@@ -365,9 +365,10 @@ public final class KmsClient implements AutoCloseable {
         List<CaCertificates.Version> versions = new ArrayList<>();
         for (Reply v : r.objects("certificates")) {
             versions.add(new CaCertificates.Version(v.int32("version"), v.string("state"), v.bool("primary"),
-                    v.string("pem")));
+                    v.string("pem"), v.bool("intermediate"), v.strings("chain"), v.string("root")));
         }
-        return new CaCertificates(r.string("key"), r.string("algorithm"), versions, r.string("pem"));
+        return new CaCertificates(r.string("key"), r.string("algorithm"), versions, r.string("pem"),
+                r.int32sOrEmpty("awaiting_certificate"));
     }
 
     /**
@@ -387,7 +388,107 @@ public final class KmsClient implements AutoCloseable {
         return new IssuedCertificate(r.string("key"), r.int32("version"), r.string("certificate"),
                 r.string("ca_certificate"), r.string("serial"), r.string("subject"), r.strings("sans"),
                 java.time.Instant.parse(r.string("not_before")), java.time.Instant.parse(r.string("not_after")),
-                r.string("profile"));
+                r.string("profile"), r.string("ca_chain"));
+    }
+
+    /**
+     * The current CRL of each version of a CERT_AUTHORITY key that may have certificates in
+     * use ({@code Kms.GetCrl}), signed inside the enclave by that version.
+     *
+     * @throws InvalidKeyUsageException the key is not a CERT_AUTHORITY key
+     */
+    public CertificateRevocationLists getCrl(String key) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Reply r = call(KMS + "GetCrl", "key", key);
+        List<CertificateRevocationLists.Crl> crls = new ArrayList<>();
+        for (Reply c : r.objects("crls")) {
+            crls.add(new CertificateRevocationLists.Crl(c.int32("version"), c.int64("number"),
+                    c.instant("this_update"), c.instant("next_update"), c.int32("revoked"), c.string("pem")));
+        }
+        return new CertificateRevocationLists(r.string("key"), crls, r.string("pem"));
+    }
+
+    /**
+     * Creates a CERT_AUTHORITY key that is an intermediate CA ({@code Admin.CreateKey} with
+     * {@code ca_intermediate}): its versions get certificates from an external root through
+     * {@link #getCaCsr} and {@link #importCaCertificate}, never self-signed ones.
+     *
+     * @param algorithm null for the default (EC_P256_SHA256)
+     */
+    public KeyDescription createIntermediateCaKey(String name, String algorithm) throws KmsException, IOException {
+        Objects.requireNonNull(name, "name");
+        Reply r = call(ADMIN + "CreateKey", "name", name, "purpose", "CERT_AUTHORITY", "algorithm", algorithm,
+                "ca_intermediate", true);
+        return keyDescription(r.object("key"));
+    }
+
+    /**
+     * The PKCS#10 request of a version of an intermediate CA key, signed inside the enclave
+     * ({@code Admin.GetCaCsr}), for an external root to sign.
+     *
+     * @param version null for the key's latest version
+     * @param subject RFC 4514 DN, or null for {@code O=enclave-kms,CN=<key> v<version>}
+     * @return the request, PEM
+     */
+    public String getCaCsr(String key, Integer version, String subject) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        return call(ADMIN + "GetCaCsr", "key", key, "version", version, "subject", subject).string("csr");
+    }
+
+    /**
+     * Stores the certificate an external root signed for a version of an intermediate CA key
+     * ({@code Admin.ImportCaCertificate}).
+     *
+     * @param certificateChain PEM: the version's certificate, then its issuers up to and including the root
+     * @return the subject of the version's certificate
+     * @throws InvalidParameterException the chain does not fit the version (the message says how)
+     */
+    public String importCaCertificate(String key, int version, String certificateChain)
+            throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(certificateChain, "certificateChain");
+        return call(ADMIN + "ImportCaCertificate", "key", key, "version", version, "certificate_chain",
+                certificateChain).string("subject");
+    }
+
+    /**
+     * Revokes a certificate a CERT_AUTHORITY key issued ({@code Admin.RevokeCertificate}).
+     *
+     * @param serial hex, as {@link IssuedCertificate#serial()}
+     * @param reason an RFC 5280 CRLReason name (e.g. {@code keyCompromise}), or null for unspecified
+     * @throws CertificateNotFoundException no such certificate among the caller's CA keys
+     */
+    public RevokedCertificate revokeCertificate(String serial, String reason) throws KmsException, IOException {
+        Objects.requireNonNull(serial, "serial");
+        Reply r = call(ADMIN + "RevokeCertificate", "serial", serial, "reason", reason);
+        return new RevokedCertificate(r.string("serial"), r.string("key"), r.int32("version"), r.string("reason"),
+                r.instant("revoked"), r.instant("not_after"), r.bool("already_revoked"));
+    }
+
+    /**
+     * Certifies the primary version of a TLS_SERVER or TLS_CLIENT key with a CERT_AUTHORITY
+     * key ({@code Kms.IssueTlsCertificate}); the daemon makes the request inside the enclave
+     * and stores the certificate on the token beside the private key.
+     *
+     * @param sans       {@code DNS:name} or {@code IP:address}; each must be allowed by a grant's san patterns
+     * @param commonName the subject's CN, or null for the first SAN's name
+     * @param ttlSeconds validity in seconds, or null for the daemon's default (24 h)
+     * @throws CertificateRefusedException the CA refused; {@link CertificateRefusedException#reason()} says why
+     * @throws InvalidKeyUsageException    key is not a TLS key, or ca not a CERT_AUTHORITY key
+     */
+    public IssuedTlsCertificate issueTlsCertificate(String key, String ca, List<String> sans, String commonName,
+                                                    Long ttlSeconds) throws KmsException, IOException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(ca, "ca");
+        Reply r = call(KMS + "IssueTlsCertificate", "key", key, "ca", ca, "sans",
+                sans == null || sans.isEmpty() ? null : List.copyOf(sans), "common_name", commonName,
+                "ttl_seconds", ttlSeconds);
+        IssuedCertificate c = new IssuedCertificate(r.string("ca"), r.int32("ca_version"), r.string("certificate"),
+                r.string("ca_certificate"), r.string("serial"), r.string("subject"), r.strings("sans"),
+                java.time.Instant.parse(r.string("not_before")), java.time.Instant.parse(r.string("not_after")),
+                r.string("profile"), r.string("ca_chain"));
+        return new IssuedTlsCertificate(r.string("key"), r.int32("version"), c, r.string("alias"),
+                r.string("pkcs11_uri"));
     }
 
     /**
@@ -701,7 +802,7 @@ public final class KmsClient implements AutoCloseable {
         for (Reply v : k.objects("versions")) {
             versions.add(new KeyVersionInfo(v.int32("version"), v.string("state"), v.instant("created"),
                     v.instant("state_changed"), v.optInstant("destroy_at"), v.int64("encryptions"),
-                    v.string("object_id")));
+                    v.string("object_id"), v.optString("pkcs11_uri")));
         }
         Long period = k.optInt64("rotation_period_seconds");
         return new KeyDescription(k.string("name"), k.string("purpose"), k.string("algorithm"),

@@ -54,6 +54,7 @@ final class KmsErrors {
                 case "SessionMaterialNotFound" -> new SessionMaterialNotFoundException(error, parameters);
                 case "SessionLimitExceeded" -> new SessionLimitExceededException(error, parameters);
                 case "CertificateRefused" -> new CertificateRefusedException(error, parameters);
+                case "CertificateNotFound" -> new CertificateNotFoundException(error, parameters);
                 default -> new KmsException(error, parameters);
             };
         }

@@ -23,7 +23,8 @@ public sealed class KmsException extends Exception
         InvalidRequestException, RequestTooLargeException, TooManyConnectionsException,
         KeyAlreadyExistsException, KeyVersionDestroyedException, InvalidStateTransitionException,
         PolicyInvalidException, AuditUnavailableException, SessionNotFoundException,
-        SessionMaterialNotFoundException, SessionLimitExceededException, CertificateRefusedException {
+        SessionMaterialNotFoundException, SessionLimitExceededException, CertificateRefusedException,
+        CertificateNotFoundException {
 
     private final String error;
     private final Map<String, Object> parameters;

@@ -135,6 +135,20 @@ final class Reply {
         return List.copyOf(out);
     }
 
+    /** An array of 32-bit integers; empty when the field is absent. */
+    List<Integer> int32sOrEmpty(String name) throws IOException {
+        if (values.get(name) == null) return List.of();
+        List<?> l = list(name);
+        List<Integer> out = new ArrayList<>(l.size());
+        for (int i = 0; i < l.size(); i++) {
+            if (!(l.get(i) instanceof Long v) || v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
+                throw malformed(name + "[" + i + "]", "is not a 32-bit integer");
+            }
+            out.add(v.intValue());
+        }
+        return List.copyOf(out);
+    }
+
     @SuppressWarnings("unchecked")
     List<Reply> objects(String name) throws IOException {
         List<?> l = list(name);

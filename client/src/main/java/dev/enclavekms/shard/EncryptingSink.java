@@ -3,6 +3,7 @@ package dev.enclavekms.shard;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.channels.ReadableByteChannel;
 
 /**
@@ -96,9 +97,17 @@ final class EncryptingSink implements AutoCloseable {
         }
     }
 
-    /** As {@link #writeAll(InputStream)} for a channel. */
+    /** As {@link #writeAll(InputStream)} for a channel; a file is read through a mapping ({@link MappedFileInput}). */
     void writeAll(ReadableByteChannel in) throws IOException {
         checkOpen();
+        if (in instanceof FileChannel file) {
+            try (MappedFileInput mapped = MappedFileInput.of(file)) {
+                if (mapped != null) {
+                    writeAll(mapped);
+                    return;
+                }
+            }
+        }
         ByteBuffer one = ByteBuffer.allocate(1);
         while (true) {
             if (filled == segmentSize) {

@@ -130,12 +130,22 @@ public final class ShardDecryptor implements AutoCloseable {
         return decrypt(body, (b, off, len) -> out.write(b, off, len), threads);
     }
 
-    /** As {@link #decrypt(InputStream, OutputStream, int)} for (blocking) channels; neither is closed. */
+    /**
+     * As {@link #decrypt(InputStream, OutputStream, int)} for (blocking) channels; neither
+     * is closed. A file is read through a mapping ({@link MappedFileInput}).
+     */
     public long decrypt(ReadableByteChannel body, WritableByteChannel out, int threads) throws IOException {
         Objects.requireNonNull(body, "body");
         Objects.requireNonNull(out, "out");
-        return decrypt(Channels.newInputStream(body),
-                (b, off, len) -> ShardEncryptor.writeFully(out, ByteBuffer.wrap(b, off, len)), threads);
+        SegmentPipeline.Sink sink = (b, off, len) -> ShardEncryptor.writeFully(out, ByteBuffer.wrap(b, off, len));
+        if (body instanceof FileChannel file) {
+            try (MappedFileInput mapped = MappedFileInput.of(file)) {
+                if (mapped != null) {
+                    return decrypt(mapped, sink, threads);
+                }
+            }
+        }
+        return decrypt(Channels.newInputStream(body), sink, threads);
     }
 
     private long decrypt(InputStream body, SegmentPipeline.Sink out, int threads) throws IOException {

@@ -5,6 +5,9 @@ import dev.enclavekms.client.KmsException;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -27,6 +30,16 @@ import java.util.Objects;
  * <p>Reads are serialised (one at a time per reader; open one reader per thread for
  * parallel reads). {@link #close()} wipes the cached plaintext and, when the reader owns
  * them, the keys and the channel.
+ *
+ * <p>Speed: the file is memory-mapped (read-only) when the channel allows it, and each
+ * segment's ciphertext is copied from the mapping into the reader's buffer with one
+ * {@code memcpy}; a positioned read into a heap buffer costs about twice that (the kernel
+ * copies into a temporary direct buffer, the JDK copies that into the heap), and it was
+ * the largest part of a random read (docs/performance.md, "Shards (issue 8)"). The
+ * ciphertext is still copied before it is authenticated, never decrypted in place from
+ * the mapping: a file changing under the reader cannot make the tag check and the
+ * decryption see different bytes. A file cut while open fails with TRUNCATED, as with
+ * positioned reads. {@code -Ddev.enclavekms.shard.mmap=false} turns mapping off.
  */
 public final class ShardReader implements AutoCloseable {
     private final FileChannel file;
@@ -42,6 +55,9 @@ public final class ShardReader implements AutoCloseable {
     private final long size;
     private final byte[] ciphertext;
     private final byte[] plaintext;
+    /** The whole file mapped read-only, or null (mapping refused or turned off): then positioned reads. */
+    private final MemorySegment mapped;
+    private final Arena mapping;
     private long cachedIndex = -1;
     private int cachedLength;
     private long decryptions;
@@ -82,12 +98,32 @@ public final class ShardReader implements AutoCloseable {
                     "the shard is truncated: it ends inside segment " + (n - 1));
         }
         this.size = body - n * ShardFormat.TAG_BYTES;
+        Arena arena = null;
+        MemorySegment map = null;
+        if (Boolean.parseBoolean(System.getProperty("dev.enclavekms.shard.mmap", "true"))) {
+            arena = Arena.ofShared();
+            try {
+                map = file.map(FileChannel.MapMode.READ_ONLY, 0, bodyOffset + body, arena);
+            } catch (IOException | UnsupportedOperationException e) {
+                arena.close(); // not a mappable file (a pipe, a special file): positioned reads do
+                arena = null;
+            }
+        }
+        this.mapping = arena;
+        this.mapped = map;
         try {
             decryptSegment(n - 1);
         } catch (ShardException e) {
-            if (e.reason() == ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED) {
-                throwIfExtended(n - 2);
+            try {
+                if (e.reason() == ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED) {
+                    throwIfExtended(n - 2);
+                }
+            } finally {
+                unmap();
             }
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            unmap();
             throw e;
         }
     }
@@ -189,13 +225,37 @@ public final class ShardReader implements AutoCloseable {
         while (dst.hasRemaining() && position < size) {
             long index = position / segmentSize;
             int offset = (int) (position % segmentSize);
-            decryptSegment(index);
-            int n = Math.min(dst.remaining(), cachedLength - offset);
-            dst.put(plaintext, offset, n);
+            int n;
+            if (offset == 0 && index != cachedIndex && dst.hasArray() && dst.remaining() >= plaintextLength(index)) {
+                n = decryptInto(index, dst);
+            } else {
+                decryptSegment(index);
+                n = Math.min(dst.remaining(), cachedLength - offset);
+                dst.put(plaintext, offset, n);
+            }
             position += n;
             total += n;
         }
         return total;
+    }
+
+    /** Plaintext bytes of segment {@code index}. */
+    private int plaintextLength(long index) {
+        return index == segments - 1 ? finalSegmentBytes - ShardFormat.TAG_BYTES : segmentSize;
+    }
+
+    /**
+     * Decrypts a segment the read covers whole straight into {@code dst}'s array: a slice
+     * of many segments then costs the read and the decryption, without a copy through the
+     * cache (measured: the copy was a third of the time the decryption took). On failure
+     * the range is zeroed, {@code dst}'s position does not move, and nothing is released.
+     */
+    private int decryptInto(long index, ByteBuffer dst) throws IOException {
+        int len = readSegment(index);
+        decryptions++;
+        int n = open(index, len, dst.array(), dst.arrayOffset() + dst.position());
+        dst.position(dst.position() + n);
+        return n;
     }
 
     /**
@@ -221,8 +281,26 @@ public final class ShardReader implements AutoCloseable {
         cachedIndex = -1; // a failure below must not leave a stale or partial segment cached
         int len = readSegment(index);
         decryptions++;
-        cachedLength = cipher.open(index, index == segments - 1, ciphertext, 0, len, plaintext, 0);
+        cachedLength = open(index, len, plaintext, 0);
         cachedIndex = index;
+    }
+
+    /**
+     * Authenticates and decrypts the segment in {@link #ciphertext}. A mapped file cut
+     * inside its last page reads as zeros there rather than failing: a segment that fails
+     * where the file no longer reaches is reported as the cut it is.
+     */
+    private int open(long index, int len, byte[] out, int outOff) throws IOException {
+        try {
+            return cipher.open(index, index == segments - 1, ciphertext, 0, len, out, outOff);
+        } catch (ShardException e) {
+            if (mapped != null && e.reason() == ShardException.Reason.SEGMENT_AUTHENTICATION_FAILED
+                    && file.size() < bodyOffset + index * (segmentSize + ShardFormat.TAG_BYTES) + len) {
+                throw new ShardException(ShardException.Reason.TRUNCATED, index,
+                        "the shard is truncated: it ends inside segment " + index + " (did it change while open?)");
+            }
+            throw e;
+        }
     }
 
     /** For the wipe test: true once the cached plaintext reads back as zeros. */
@@ -240,6 +318,16 @@ public final class ShardReader implements AutoCloseable {
         int c = segmentSize + ShardFormat.TAG_BYTES;
         int len = index == segments - 1 ? finalSegmentBytes : c;
         long at = bodyOffset + index * c;
+        if (mapped != null) {
+            try {
+                MemorySegment.copy(mapped, ValueLayout.JAVA_BYTE, at, ciphertext, 0, len);
+                return len;
+            } catch (InternalError e) {
+                // The JDK's answer to SIGBUS: the mapped file no longer reaches this far.
+                throw new ShardException(ShardException.Reason.TRUNCATED, index,
+                        "the shard is truncated: it ends inside segment " + index + " (did it change while open?)");
+            }
+        }
         ByteBuffer b = ByteBuffer.wrap(ciphertext, 0, len);
         while (b.hasRemaining()) {
             if (file.read(b, at + b.position()) < 0) {
@@ -276,6 +364,12 @@ public final class ShardReader implements AutoCloseable {
         return cipher.authenticates(index, true, ciphertext, 0, c, plaintext);
     }
 
+    private void unmap() {
+        if (mapping != null && mapping.scope().isAlive()) {
+            mapping.close();
+        }
+    }
+
     private void checkOpen() throws IOException {
         if (closed) {
             throw new IOException("this ShardReader is closed");
@@ -291,6 +385,7 @@ public final class ShardReader implements AutoCloseable {
         closed = true;
         cachedIndex = -1;
         Arrays.fill(plaintext, (byte) 0);
+        unmap(); // reads are synchronized with close, so none is using the mapping
         try {
             if (ownsDecryptor) {
                 decryptor.close();

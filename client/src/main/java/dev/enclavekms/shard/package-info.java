@@ -23,7 +23,11 @@
  * processing, so the first use of a segment size of 64 KiB or more starts a short
  * warm-up on a background thread ({@code -Ddev.enclavekms.shard.warmup=false} turns it
  * off). Under {@code -XX:TieredStopAtLevel=1} (C1 only) the stubs are never used: about
- * 30 MiB/s instead of GiB/s.
+ * 30 MiB/s instead of GiB/s. Files are read through read-only memory mappings
+ * ({@code ShardReader}, and the channel forms of encrypt and decrypt when given a
+ * {@code FileChannel}): one copy per byte instead of two ({@code
+ * -Ddev.enclavekms.shard.mmap=false} turns that off). Measurements and their method:
+ * docs/performance.md, "Shards (issue 8)", and {@code bench/run-shards}.
  *
  * <p>JDK only, like the rest of the client.
  */

@@ -232,6 +232,65 @@ class ShardRoundTripTest {
         }
     }
 
+    /** The reader maps the file: a file cut or extended while it is open must still fail cleanly (or read fine). */
+    @Test
+    void randomAccess_fileChangedWhileOpen_isTruncatedNotACrash() throws Exception {
+        // 64-byte segments: the cut is inside the mapping's last page (reads as zeros);
+        // 16 KiB: whole pages past the end (SIGBUS, which the JDK turns into an InternalError).
+        for (int seg : new int[] {S, 16 << 10})
+        for (boolean mmap : new boolean[] {true, false}) {
+            int n = 6 * seg;
+            byte[] plain = pattern(n, 5);
+            byte[] sealed = encryptFixed(plain, seg, 1);
+            Path shard = dir.resolve("changing-" + seg + "-" + mmap);
+            Files.write(shard, sealed);
+            String before = System.getProperty("dev.enclavekms.shard.mmap");
+            System.setProperty("dev.enclavekms.shard.mmap", Boolean.toString(mmap));
+            try (ShardReader r = ShardReader.open(shard, kms, CONTEXT);
+                 FileChannel ch = FileChannel.open(shard, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
+                ch.write(ByteBuffer.wrap(new byte[3 * seg])); // appended after open: outside the reader's shard
+                ByteBuffer all = ByteBuffer.allocate(n);
+                r.readFully(0, all);
+                assertArrayEquals(plain, all.array(), "mmap=" + mmap);
+                ch.truncate(sealed.length / 2);
+                ShardException e = assertThrows(ShardException.class,
+                        () -> r.read(4L * seg, ByteBuffer.allocate(10)), "mmap=" + mmap); // 5 is cached since open
+                assertEquals(ShardException.Reason.TRUNCATED, e.reason(), e.getMessage());
+                assertTrue(e.getMessage().contains("did it change while open?"), e.getMessage());
+            } finally {
+                if (before == null) System.clearProperty("dev.enclavekms.shard.mmap");
+                else System.setProperty("dev.enclavekms.shard.mmap", before);
+            }
+        }
+    }
+
+    /** Whole segments are decrypted straight into a heap buffer's array: offsets into it, and direct buffers, must not matter. */
+    @Test
+    void randomAccess_intoSlicedReadOnlyAndDirectBuffers_matchesThePlaintext() throws Exception {
+        int n = 4 * S + 9;
+        byte[] plain = pattern(n, 7);
+        Path shard = dir.resolve("ra-buffers");
+        Files.write(shard, encryptFixed(plain, S, 1));
+        try (ShardReader r = ShardReader.open(shard, kms, CONTEXT)) {
+            for (int pos : new int[] {0, 1, S - 1, S, S + 3, 3 * S}) {
+                for (int len : new int[] {S, S + 1, 2 * S + 5, n - pos}) {
+                    int expected = Math.min(len, n - pos);
+                    ByteBuffer sliced = ByteBuffer.allocate(len + 11).position(5).slice().limit(len);
+                    ByteBuffer direct = ByteBuffer.allocateDirect(len);
+                    for (ByteBuffer dst : List.of(sliced, direct)) {
+                        assertEquals(expected, r.read(pos, dst), "read " + len + " at " + pos);
+                        byte[] got = new byte[expected];
+                        dst.flip().get(got);
+                        assertArrayEquals(Arrays.copyOfRange(plain, pos, pos + expected), got,
+                                (dst.isDirect() ? "direct" : "sliced") + " read " + len + " at " + pos);
+                    }
+                    ByteBuffer backing = ByteBuffer.allocate(len);
+                    assertThrows(java.nio.ReadOnlyBufferException.class, () -> r.read(pos, backing.asReadOnlyBuffer()));
+                }
+            }
+        }
+    }
+
     @Test
     void randomAccess_smallStepsThroughOneSegment_decryptItOnce() throws Exception {
         byte[] plain = pattern(4 * S, 5);

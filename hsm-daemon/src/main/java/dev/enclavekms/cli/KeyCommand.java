@@ -30,7 +30,7 @@ final class KeyCommand extends CommandGroup {
         @Parameters(index = "0", paramLabel = "NAME", description = "The new key's name.")
         String name;
 
-        @Option(names = "--purpose", required = true, paramLabel = "ENCRYPT|SIGN|CERT_AUTHORITY",
+        @Option(names = "--purpose", required = true, paramLabel = "ENCRYPT|SIGN|CERT_AUTHORITY|TLS_SERVER|TLS_CLIENT",
                 description = "What the key is for.")
         String purpose;
 

@@ -39,6 +39,10 @@ final class KeyTables {
                 .add("destroy wait", days(k.destroyWaitDays())));
         out.line("");
         table(out, k, true);
+        // TLS keys: where a TLS server finds each version's private key on the token (docs/tls.md).
+        for (KeyVersionInfo v : k.versions()) {
+            if (v.pkcs11Uri() != null) out.line("v" + v.version() + " " + v.pkcs11Uri());
+        }
     }
 
     /** The lifecycle commands and {@code key versions}: the versions table alone. */

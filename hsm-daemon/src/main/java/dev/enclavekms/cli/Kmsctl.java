@@ -57,6 +57,8 @@ import java.util.concurrent.Callable;
                 SessionCommand.class,
                 PolicyCommand.class,
                 CaCommand.class,
+                TlsCommand.class,
+                ManifestCommand.class,
                 HelpCommand.class,
         })
 public final class Kmsctl implements Callable<Integer> {
@@ -70,6 +72,10 @@ public final class Kmsctl implements Callable<Integer> {
     public static final int EXIT_UNREACHABLE = 3;
     /** The daemon answered with an error (its name and message are printed). */
     public static final int EXIT_KMS_ERROR = 4;
+    /** {@code manifest verify}: the manifest's signature, or the key version it names, is not accepted. */
+    public static final int EXIT_SIGNATURE_INVALID = 6;
+    /** {@code manifest verify}: the signature is valid, but the tree differs from the manifest. */
+    public static final int EXIT_TREE_DIFFERS = 7;
 
     private static final Map<String, String> EXIT_CODES = exitCodes();
 
@@ -84,6 +90,8 @@ public final class Kmsctl implements Callable<Integer> {
                 + "decrypt-batch, rewrap: at least one entry failed");
         m.put(" 5", "audit verify: nothing failed, but not everything is proven (no --public-key, or an end of"
                 + " the log that no signature or head covers)");
+        m.put(" 6", "manifest verify: the signature, or the key version it names, is not accepted");
+        m.put(" 7", "manifest verify: the signature is valid, but files were added, removed or modified");
         return m;
     }
 

@@ -98,6 +98,7 @@ final class ReplyJson {
             if (v.destroyAt() != null) m.put("destroy_at", v.destroyAt().toString());
             m.put("encryptions", v.encryptions());
             m.put("object_id", v.objectId());
+            if (v.pkcs11Uri() != null) m.put("pkcs11_uri", v.pkcs11Uri());
             versions.add(m);
         }
         Map<String, Object> m = map("name", k.name(), "purpose", k.purpose(), "algorithm", k.algorithm(),

@@ -72,10 +72,26 @@ public interface Enclave extends AutoCloseable {
     /** The public key of a key pair, read from the device. */
     PublicKey publicKey(ObjectId key, KeyAlgorithm algorithm) throws EnclaveException;
 
+    /**
+     * Stores an X.509 certificate (DER) for the key pair {@code key} on the device, as a
+     * public object with the key's id and {@code label}, replacing the one stored before:
+     * PKCS#11 programs (SunPKCS11's KeyStore, OpenSSL's pkcs11 provider) find a private key
+     * through the certificate that shares its CKA_ID. Only TLS keys get one (docs/tls.md).
+     *
+     * @throws EnclaveException.ObjectNotFound no private key has the id
+     * @throws EnclaveException.Unsupported    the device keeps no certificates
+     */
+    default void putCertificate(ObjectId key, String label, byte[] certificateDer) throws EnclaveException {
+        throw new EnclaveException.Unsupported("this enclave keeps no certificates");
+    }
+
     /** {@code length} bytes from the device's random generator. */
     SecretBytes random(int length) throws EnclaveException;
 
-    /** Destroys the key (both halves of a pair). Destroying a missing key is not an error. */
+    /**
+     * Destroys the key (both halves of a pair, and its certificate if it has one). Destroying
+     * a missing key is not an error.
+     */
     void destroy(ObjectId key) throws EnclaveException;
 
     /** Every key object on the device with its protection attributes, for reconciliation. */

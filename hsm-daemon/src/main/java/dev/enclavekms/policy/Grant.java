@@ -20,10 +20,13 @@ import java.util.Set;
  * @param allTenants       acts on every tenant's keys and tokens, not only its own (a global administrator)
  * @param sans             subject alternative names ({@code DNS:...}, {@code IP:...}) a CA may sign for
  *                         the caller through this grant; empty: none (certificates without SANs only)
+ * @param maxTtl           the longest certificate Kms.IssueCertificate issues through this grant, or null
+ *                         for the daemon's {@code ca.max-ttl-seconds} alone (docs/policy.md)
  */
 public record Grant(String tenant, String name, int line, Set<Principal> to, List<String> methodPatterns,
                     Set<String> methods, List<Glob> keys, Map<String, Glob> context, Set<Purpose> purposes,
-                    boolean reencryptRevoked, boolean tokenAdmin, boolean allTenants, List<Glob> sans) {
+                    boolean reencryptRevoked, boolean tokenAdmin, boolean allTenants, List<Glob> sans,
+                    java.time.Duration maxTtl) {
 
     public Grant {
         sans = List.copyOf(sans);

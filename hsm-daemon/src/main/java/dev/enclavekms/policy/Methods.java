@@ -40,7 +40,7 @@ public final class Methods {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED, Trait.CONTEXT));
         }
         for (String s : List.of("Sign", "Verify", "GetPublicKey", "GetPublicKeys", "GetCaCertificates",
-                "IssueCertificate")) {
+                "IssueCertificate", "IssueTlsCertificate", "GetCrl")) {
             m.put(KMS + "." + s, EnumSet.of(Trait.KEYED));
         }
         // Sessions belong to the caller's tenant; no key patterns (docs/sessions.md).
@@ -53,7 +53,7 @@ public final class Methods {
         m.put(KMS + ".Authenticate", EnumSet.of(Trait.OPEN));
         for (String s : List.of("CreateKey", "ListKeys", "DescribeKey", "UpdateKeyPolicy", "RotateKey", "PromoteKeyVersion",
                 "EnableKeyVersion", "DisableKeyVersion", "RevokeKeyVersion", "ScheduleKeyVersionDestruction",
-                "CancelKeyVersionDestruction")) {
+                "CancelKeyVersionDestruction", "GetCaCsr", "ImportCaCertificate", "RevokeCertificate")) {
             m.put(ADMIN + "." + s, EnumSet.of(Trait.KEYED));
         }
         for (String s : List.of("CreateToken", "ListTokens", "RevokeToken")) {

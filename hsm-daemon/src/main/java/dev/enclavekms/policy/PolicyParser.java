@@ -47,6 +47,8 @@ import java.util.regex.Pattern;
  * YAML amplification attack).
  */
 public final class PolicyParser {
+    /** Longest grant max_ttl_seconds: as ca.max-ttl-seconds (DaemonConfig.MAX_CA_TTL), 90 days. */
+    static final long MAX_CERTIFICATE_TTL_SECONDS = 90L * 86400;
     public static final int MAX_BYTES = 1 << 20;
     private static final Pattern TENANT_NAME = Pattern.compile("[a-z0-9][a-z0-9_-]{0,63}");
     private static final Pattern GRANT_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
@@ -293,7 +295,7 @@ public final class PolicyParser {
     private Grant grant(String tenant, Node node, Set<String> names) {
         String where = "tenant '" + tenant + "': grant";
         Map<String, Node> f = fields(node, where, List.of("name", "to", "methods", "keys", "context", "purposes",
-                "reencrypt_revoked", "token_admin", "all_tenants", "san"));
+                "reencrypt_revoked", "token_admin", "all_tenants", "san", "max_ttl_seconds"));
         if (f == null) return null;
         int line = line(node);
         int before = problems.size();
@@ -362,7 +364,7 @@ public final class PolicyParser {
             try {
                 purposes.add(Purpose.valueOf(p.value()));
             } catch (IllegalArgumentException e) {
-                add(p.line(), where + ": purposes: '" + p.value() + "' is not a purpose (ENCRYPT, SIGN, CERT_AUTHORITY)");
+                add(p.line(), where + ": purposes: '" + p.value() + "' is not a purpose (ENCRYPT, SIGN, CERT_AUTHORITY, TLS_SERVER, TLS_CLIENT)");
             }
         }
         List<Glob> sans = new ArrayList<>();
@@ -371,6 +373,25 @@ public final class PolicyParser {
                 add(san.line(), where + ": san: '" + san.value() + "' names no kind; write DNS:PATTERN or IP:PATTERN");
             } else {
                 sans.add(Glob.of(san.value()));
+            }
+        }
+        java.time.Duration maxTtl = null;
+        Node ttl = f.get("max_ttl_seconds");
+        if (ttl != null) {
+            long max = MAX_CERTIFICATE_TTL_SECONDS;
+            long v = -1;
+            if (ttl instanceof ScalarNode n && n.getTag().equals(Tag.INT)) {
+                try {
+                    v = Long.parseLong(n.getValue());
+                } catch (NumberFormatException e) {
+                    v = -1;
+                }
+            }
+            if (v < 1 || v > max) {
+                add(line(ttl), where + ": max_ttl_seconds must be an integer from 1 to " + max
+                        + " (the longest certificate TTL through this grant; certificates never last over 90 days)");
+            } else {
+                maxTtl = java.time.Duration.ofSeconds(v);
             }
         }
         boolean revoked = bool(f.get("reencrypt_revoked"), where + ": reencrypt_revoked");
@@ -400,6 +421,9 @@ public final class PolicyParser {
             if (!sans.isEmpty() && !methods.contains("Kms.IssueCertificate")) {
                 add(line(f.get("san")), where + ": san: it does not cover Kms.IssueCertificate");
             }
+            if (maxTtl != null && !methods.contains("Kms.IssueCertificate")) {
+                add(line(ttl), where + ": max_ttl_seconds: it does not cover Kms.IssueCertificate");
+            }
             if (revoked && !methods.contains("Kms.ReEncrypt") && !methods.contains("Kms.ReEncryptBatch")) {
                 add(line(f.get("reencrypt_revoked")), where + ": reencrypt_revoked: it covers neither Kms.ReEncrypt"
                         + " nor Kms.ReEncryptBatch");
@@ -407,7 +431,7 @@ public final class PolicyParser {
         }
         if (name == null) return null;
         return new Grant(tenant, name, line, to, patterns, methods, keys, context, purposes, revoked, tokenAdmin,
-                allTenants, sans);
+                allTenants, sans, maxTtl);
     }
 
     private static String abbreviate(List<String> methods) {

@@ -80,4 +80,21 @@ public sealed interface RegistryCommand {
 
     /** Revokes a token for good. */
     record RevokeToken(String id, Instant at) implements RegistryCommand { }
+
+    /**
+     * A certificate version {@code version} of CA key {@code name} issued (serial: lowercase
+     * hex). Recorded before the certificate is handed out, so every certificate in anyone's
+     * hands can be revoked; a serial is recorded once.
+     */
+    record RecordCertificate(String serial, String name, int version, Instant notAfter, Instant at)
+            implements RegistryCommand { }
+
+    /** Revokes a recorded certificate for good (a second revocation is refused as a conflict). */
+    record RevokeCertificate(String serial, RevocationReason reason, Instant at) implements RegistryCommand { }
+
+    /**
+     * The CRL number (RFC 5280 5.2.3) a CA version's next CRL carries; only ever raised, so
+     * that relying parties see CRL numbers increase across restarts.
+     */
+    record AdvanceCrlNumber(String name, int version, long number) implements RegistryCommand { }
 }

@@ -38,4 +38,13 @@ public interface RegistryStore extends AutoCloseable {
 
     @Override
     void close();
+
+    /** The certificate of this serial (lowercase hex) a CA key issued, if the registry recorded it. */
+    Optional<CertificateRecord> findCertificate(String serial) throws RegistryException;
+
+    /** Revoked certificates of one CA key version that are still valid at {@code now}, by serial. */
+    List<CertificateRecord> revokedCertificates(String name, int version, Instant now) throws RegistryException;
+
+    /** The last CRL number used by a CA key version; 0 before its first CRL. */
+    long crlNumber(String name, int version) throws RegistryException;
 }

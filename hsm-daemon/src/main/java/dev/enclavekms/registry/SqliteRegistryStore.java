@@ -30,7 +30,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * after a command has committed; writers are serialised.
  */
 public final class SqliteRegistryStore implements RegistryStore {
-    private static final int SCHEMA_VERSION = 4;
+    private static final int SCHEMA_VERSION = 5;
 
     private final Connection db;
     private final Map<String, KeyRecord> cache = new ConcurrentHashMap<>();
@@ -145,6 +145,35 @@ public final class SqliteRegistryStore implements RegistryStore {
                 db.commit();
                 db.setAutoCommit(true);
             }
+            if (current < 5) {
+                // Certificates CA keys issued (serial, issuer version, expiry, revocation) and
+                // each CA version's last CRL number (docs/tls.md, docs/decisions.md).
+                db.setAutoCommit(false);
+                s.execute("""
+                        CREATE TABLE certificates (
+                          serial TEXT PRIMARY KEY,
+                          key_name TEXT NOT NULL,
+                          version INTEGER NOT NULL,
+                          not_after INTEGER NOT NULL,
+                          issued TEXT NOT NULL,
+                          revoked TEXT,
+                          reason INTEGER,
+                          FOREIGN KEY (key_name, version) REFERENCES key_versions(key_name, version)
+                        )""");
+                s.execute("CREATE INDEX certificates_revoked ON certificates(key_name, version, not_after)"
+                        + " WHERE revoked IS NOT NULL");
+                s.execute("""
+                        CREATE TABLE crl_numbers (
+                          key_name TEXT NOT NULL,
+                          version INTEGER NOT NULL,
+                          number INTEGER NOT NULL,
+                          PRIMARY KEY (key_name, version),
+                          FOREIGN KEY (key_name, version) REFERENCES key_versions(key_name, version)
+                        )""");
+                s.execute("INSERT INTO schema_version VALUES (5)");
+                db.commit();
+                db.setAutoCommit(true);
+            }
         }
     }
 
@@ -243,6 +272,10 @@ public final class SqliteRegistryStore implements RegistryStore {
             case RegistryCommand.SetPrimaryVersion c -> c.name();
             case RegistryCommand.SetVersionState c -> c.name();
             case RegistryCommand.ReserveEncryptions c -> c.name();
+            // Certificates are not part of the cached key records.
+            case RegistryCommand.RecordCertificate c -> null;
+            case RegistryCommand.RevokeCertificate c -> null;
+            case RegistryCommand.AdvanceCrlNumber c -> null;
         };
         try {
             db.setAutoCommit(false);
@@ -266,7 +299,7 @@ public final class SqliteRegistryStore implements RegistryStore {
         // hardware side of a change the registry has made durable.
         if (name != null) {
             refresh(name);
-        } else {
+        } else if (tokenId != null) {
             refreshToken(tokenId);
         }
     }
@@ -301,6 +334,39 @@ public final class SqliteRegistryStore implements RegistryStore {
 
     private void execute(RegistryCommand command, KeyRecord current) throws SQLException, RegistryException {
         switch (command) {
+            case RegistryCommand.RecordCertificate c -> {
+                KeyRecord key = cache.get(c.name());
+                requireVersion(key, c.name(), c.version());
+                if (key.purpose() != Purpose.CERT_AUTHORITY) {
+                    throw new RegistryException.Conflict("key " + c.name() + " is not a CERT_AUTHORITY key");
+                }
+                if (findCertificateLocked(c.serial()).isPresent()) {
+                    throw new RegistryException.Conflict("certificate " + c.serial() + " is recorded already");
+                }
+                update("INSERT INTO certificates (serial, key_name, version, not_after, issued) VALUES (?,?,?,?,?)",
+                        c.serial(), c.name(), c.version(), c.notAfter().getEpochSecond(), c.at().toString());
+            }
+            case RegistryCommand.RevokeCertificate c -> {
+                CertificateRecord r = findCertificateLocked(c.serial()).orElseThrow(
+                        () -> new RegistryException.Conflict("no certificate " + c.serial()));
+                if (r.isRevoked()) {
+                    throw new RegistryException.Conflict("certificate " + c.serial() + " was revoked already at "
+                            + r.revoked());
+                }
+                update("UPDATE certificates SET revoked = ?, reason = ? WHERE serial = ?", c.at().toString(),
+                        c.reason().code(), c.serial());
+            }
+            case RegistryCommand.AdvanceCrlNumber c -> {
+                requireVersion(cache.get(c.name()), c.name(), c.version());
+                long last = crlNumberLocked(c.name(), c.version());
+                if (c.number() <= last) {
+                    throw new RegistryException.Conflict("CRL number " + c.number() + " of " + c.name() + " v"
+                            + c.version() + " is not above the last one (" + last + ")");
+                }
+                update("INSERT INTO crl_numbers (key_name, version, number) VALUES (?,?,?)"
+                        + " ON CONFLICT (key_name, version) DO UPDATE SET number = excluded.number",
+                        c.name(), c.version(), c.number());
+            }
             case RegistryCommand.CreateKey c -> {
                 if (current != null) {
                     throw new RegistryException.Conflict("key " + c.name() + " already exists");
@@ -486,6 +552,73 @@ public final class SqliteRegistryStore implements RegistryStore {
             return out;
         } catch (SQLException e) {
             throw new RegistryException("orphan bookkeeping failed: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public synchronized Optional<CertificateRecord> findCertificate(String serial) throws RegistryException {
+        try {
+            return findCertificateLocked(serial);
+        } catch (SQLException e) {
+            throw new RegistryException("certificate lookup failed: " + e.getMessage(), e);
+        }
+    }
+
+    private static final String CERTIFICATE_COLUMNS = "serial, key_name, version, not_after, issued, revoked, reason";
+
+    private Optional<CertificateRecord> findCertificateLocked(String serial) throws SQLException {
+        try (PreparedStatement p = db.prepareStatement("SELECT " + CERTIFICATE_COLUMNS
+                + " FROM certificates WHERE serial = ?")) {
+            p.setString(1, serial);
+            try (ResultSet rs = p.executeQuery()) {
+                return rs.next() ? Optional.of(certificate(rs)) : Optional.empty();
+            }
+        }
+    }
+
+    private static CertificateRecord certificate(ResultSet rs) throws SQLException {
+        String revoked = rs.getString(6);
+        return new CertificateRecord(rs.getString(1), rs.getString(2), rs.getInt(3),
+                Instant.ofEpochSecond(rs.getLong(4)), Instant.parse(rs.getString(5)),
+                revoked == null ? null : Instant.parse(revoked),
+                revoked == null ? null : RevocationReason.ofCode(rs.getInt(7)));
+    }
+
+    @Override
+    public synchronized List<CertificateRecord> revokedCertificates(String name, int version, Instant now)
+            throws RegistryException {
+        try (PreparedStatement p = db.prepareStatement("SELECT " + CERTIFICATE_COLUMNS + " FROM certificates"
+                + " WHERE key_name = ? AND version = ? AND revoked IS NOT NULL AND not_after > ? ORDER BY serial")) {
+            p.setString(1, name);
+            p.setInt(2, version);
+            p.setLong(3, now.getEpochSecond());
+            List<CertificateRecord> out = new ArrayList<>();
+            try (ResultSet rs = p.executeQuery()) {
+                while (rs.next()) out.add(certificate(rs));
+            }
+            return out;
+        } catch (SQLException e) {
+            throw new RegistryException("revoked certificate lookup failed: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public synchronized long crlNumber(String name, int version) throws RegistryException {
+        try {
+            return crlNumberLocked(name, version);
+        } catch (SQLException e) {
+            throw new RegistryException("CRL number lookup failed: " + e.getMessage(), e);
+        }
+    }
+
+    private long crlNumberLocked(String name, int version) throws SQLException {
+        try (PreparedStatement p = db.prepareStatement(
+                "SELECT number FROM crl_numbers WHERE key_name = ? AND version = ?")) {
+            p.setString(1, name);
+            p.setInt(2, version);
+            try (ResultSet rs = p.executeQuery()) {
+                return rs.next() ? rs.getLong(1) : 0;
+            }
         }
     }
 

@@ -111,7 +111,8 @@ public final class Daemon implements AutoCloseable {
             KmsApi api = new KmsApi(crypto, admin, lifecycle, health, new TokenAdmin(registry, clock), policy,
                     () -> info, Instant.now(), VERSION).withAudit(audit, auditKeys).withSessions(sessions)
                     .withCertificateAuthority(new dev.enclavekms.service.CertificateAuthority(enclave, registry, health,
-                            new dev.enclavekms.service.CaCertificates(config.caDir()), clock, config.caMaxTtl()));
+                            new dev.enclavekms.service.CaCertificates(config.caDir()), clock, config.caMaxTtl()))
+                    .withTlsCertificates(new dev.enclavekms.service.TlsCertificates(enclave, registry, health));
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
                     List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall,

@@ -98,6 +98,10 @@ final class ErrorMapping {
                 p.put("reason", x.reason().name());
                 yield "CertificateRefused";
             }
+            case KmsError.CertificateNotFound x -> {
+                p.put("serial", x.serial());
+                yield "CertificateNotFound";
+            }
             case KmsError.DecryptionFailed x -> "DecryptionFailed";
             case KmsError.EnclaveUnavailable x -> "EnclaveUnavailable";
             case KmsError.AuditUnavailable x -> "AuditUnavailable";

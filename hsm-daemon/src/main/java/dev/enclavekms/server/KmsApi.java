@@ -123,6 +123,14 @@ public final class KmsApi {
         return k;
     }
 
+    private dev.enclavekms.service.TlsCertificates tls;
+
+    /** Certificates for TLS keys (docs/tls.md); set before the interfaces are built. */
+    public KmsApi withTlsCertificates(dev.enclavekms.service.TlsCertificates tls) {
+        this.tls = tls;
+        return this;
+    }
+
     private dev.enclavekms.service.KeySessions sessions() throws KmsError {
         if (sessions == null) throw new KmsError.Internal("this daemon has no session store", null);
         return sessions;
@@ -220,6 +228,8 @@ public final class KmsApi {
                 .method("GetPublicKeys", op(KMS, this::getPublicKeys))
                 .method("GetCaCertificates", op(KMS, this::getCaCertificates))
                 .method("IssueCertificate", op(KMS, this::issueCertificate))
+                .method("IssueTlsCertificate", op(KMS, this::issueTlsCertificate))
+                .method("GetCrl", op(KMS, this::getCrl))
                 .method("ReEncrypt", op(KMS, this::reEncrypt))
                 .method("ReEncryptBatch", op(KMS, this::reEncryptBatch))
                 .method("OpenSession", op(KMS, this::openSession))
@@ -274,6 +284,9 @@ public final class KmsApi {
                     return r;
                 }))
                 .method("ExplainPolicy", op(ADMIN, this::explainPolicy))
+                .method("GetCaCsr", op(ADMIN, this::getCaCsr))
+                .method("ImportCaCertificate", op(ADMIN, this::importCaCertificate))
+                .method("RevokeCertificate", op(ADMIN, this::revokeCertificate))
                 .method("AuditPublicKey", op(ADMIN, (c, caller) -> audit().publicKey()))
                 .method("AuditHmac", op(ADMIN, (c, caller) -> audit().hmac(c.parameters())))
                 .method("AuditCheckpoint", op(ADMIN, (c, caller) -> audit().checkpoint()))
@@ -551,9 +564,18 @@ public final class KmsApi {
         }
         Long period = p.optInteger("rotation_period_seconds", 1, 100L * 365 * 86400);
         Long days = p.optInteger("destroy_wait_days", 0, Integer.MAX_VALUE);
+        boolean intermediate = p.bool("ca_intermediate", false);
+        if (intermediate && purpose != Purpose.CERT_AUTHORITY) {
+            throw p.invalid("ca_intermediate", "only CERT_AUTHORITY keys are certificate authorities");
+        }
+        if (intermediate) ca(); // refused before the key exists, not after
         KeyRecord k = admin.as(caller).createKey(p.string("name", MAX_KEY_NAME), purpose, algorithm,
                 p.optString("description", 1024), required, period == null ? null : java.time.Duration.ofSeconds(period),
                 days == null ? null : days.intValue());
+        if (intermediate) {
+            // Marked before withRoots and before the reply: no self-signed root is made for it.
+            ca.markIntermediate(k);
+        }
         return Map.of("key", describe(withRoots(k)));
     }
 
@@ -585,7 +607,7 @@ public final class KmsApi {
         return admin.as(caller).describe(name).name();
     }
 
-    private static Map<String, Object> describe(KeyRecord k) {
+    private Map<String, Object> describe(KeyRecord k) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("name", k.name());
         m.put("tenant", k.tenant());
@@ -612,6 +634,10 @@ public final class KmsApi {
             }
             vm.put("encryptions", v.encryptionsReserved());
             vm.put("object_id", v.objectId().hex());
+            if (k.purpose().tls() && v.state() != dev.enclavekms.registry.VersionState.DESTROYED) {
+                vm.put("pkcs11_uri", dev.enclavekms.service.TlsCertificates.pkcs11Uri(enclaveInfo.get().label(),
+                        v.objectId(), KeyLifecycle.label(k.name(), v.version(), v.objectId())));
+            }
             versions.add(vm);
         }
         m.put("versions", versions);
@@ -632,7 +658,7 @@ public final class KmsApi {
         };
     }
 
-    private static Map<String, Object> keyReply(KeyRecord k) {
+    private Map<String, Object> keyReply(KeyRecord k) {
         return Map.of("key", describe(k));
     }
 
@@ -675,14 +701,21 @@ public final class KmsApi {
             m.put("state", v.state().name());
             m.put("primary", v.primary());
             m.put("pem", v.pem());
+            m.put("intermediate", v.intermediate());
+            m.put("chain", List.copyOf(v.chain()));
+            m.put("root", v.root());
             certs.add(m);
-            all.append(v.pem());
+            for (String cert : v.chain()) {
+                if (all.indexOf(cert) < 0) all.append(cert); // a shared root once
+            }
         }
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", name);
         r.put("algorithm", admin.as(caller).describe(name).algorithm().name());
         r.put("certificates", certs);
         r.put("pem", all.toString());
+        r.put("awaiting_certificate", ca().as(caller).awaitingCertificate(name).stream().map(Integer::longValue)
+                .map(Object.class::cast).toList());
         return r;
     }
 
@@ -699,12 +732,126 @@ public final class KmsApi {
         r.put("version", (long) issued.version());
         r.put("certificate", issued.certificatePem());
         r.put("ca_certificate", issued.caCertificatePem());
+        r.put("ca_chain", issued.caChainPem());
         r.put("serial", issued.serial().toString(16));
         r.put("subject", issued.subject());
         r.put("sans", List.copyOf(issued.sans()));
         r.put("not_before", issued.notBefore().toString());
         r.put("not_after", issued.notAfter().toString());
         r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
+        return r;
+    }
+
+    private Map<String, Object> issueTlsCertificate(Call c, Caller caller) throws KmsError, VarlinkError {
+        if (tls == null) throw new KmsError.Internal("this daemon issues no TLS certificates", null);
+        Params p = c.parameters();
+        List<String> sans = new ArrayList<>();
+        if (p.has("sans")) {
+            for (Object o : p.list("sans", dev.enclavekms.service.TlsCertificates.MAX_SANS)) {
+                if (!(o instanceof String s)) throw p.invalid("sans", "entries must be strings");
+                sans.add(s);
+            }
+        }
+        Long ttl = p.optInteger("ttl_seconds", 1, Integer.MAX_VALUE);
+        var t = tls.as(caller).issue(ca(), p.string("key", MAX_KEY_NAME), p.string("ca", MAX_KEY_NAME),
+                p.optString("common_name", 256), sans, ttl == null ? null : java.time.Duration.ofSeconds(ttl),
+                enclaveInfo.get().label());
+        var issued = t.certificate();
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", t.key());
+        r.put("version", (long) t.version());
+        r.put("ca", issued.key());
+        r.put("ca_version", (long) issued.version());
+        r.put("certificate", issued.certificatePem());
+        r.put("ca_certificate", issued.caCertificatePem());
+        r.put("ca_chain", issued.caChainPem());
+        r.put("serial", issued.serial().toString(16));
+        r.put("subject", issued.subject());
+        r.put("sans", List.copyOf(issued.sans()));
+        r.put("not_before", issued.notBefore().toString());
+        r.put("not_after", issued.notAfter().toString());
+        r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
+        r.put("alias", t.alias());
+        r.put("pkcs11_uri", t.pkcs11Uri());
+        return r;
+    }
+
+    private Map<String, Object> getCrl(Call c, Caller caller) throws KmsError, VarlinkError {
+        String name = c.parameters().string("key", MAX_KEY_NAME);
+        List<Object> out = new ArrayList<>();
+        StringBuilder all = new StringBuilder();
+        for (var crl : ca().as(caller).crls(name)) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("version", (long) crl.version());
+            m.put("number", crl.number());
+            m.put("this_update", crl.thisUpdate().toString());
+            m.put("next_update", crl.nextUpdate().toString());
+            m.put("revoked", (long) crl.revoked());
+            m.put("pem", crl.pem());
+            out.add(m);
+            all.append(crl.pem());
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", name);
+        r.put("crls", out);
+        r.put("pem", all.toString());
+        return r;
+    }
+
+    // Intermediate CAs and revocation (Admin; docs/tls.md).
+
+    private Map<String, Object> getCaCsr(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        String name = p.string("key", MAX_KEY_NAME);
+        Long version = p.optInteger("version", 1, Integer.MAX_VALUE);
+        var ca = ca().as(caller);
+        int v = version != null ? version.intValue() : admin.as(caller).describe(name).latestVersion();
+        var req = ca.caCsr(name, v, p.optString("subject", 1024));
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", req.key());
+        r.put("version", (long) req.version());
+        r.put("subject", req.subject());
+        r.put("csr", req.csrPem());
+        return r;
+    }
+
+    private Map<String, Object> importCaCertificate(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        String name = p.string("key", MAX_KEY_NAME);
+        int version = (int) p.integer("version", 1, Integer.MAX_VALUE);
+        var cert = ca().as(caller).importCaCertificate(name, version,
+                p.string("certificate_chain", 64 * 1024));
+        var first = dev.enclavekms.service.CertificateAuthority.facts(cert.pem());
+        var root = dev.enclavekms.service.CertificateAuthority.facts(cert.root());
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("key", name);
+        r.put("version", (long) cert.version());
+        r.put("subject", first.subject());
+        r.put("issuer", first.issuer());
+        r.put("not_after", first.notAfter().toString());
+        r.put("root", root.subject());
+        return r;
+    }
+
+    private Map<String, Object> revokeCertificate(Call c, Caller caller) throws KmsError, VarlinkError {
+        Params p = c.parameters();
+        String serial = p.string("serial", 200);
+        String reasonText = p.optString("reason", 64);
+        var reason = reasonText == null ? dev.enclavekms.registry.RevocationReason.UNSPECIFIED
+                : dev.enclavekms.registry.RevocationReason.parse(reasonText);
+        if (reason == null) {
+            throw p.invalid("reason", "'" + reasonText + "' is not a revocation reason; one of "
+                    + dev.enclavekms.registry.RevocationReason.names());
+        }
+        var rev = ca().as(caller).revoke(serial, reason);
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("serial", rev.serial());
+        r.put("key", rev.key());
+        r.put("version", (long) rev.version());
+        r.put("reason", rev.reason().rfcName());
+        r.put("revoked", rev.revoked().toString());
+        r.put("not_after", rev.notAfter().toString());
+        r.put("already_revoked", rev.alreadyRevoked());
         return r;
     }
 

@@ -16,6 +16,11 @@ import java.util.Optional;
  * names, which may contain '/', never become paths). A certificate is public: the files
  * need integrity, not secrecy, and a lost file is recreated from the key (docs/tls.md).
  *
+ * <p>A version of an intermediate CA (a key created with {@code ca_intermediate}) has no
+ * self-signed root: its key's first version carries a marker file {@code <object id>.intermediate},
+ * and each version's file, once imported, holds its certificate followed by the issuers up
+ * to the external root (Admin.ImportCaCertificate).
+ *
  * <p>Writes never replace: the first certificate stored for a version is the one it keeps,
  * even when two calls race to create it ({@link #putIfAbsent} links a finished temporary
  * file into place, which fails if the name exists).
@@ -54,6 +59,34 @@ public final class CaCertificates {
         } finally {
             Files.deleteIfExists(tmp);
         }
+    }
+
+    /** Marks the key whose first version is {@code firstVersion} as an intermediate CA (idempotent, synced). */
+    public void markIntermediate(ObjectId firstVersion) throws IOException {
+        Files.createDirectories(dir);
+        Path marker = dir.resolve(firstVersion.hex() + ".intermediate");
+        if (Files.exists(marker)) return;
+        Path tmp = Files.createTempFile(dir, ".ca-", ".tmp");
+        try {
+            try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.force(true);
+            }
+            try {
+                Files.createLink(marker, tmp);
+            } catch (FileAlreadyExistsException raced) {
+                // marked by a concurrent call: the same outcome
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+        try (var d = java.nio.channels.FileChannel.open(dir, java.nio.file.StandardOpenOption.READ)) {
+            d.force(true); // the marker's directory entry must outlive a crash, or a root would be made
+        }
+    }
+
+    /** Whether the key whose first version is {@code firstVersion} is an intermediate CA. */
+    public boolean isIntermediate(ObjectId firstVersion) {
+        return Files.exists(dir.resolve(firstVersion.hex() + ".intermediate"));
     }
 
     private Path file(ObjectId version) {

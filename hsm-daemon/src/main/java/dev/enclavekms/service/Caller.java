@@ -126,6 +126,27 @@ public final class Caller {
                 .requestingSan(san)).allowed();
     }
 
+    /** A grant's limit on certificate TTLs, and which grant sets it (for the refusal's message). */
+    public record TtlLimit(java.time.Duration maxTtl, String grant) { }
+
+    /**
+     * The longest certificate the grants that let the caller use CA key {@code key} allow:
+     * the largest {@code max_ttl_seconds} among them, or none when one of them has no such
+     * limit (the daemon's ca.max-ttl-seconds still applies). Built-in callers have none.
+     */
+    public java.util.Optional<TtlLimit> certificateTtlLimit(KeyRecord key) {
+        if (isSystem()) return java.util.Optional.empty();
+        Decision d = policy.decide(identity, Request.key(method, key.name(), key.purpose(), key.tenant(), null));
+        TtlLimit best = null;
+        for (var g : d.matched()) {
+            if (g.maxTtl() == null) return java.util.Optional.empty();
+            if (best == null || g.maxTtl().compareTo(best.maxTtl()) > 0) {
+                best = new TtlLimit(g.maxTtl(), "grant " + g.label() + " of tenant '" + g.tenant() + "'");
+            }
+        }
+        return java.util.Optional.ofNullable(best);
+    }
+
     /**
      * Whether a listing (ListKeys, Status) shows this key: it is the caller's tenant's (or
      * the caller acts on all tenants) and, for ListKeys, a grant covers its name.

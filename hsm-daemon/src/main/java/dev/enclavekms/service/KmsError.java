@@ -225,7 +225,9 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
      */
     public static final class CertificateRefused extends CallerError {
         /** Why a request was refused; the names are on the wire. */
-        public enum Reason { BAD_CSR, BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE }
+        public enum Reason { BAD_CSR, BAD_SIGNATURE, WEAK_KEY, TTL_TOO_LONG, SAN_NOT_ALLOWED, BAD_PROFILE,
+            /** The signing version is an intermediate CA whose certificate has not been imported yet. */
+            CA_CERTIFICATE_MISSING }
 
         private final Reason reason;
 
@@ -236,6 +238,24 @@ public abstract sealed class KmsError extends Exception permits KmsError.CallerE
 
         public Reason reason() {
             return reason;
+        }
+    }
+
+    /**
+     * No certificate of this serial was issued by a CA key the caller may manage: never
+     * issued here, or issued by another tenant's CA (the same message, so a caller learns
+     * nothing about other tenants' certificates).
+     */
+    public static final class CertificateNotFound extends CallerError {
+        private final String serial;
+
+        public CertificateNotFound(String serial) {
+            super("no certificate with serial " + serial + " was issued by a CA key the caller may manage");
+            this.serial = serial;
+        }
+
+        public String serial() {
+            return serial;
         }
     }
 

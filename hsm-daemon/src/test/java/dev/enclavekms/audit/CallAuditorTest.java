@@ -105,6 +105,35 @@ class CallAuditorTest {
     }
 
     @Test
+    void caAdministration_serialReasonKeyVersion_neverTheChainOrRequestBodies() throws Exception {
+        String pem = "-----BEGIN CERTIFICATE-----\nMIICHAINBODY\n-----END CERTIFICATE-----\n";
+        Map<String, Object> revoke = record(ADMIN + "RevokeCertificate",
+                map("serial", "8f3a0c", "reason", "keyCompromise"),
+                map("serial", "8f3a0c", "key", "edge-ca", "version", 2L, "reason", "keyCompromise",
+                        "revoked", "2026-01-01T00:00:00Z", "not_after", "2026-01-02T00:00:00Z",
+                        "already_revoked", false), null);
+        assertEquals(map("type", "call", "user", "alice", "group", "inference", "conn", 7L,
+                "method", ADMIN + "RevokeCertificate", "serial", "8f3a0c", "reason", "keyCompromise",
+                "key", "edge-ca", "version", 2L, "revocation_reason", "keyCompromise", "already_revoked", false,
+                "outcome", "ok"), revoke);
+
+        Map<String, Object> imported = record(ADMIN + "ImportCaCertificate",
+                map("key", "edge-int", "version", 1L, "certificate_chain", pem),
+                map("key", "edge-int", "version", 1L, "subject", "CN=Edge CA", "issuer", "CN=Root",
+                        "not_after", "2027-01-01T00:00:00Z", "root", "CN=Root"), null);
+        Map<String, Object> csr = record(ADMIN + "GetCaCsr", map("key", "edge-int", "subject", "CN=Edge CA"),
+                map("key", "edge-int", "version", 1L, "subject", "CN=Edge CA", "csr", pem), null);
+        Map<String, Object> crl = record(KMS + "GetCrl", map("key", "edge-int"),
+                map("key", "edge-int", "crls", List.of(map("pem", pem)), "pem", pem), null);
+        assertEquals("CN=Root", imported.get("root"));
+        assertEquals(1L, csr.get("version"));
+        assertEquals("edge-int", crl.get("key"));
+        for (var r : List.of(imported, csr, crl)) {
+            assertFalse(CanonicalJson.write(r).contains("MIICHAINBODY"), CanonicalJson.write(r));
+        }
+    }
+
+    @Test
     void decryptBatch_countsOnly() throws Exception {
         Map<String, Object> r = record(KMS + "DecryptBatch", map("ciphertexts", List.of("AAEC", "AAED")),
                 map("results", List.of(map("plaintext", "c2VjcmV0", "key", "k", "version", 1L),

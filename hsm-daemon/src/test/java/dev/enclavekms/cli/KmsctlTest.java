@@ -481,7 +481,7 @@ class KmsctlTest {
         Run r = kmsctl("key", "create", "k");
 
         assertEquals(2, r.code());
-        assertTrue(r.stderr().startsWith("kmsctl: Missing required option: '--purpose=ENCRYPT|SIGN|CERT_AUTHORITY'\n"), r.stderr());
+        assertTrue(r.stderr().startsWith("kmsctl: Missing required option: '--purpose=ENCRYPT|SIGN|CERT_AUTHORITY|TLS_SERVER|TLS_CLIENT'\n"), r.stderr());
         assertTrue(r.stderr().contains("Try 'kmsctl key create --help'"), r.stderr());
         assertEquals(List.of(), server.received());
     }

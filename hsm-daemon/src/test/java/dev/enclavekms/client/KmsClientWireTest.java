@@ -710,7 +710,8 @@ class KmsClientWireTest {
             Map.entry("SessionNotFound", SessionNotFoundException.class),
             Map.entry("SessionMaterialNotFound", SessionMaterialNotFoundException.class),
             Map.entry("SessionLimitExceeded", SessionLimitExceededException.class),
-            Map.entry("CertificateRefused", CertificateRefusedException.class));
+            Map.entry("CertificateRefused", CertificateRefusedException.class),
+            Map.entry("CertificateNotFound", dev.enclavekms.client.CertificateNotFoundException.class));
 
     private static final Map<Class<?>, Function<KmsException, Object>> ACCESSORS = Map.of(
             InvalidParameterException.class, e -> ((InvalidParameterException) e).parameter(),

@@ -106,6 +106,12 @@ class PolicyParserTest {
                     "write DNS:PATTERN or IP:PATTERN"),
             new Case(tenantWith("        methods: [Kms.Decrypt]\n        keys: [\"*\"]\n        san: [\"DNS:*.acme.internal\"]\n"), 8,
                     "does not cover Kms.IssueCertificate"),
+            new Case(tenantWith("        methods: [Kms.IssueCertificate]\n        keys: [\"*\"]\n        max_ttl_seconds: 0\n"), 8,
+                    "max_ttl_seconds must be an integer from 1 to 7776000"),
+            new Case(tenantWith("        methods: [Kms.IssueCertificate]\n        keys: [\"*\"]\n        max_ttl_seconds: 1h\n"), 8,
+                    "max_ttl_seconds must be an integer"),
+            new Case(tenantWith("        methods: [Kms.Decrypt]\n        keys: [\"*\"]\n        max_ttl_seconds: 3600\n"), 8,
+                    "max_ttl_seconds: it does not cover Kms.IssueCertificate"),
             new Case(tenantWith("        methods: [Kms.Status]\n        to: []\n"), 7, "applies to nobody"),
             new Case(tenantWith("        methods: [Kms.Status]\n        to: [\"root\"]\n"), 7, "user:NAME"),
             new Case("version: 1\ntenants:\n  a:\n    key_prefixes: [a/]\n    members: [\"user:x\"]\n  b:\n"

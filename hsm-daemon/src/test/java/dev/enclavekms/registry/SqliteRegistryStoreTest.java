@@ -109,7 +109,58 @@ class SqliteRegistryStoreTest {
     void storedCodes_areStable() {
         // These numbers are in registry files on disk; changing one corrupts them.
         assertEquals(List.of(1, 2, 3, 4, 5, 6), java.util.Arrays.stream(VersionState.values()).map(VersionState::code).toList());
-        assertEquals(List.of(1, 2, 3, 4), java.util.Arrays.stream(Purpose.values()).map(Purpose::code).toList());
+        assertEquals(List.of(1, 2, 3, 4, 5, 6), java.util.Arrays.stream(Purpose.values()).map(Purpose::code).toList());
         assertEquals(List.of(1, 2, 3, 4, 5, 6), java.util.Arrays.stream(KeyAlgorithm.values()).map(KeyAlgorithm::code).toList());
+    }
+
+    @Test
+    void revocationReasonCodes_areRfc5280sAndStable() {
+        // Stored in the registry and written into CRLs: RFC 5280 5.3.1 CRLReason values.
+        assertEquals(List.of(0, 1, 2, 3, 4, 5, 9, 10),
+                java.util.Arrays.stream(RevocationReason.values()).map(RevocationReason::code).toList());
+        assertEquals(RevocationReason.KEY_COMPROMISE, RevocationReason.parse("keyCompromise"));
+        assertEquals(RevocationReason.KEY_COMPROMISE, RevocationReason.parse("KEY_COMPROMISE"));
+        assertEquals(null, RevocationReason.parse("certificateHold"));
+    }
+
+    @Test
+    void certificates_recordedOnce_revokedOnce_survivingReopen_andExpiredOnesLeaveTheRevokedList() throws Exception {
+        Path file = dir.resolve("certs.db");
+        Instant day = T0.plusSeconds(86400);
+        try (SqliteRegistryStore s = SqliteRegistryStore.open(file)) {
+            s.apply(new RegistryCommand.CreateKey("ca", Purpose.CERT_AUTHORITY, KeyAlgorithm.EC_P256_SHA256, "",
+                    List.of(), ObjectId.random(), T0));
+            s.apply(create("plain", ObjectId.random()));
+            s.apply(new RegistryCommand.RecordCertificate("a1", "ca", 1, day, T0));
+            s.apply(new RegistryCommand.RecordCertificate("b2", "ca", 1, T0.plusSeconds(60), T0));
+            assertThrows(RegistryException.Conflict.class,
+                    () -> s.apply(new RegistryCommand.RecordCertificate("a1", "ca", 1, day, T0)));
+            assertThrows(RegistryException.Conflict.class,
+                    () -> s.apply(new RegistryCommand.RecordCertificate("c3", "ca", 2, day, T0)), "no version 2");
+            assertThrows(RegistryException.Conflict.class,
+                    () -> s.apply(new RegistryCommand.RecordCertificate("c3", "plain", 1, day, T0)), "not a CA");
+            s.apply(new RegistryCommand.RevokeCertificate("a1", RevocationReason.KEY_COMPROMISE, T0.plusSeconds(5)));
+            s.apply(new RegistryCommand.RevokeCertificate("b2", RevocationReason.UNSPECIFIED, T0.plusSeconds(5)));
+            assertThrows(RegistryException.Conflict.class, () -> s.apply(
+                    new RegistryCommand.RevokeCertificate("a1", RevocationReason.SUPERSEDED, T0.plusSeconds(6))));
+            assertThrows(RegistryException.Conflict.class, () -> s.apply(
+                    new RegistryCommand.RevokeCertificate("ff", RevocationReason.SUPERSEDED, T0)));
+            s.apply(new RegistryCommand.AdvanceCrlNumber("ca", 1, 1));
+            s.apply(new RegistryCommand.AdvanceCrlNumber("ca", 1, 3));
+            assertThrows(RegistryException.Conflict.class, () -> s.apply(new RegistryCommand.AdvanceCrlNumber("ca", 1, 3)),
+                    "CRL numbers only rise");
+        }
+        try (SqliteRegistryStore s = SqliteRegistryStore.open(file)) {
+            CertificateRecord a = s.findCertificate("a1").orElseThrow();
+            assertEquals(new CertificateRecord("a1", "ca", 1, day, T0, T0.plusSeconds(5),
+                    RevocationReason.KEY_COMPROMISE), a);
+            assertTrue(s.findCertificate("ff").isEmpty());
+            assertEquals(List.of("a1", "b2"), s.revokedCertificates("ca", 1, T0.plusSeconds(10)).stream()
+                    .map(CertificateRecord::serial).toList());
+            assertEquals(List.of("a1"), s.revokedCertificates("ca", 1, T0.plusSeconds(60)).stream()
+                    .map(CertificateRecord::serial).toList(), "b2 expired: it leaves the CRL");
+            assertEquals(3, s.crlNumber("ca", 1));
+            assertEquals(0, s.crlNumber("ca", 2));
+        }
     }
 }

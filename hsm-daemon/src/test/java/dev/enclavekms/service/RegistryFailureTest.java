@@ -79,6 +79,23 @@ class RegistryFailureTest {
         }
 
         @Override
+        public Optional<dev.enclavekms.registry.CertificateRecord> findCertificate(String serial)
+                throws RegistryException {
+            return real.findCertificate(serial);
+        }
+
+        @Override
+        public List<dev.enclavekms.registry.CertificateRecord> revokedCertificates(String name, int version,
+                                                                                   Instant now) throws RegistryException {
+            return real.revokedCertificates(name, version, now);
+        }
+
+        @Override
+        public long crlNumber(String name, int version) throws RegistryException {
+            return real.crlNumber(name, version);
+        }
+
+        @Override
         public void close() {
             real.close();
         }

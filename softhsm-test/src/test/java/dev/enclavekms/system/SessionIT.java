@@ -210,7 +210,6 @@ class SessionIT {
         try (KmsClient a = as(acmeToken)) {
             KeySession s = a.openSession(Duration.ofMinutes(30));
             MessageDigest sent = MessageDigest.getInstance("SHA-256");
-            long t0 = System.nanoTime();
             long stored = a.putSessionMaterial(s.id(), "evaluation-keys",
                     new java.security.DigestInputStream(new PseudoRandom(size, 42), sent));
             assertEquals(size, stored);
@@ -228,11 +227,9 @@ class SessionIT {
                     count[0] += len;
                 }
             });
-            long seconds = (System.nanoTime() - t0) / 1_000_000_000L;
             assertEquals(size, read);
             assertEquals(size, count[0]);
             assertArrayEquals(sent.digest(), received.digest());
-            assertTrue(seconds < 60, "256 MiB up and down took " + seconds + " s");
             // At rest: the files hold ciphertext (the first bytes of the stream are not there).
             byte[] head = new byte[64];
             new PseudoRandom(size, 42).readNBytes(head, 0, head.length);

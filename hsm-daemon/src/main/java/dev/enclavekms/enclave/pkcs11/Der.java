@@ -66,6 +66,11 @@ final class Der {
         return out;
     }
 
+    /** A DER INTEGER of a certificate serial number (CKA_SERIAL_NUMBER holds the DER encoding). */
+    static byte[] integer(java.math.BigInteger serial) {
+        return tlv(INTEGER, serial.toByteArray());
+    }
+
     /** A DER INTEGER of an unsigned big-endian magnitude: minimal, with a 0x00 before a set top bit. */
     private static byte[] integer(byte[] unsigned) {
         int i = 0;

@@ -70,6 +70,7 @@ import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_EDDSA;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_RSA_PKCS_PSS;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256_HMAC;
+import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_CERTIFICATE;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PRIVATE_KEY;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PUBLIC_KEY;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_SECRET_KEY;
@@ -492,7 +493,54 @@ public final class Pkcs11Enclave implements Enclave {
             for (long handle : keyObjects(s, key)) {
                 destroyIfPresent(s, handle);
             }
+            for (long handle : s.findAllObjectsSingle(new AttributeVector().class_(CKO_CERTIFICATE).id(key.bytes()))) {
+                destroyIfPresent(s, handle);
+            }
             forget(key);
+            return null;
+        });
+    }
+
+    /**
+     * Replaces the certificate objects with the key's id by one for {@code certificateDer},
+     * which must certify the key pair's own public key.
+     * The old one goes first: SunPKCS11's KeyStore refuses an entry whose CKA_ID two
+     * certificates share, so a reader loading in between misses the entry for an instant
+     * rather than failing on two.
+     */
+    @Override
+    public void putCertificate(ObjectId key, String label, byte[] certificateDer) throws EnclaveException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(label, "label");
+        java.security.cert.X509Certificate cert;
+        try {
+            cert = (java.security.cert.X509Certificate) java.security.cert.CertificateFactory.getInstance("X.509")
+                    .generateCertificate(new java.io.ByteArrayInputStream(certificateDer));
+        } catch (java.security.cert.CertificateException e) {
+            throw new EnclaveException.BadInput("not an X.509 certificate: " + e.getMessage());
+        }
+        withSession("put certificate", s -> {
+            requireLogin(s);
+            key(s, key, CKO_PRIVATE_KEY); // ObjectNotFound unless the key pair is there
+            KeyHandle pub = key(s, key, CKO_PUBLIC_KEY);
+            if (pub.algorithm() == null || !Arrays.equals(readPublicKey(s, pub.handle(), pub.algorithm()).getEncoded(),
+                    cert.getPublicKey().getEncoded())) {
+                // A certificate under the wrong id would pair a private key with another key's name.
+                throw new EnclaveException.BadInput("the certificate is not for key pair " + key.hex());
+            }
+            for (long handle : s.findAllObjectsSingle(new AttributeVector().class_(CKO_CERTIFICATE).id(key.bytes()))) {
+                destroyIfPresent(s, handle);
+            }
+            s.createObject(AttributeVector.newX509Certificate()
+                    .token(true)
+                    // Public, as certificates are: a TLS stack may list it before it logs in.
+                    .private_(false)
+                    .id(key.bytes())
+                    .label(label)
+                    .subject(cert.getSubjectX500Principal().getEncoded())
+                    .issuer(cert.getIssuerX500Principal().getEncoded())
+                    .serialNumber(Der.integer(cert.getSerialNumber()))
+                    .value(certificateDer.clone()));
             return null;
         });
     }

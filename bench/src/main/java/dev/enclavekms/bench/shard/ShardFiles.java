@@ -1,0 +1,86 @@
+package dev.enclavekms.bench.shard;
+
+import dev.enclavekms.client.DataKey;
+import dev.enclavekms.shard.ShardDecryptor;
+import dev.enclavekms.shard.ShardEncryptor;
+import dev.enclavekms.shard.ShardHeader;
+import dev.enclavekms.shard.ShardReader;
+
+import java.io.IOException;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+
+import static java.nio.file.StandardOpenOption.CREATE;
+import static java.nio.file.StandardOpenOption.READ;
+import static java.nio.file.StandardOpenOption.TRUNCATE_EXISTING;
+import static java.nio.file.StandardOpenOption.WRITE;
+
+/**
+ * The shard library (format 1, 1 MiB segments, the default) through its channel API, as
+ * an application uses it: {@code ShardEncryptor.encrypt(FileChannel, FileChannel)},
+ * {@code ShardDecryptor.decrypt(FileChannel, FileChannel, threads)} after reading the
+ * header, {@code ShardReader.read(position, buffer)} for random access.
+ */
+final class ShardFiles {
+    static final Map<String, String> CONTEXT = Map.of("bench", "shards");
+    private final LocalDataKeys keys = new LocalDataKeys();
+
+    void encrypt(Path plain, Path sealed, int threads) throws IOException {
+        DataKey dk = keys.generate(CONTEXT);
+        try (ShardEncryptor enc = ShardEncryptor.of(dk, CONTEXT, ShardEncryptor.Options.DEFAULT.withThreads(threads));
+             FileChannel in = FileChannel.open(plain, READ);
+             FileChannel out = FileChannel.open(sealed, WRITE, CREATE, TRUNCATE_EXISTING)) {
+            enc.encrypt(in, out);
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+    }
+
+    long decrypt(Path sealed, Path plain, int threads) throws IOException {
+        try (FileChannel in = FileChannel.open(sealed, READ);
+             FileChannel out = FileChannel.open(plain, WRITE, CREATE, TRUNCATE_EXISTING)) {
+            ShardHeader header = ShardHeader.read(Channels.newInputStream(in));
+            try (ShardDecryptor d = ShardDecryptor.open(header, keys, CONTEXT)) {
+                return d.decrypt(in, out, threads);
+            }
+        } catch (dev.enclavekms.client.KmsException e) {
+            throw new IOException(e);
+        }
+    }
+
+    /** Encrypts {@code plain} from memory into a discarding sink; returns the bytes written. */
+    long encryptMemory(byte[] plain, int threads) throws IOException {
+        DataKey dk = keys.generate(CONTEXT);
+        MemoryChannels.Sink sink = new MemoryChannels.Sink();
+        try (ShardEncryptor enc = ShardEncryptor.of(dk, CONTEXT, ShardEncryptor.Options.DEFAULT.withThreads(threads))) {
+            enc.encrypt(MemoryChannels.source(plain), sink);
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+        return sink.written;
+    }
+
+    /** Decrypts a shard held in memory into a discarding sink; returns the plaintext length. */
+    long decryptMemory(byte[] sealed, int threads) throws IOException {
+        var in = MemoryChannels.source(sealed);
+        try {
+            ShardHeader header = ShardHeader.read(Channels.newInputStream(in));
+            try (ShardDecryptor d = ShardDecryptor.open(header, keys, CONTEXT)) {
+                return d.decrypt(in, new MemoryChannels.Sink(), threads);
+            }
+        } catch (dev.enclavekms.client.KmsException e) {
+            throw new IOException(e);
+        }
+    }
+
+    ShardReader reader(Path sealed) throws IOException {
+        try {
+            return ShardReader.open(sealed, keys, CONTEXT);
+        } catch (dev.enclavekms.client.KmsException e) {
+            throw new IOException(e);
+        }
+    }
+}
