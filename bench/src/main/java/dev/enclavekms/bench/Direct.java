@@ -29,7 +29,8 @@ final class Direct {
             hs[t] = new Histogram(3_600_000_000_000L, 3);
             ts.add(Thread.ofPlatform().name("direct-" + t).start(() -> {
                 try {
-                    for (long i = 0; System.nanoTime() < deadline && (maxCalls <= 0 || i < maxCalls); i++) {
+                    // at least one call per thread, however late the thread starts
+                    for (long i = 0; (i == 0 || System.nanoTime() < deadline) && (maxCalls <= 0 || i < maxCalls); i++) {
                         long s = System.nanoTime();
                         units[ti] += op.run(ti, i);
                         long e = System.nanoTime();

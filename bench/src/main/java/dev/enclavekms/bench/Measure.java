@@ -11,6 +11,8 @@ final class Measure {
     final Histogram latencyNs = new Histogram(3_600_000_000_000L, 3);
     final List<Double> opsPerS = new ArrayList<>();
     String note;
+    /** The closed-loop setting measured, if any. */
+    Mode.Config config;
 
     void add(double opsPerSecond, Histogram h) {
         opsPerS.add(opsPerSecond);

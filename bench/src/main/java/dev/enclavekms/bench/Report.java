@@ -1,6 +1,7 @@
 package dev.enclavekms.bench;
 
 import dev.enclavekms.json.Json;
+import org.HdrHistogram.Histogram;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -43,7 +44,7 @@ public final class Report {
             Row d1 = find(rows, op, "daemon", 1, 1);
             Row x1 = find(rows, op, "direct", 1, 1);
             if (d == null && x == null) continue;
-            String gap = d1 != null && x1 != null && floor1 != null
+            String gap = d1 != null && x1 != null && floor1 != null && Targets.SINGLE_OPS.contains(op)
                     ? f(d1.p50Us() - x1.p50Us() - floor1.p50Us()) : "–";
             sb.append("| ").append(op)
                     .append(" | ").append(d == null ? "–" : f(d.opsPerS()) + " (" + d.connections() + "×" + d.depth() + ")")
@@ -54,6 +55,7 @@ public final class Report {
                     .append(" | ").append(floor1 == null ? "–" : f(floor1.p50Us()))
                     .append(" | ").append(gap).append(" |\n");
         }
+        sb.append(Targets.markdown(rows));
         sb.append("\n## All rows\n\n");
         sb.append("| operation | system | conn | depth | ops/s (median) | spread min–max | p50 µs | p99 µs | p99.9 µs | reps | note |\n");
         sb.append("|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -70,9 +72,45 @@ public final class Report {
     }
 
     public static void write(Path dir, List<Row> rows, Map<String, String> header) throws IOException {
+        write(dir, rows, header, Map.of());
+    }
+
+    /** As {@link #write(Path, List, Map)}, and the latency distributions as {@code latest-latency.json}. */
+    static void write(Path dir, List<Row> rows, Map<String, String> header, Map<Row, Histogram> latency)
+            throws IOException {
         Files.createDirectories(dir);
         Files.writeString(dir.resolve("latest.json"), json(rows));
         Files.writeString(dir.resolve("latest.md"), markdown(rows, header));
+        Files.writeString(dir.resolve("latest-latency.json"), latencyJson(rows, latency));
+    }
+
+    /** Percentiles at which the latency distributions are exported (for the CDF chart). */
+    static final double[] PERCENTILES = {0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 93, 95, 97, 98, 99,
+        99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.97, 99.99, 99.999, 100};
+
+    /**
+     * Per measured row, its latency at {@link #PERCENTILES}: a list of
+     * {@code {"operation", "system", "connections", "depth", "percentiles": [[p, µs], ...]}}.
+     */
+    static String latencyJson(List<Row> rows, Map<Row, Histogram> latency) {
+        StringBuilder sb = new StringBuilder("[\n");
+        List<String> items = new ArrayList<>();
+        for (Row r : rows) {
+            Histogram h = latency.get(r);
+            if (h == null || h.getTotalCount() == 0) continue;
+            Map<String, Object> m = new java.util.LinkedHashMap<>();
+            m.put("operation", r.operation());
+            m.put("system", r.system());
+            m.put("connections", r.connections());
+            m.put("depth", r.depth());
+            List<Object> points = new ArrayList<>();
+            for (double p : PERCENTILES) {
+                points.add(List.of(p, Math.round(h.getValueAtPercentile(p) / 100.0) / 10.0));
+            }
+            m.put("percentiles", points);
+            items.add("  " + Json.write(m));
+        }
+        return sb.append(String.join(",\n", items)).append("\n]\n").toString();
     }
 
     static Row best(List<Row> rows, String op, String system) {

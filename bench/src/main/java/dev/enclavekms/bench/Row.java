@@ -24,6 +24,13 @@ public record Row(String operation, String system, int connections, int depth, d
                 Double.NaN, Double.NaN, 0, 0, note);
     }
 
+    /** A setting that was run but failed (an error reply): no numbers, the error as the note. */
+    public static Row failed(String operation, String system, int connections, int depth, String error) {
+        String e = error == null ? "?" : error.length() > 400 ? error.substring(0, 400) + "…" : error;
+        return new Row(operation, system, connections, depth, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
+                Double.NaN, Double.NaN, 0, 0, "failed: " + e);
+    }
+
     public boolean supported() {
         return !Double.isNaN(opsPerS);
     }

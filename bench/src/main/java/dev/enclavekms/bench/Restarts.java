@@ -1,0 +1,174 @@
+package dev.enclavekms.bench;
+
+import dev.enclavekms.varlink.FrameReader;
+import org.HdrHistogram.Histogram;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The measurements that need the daemon restarted on the benchmark's token ({@code --dev}
+ * on the same state directory):
+ * <ul>
+ * <li>start-up: exec of {@code bin/enclave-kmsd} to its first Status answer, on an
+ * existing token, several times; and {@code kmsctl status} wall time against it;</li>
+ * <li>audit on vs off: unwrap and sign_p256 on a daemon with the durable audit log (the
+ * default), then on one started with the audit-off option (BENCH_AUDIT_OFF, default
+ * {@value Bench#AUDIT_OFF_DEFAULT}); a daemon that refuses the option gives rows with no
+ * numbers and the reason;</li>
+ * <li>idle connections: the daemon's RSS and throughput before and while {@code
+ * mode.idleConns()} idle connections are open. Beyond the default limits (512
+ * connections, 128 per user) the daemon is started with {@code --max-connections} and
+ * {@code --max-connections-per-user}; a daemon without those options is measured with as
+ * many as its defaults allow, and the row says so.</li>
+ * </ul>
+ */
+final class Restarts {
+    /** Idle connections one user may open under the default limits, with room for the load's own. */
+    static final int DEFAULT_LIMITS_ALLOW = 100;
+
+    private final Bench bench;
+    private final Mode mode;
+    private final Workload w;
+
+    Restarts(Bench bench, Workload w) {
+        this.bench = bench;
+        this.mode = bench.mode;
+        this.w = w;
+    }
+
+    void run() throws Exception {
+        List<String> limits = List.of();
+        if (mode.idleConns() > DEFAULT_LIMITS_ALLOW) {
+            String max = String.valueOf(mode.idleConns() + 512);
+            limits = List.of("--max-connections", max, "--max-connections-per-user", max);
+        }
+        String limitsRefused = null;
+        Measure start = new Measure();
+        KmsDaemon d = null;
+        try {
+            for (int r = 0; r < mode.startupReps(); r++) {
+                if (d != null) d.close();
+                try {
+                    d = KmsDaemon.dev(bench.repo, bench.state, bench.out, "restart", limits);
+                } catch (KmsDaemon.DaemonRefused e) {
+                    if (limits.isEmpty()) throw e;
+                    limitsRefused = firstLine(e.getMessage());
+                    limits = List.of();
+                    d = KmsDaemon.dev(bench.repo, bench.state, bench.out, "restart", limits);
+                }
+                Histogram h = Bench.histogram();
+                h.recordValue((long) (d.startedAfterMs * 1e6));
+                start.add(1000 / d.startedAfterMs, h);
+            }
+            start.note = "bin/enclave-kmsd --dev on the existing token: exec to the first Status answer";
+            bench.add(start.row("startup", "enclave-kmsd", 1, 1), start.latencyNs);
+            Measure kmsctl = Startup.kmsctl(bench.repo, d.socket, mode.startupReps());
+            bench.add(kmsctl.row("startup", "kmsctl", 1, 1), kmsctl.latencyNs);
+            bench.warm(d, auditOps());
+            for (Load.Calls op : auditOps()) {
+                for (Mode.Config c : auditConfigs()) bench.add(bench.measure(d, op, c), "daemon-audit-on", op.name());
+            }
+            idle(d, limitsRefused == null ? mode.idleConns() : Math.min(mode.idleConns(), DEFAULT_LIMITS_ALLOW),
+                    limitsRefused);
+        } finally {
+            if (d != null) d.close();
+        }
+        auditOff();
+    }
+
+    private void auditOff() throws Exception {
+        String option = System.getenv().getOrDefault("BENCH_AUDIT_OFF", Bench.AUDIT_OFF_DEFAULT);
+        KmsDaemon d;
+        try {
+            d = KmsDaemon.dev(bench.repo, bench.state, bench.out, "audit-off", List.of(option.strip().split("\\s+")));
+        } catch (KmsDaemon.DaemonRefused e) {
+            for (Load.Calls op : auditOps()) {
+                bench.add(Row.noNumbers(op.name(), "daemon-audit-off", "not measured: the daemon refused '" + option
+                        + "' (" + firstLine(e.getMessage()) + ")"), null);
+            }
+            return;
+        }
+        try (d) {
+            bench.warm(d, auditOps());
+            for (Load.Calls op : auditOps()) {
+                for (Mode.Config c : auditConfigs()) {
+                    Measure m = bench.measure(d, op, c);
+                    m.note = "daemon started with " + option;
+                    bench.add(m, "daemon-audit-off", op.name());
+                }
+            }
+        }
+    }
+
+    /**
+     * Opens the idle connections, then measures unwrap at the peak setting while they stay
+     * open, and checks at the end that every one of them is still served (a Status each).
+     */
+    private void idle(KmsDaemon d, int count, String limitsRefused) throws Exception {
+        Mode.Config peak = peakConfig();
+        long rssBefore = d.rssKiB();
+        List<Load.Conn> idle = new ArrayList<>();
+        try {
+            for (int i = 0; i < count; i++) idle.add(new Load.Conn(d.socket));
+            Thread.sleep(500); // let the daemon accept them all before measuring its memory
+            long rssOpen = d.rssKiB();
+            Measure m = bench.measure(d, w.op("unwrap"), peak);
+            long rssAfter = d.rssKiB();
+            int answered = 0;
+            byte[] status = FrameReader.encode("{\"method\":\"" + Bench.KMS + "Status\"}");
+            // All written first, then all read: the calls share the audit log's group commits.
+            boolean[] written = new boolean[idle.size()];
+            for (int i = 0; i < idle.size(); i++) {
+                try {
+                    idle.get(i).out.write(status);
+                    written[i] = true;
+                } catch (Exception e) {
+                    // a connection the daemon refused or closed: counted as not held
+                }
+            }
+            for (int i = 0; i < idle.size(); i++) {
+                try {
+                    if (written[i] && idle.get(i).reader.next() instanceof FrameReader.Frame.Text t
+                            && !t.json().contains("\"error\"")) answered++;
+                } catch (Exception e) {
+                    // closed by the daemon: not held
+                }
+            }
+            m.note = String.format(Locale.ROOT, "with %d idle connections open (%d answered a Status afterwards);"
+                            + " daemon VmRSS %.1f MiB before opening them, %.1f MiB with them open, %.1f MiB after the load",
+                    count, answered, rssBefore / 1024.0, rssOpen / 1024.0, rssAfter / 1024.0)
+                    + (limitsRefused == null ? "" : "; only " + count + " of " + mode.idleConns()
+                    + ": the daemon has no --max-connections option (" + limitsRefused + ")");
+            bench.add(m, "daemon-idle", "unwrap");
+            bench.header.put("idle connections", String.format(Locale.ROOT,
+                    "%d opened, %d still answered at the end; VmRSS %.1f → %.1f MiB (%.1f KiB per connection)",
+                    count, answered, rssBefore / 1024.0, rssOpen / 1024.0, (rssOpen - rssBefore) / (double) count));
+        } finally {
+            for (Load.Conn c : idle) c.close();
+        }
+    }
+
+    private List<Load.Calls> auditOps() {
+        List<Load.Calls> ops = new ArrayList<>();
+        for (String op : Bench.AUDIT_OPS) ops.add(w.op(op));
+        return ops;
+    }
+
+    /** One connection (the single-call cost) and the peak setting (group commit shares the cost). */
+    private List<Mode.Config> auditConfigs() {
+        return List.of(mode.configs().getFirst(), peakConfig());
+    }
+
+    /** The mode's widest setting, where the daemon's peak usually is. */
+    private Mode.Config peakConfig() {
+        return mode.configs().getLast();
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "";
+        String l = s.strip().split("\n")[0].strip();
+        return l.length() > 300 ? l.substring(0, 300) : l;
+    }
+}
