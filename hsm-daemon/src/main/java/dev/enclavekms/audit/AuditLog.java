@@ -179,6 +179,9 @@ public final class AuditLog implements AutoCloseable {
     private final Clock clock;
     private final ChannelOpener opener;
     private final LinkedBlockingQueue<Request> queue;
+    /** Queue length beyond which a deferred append waits for its commit (see appendDeferred). */
+    private final int deferredHighWater;
+    private static final int DEFERRED_HIGH_WATER = 1024;
     private final Thread appender;
     private final AtomicLong forces = new AtomicLong();
     /** Held by the one thread writing a batch (a waiting caller or the appender): see {@link #lead}. */
@@ -215,6 +218,7 @@ public final class AuditLog implements AutoCloseable {
         this.clock = clock;
         this.opener = opener;
         this.queue = new LinkedBlockingQueue<>(options.maxQueue());
+        this.deferredHighWater = Math.max(1, Math.min(DEFERRED_HIGH_WATER, options.maxQueue() / 2));
         this.appender = Thread.ofPlatform().daemon().name("audit-appender").unstarted(this::run);
     }
 
@@ -292,7 +296,16 @@ public final class AuditLog implements AutoCloseable {
         if (failure != null) {
             requireWritable();
         }
-        enqueue(new Append(Map.copyOf(fields), new CompletableFuture<>()));
+        CompletableFuture<Long> done = new CompletableFuture<>();
+        enqueue(new Append(Map.copyOf(fields), done));
+        if (queue.size() > deferredHighWater) {
+            // Back-pressure: callers that do not wait could otherwise outrun the disk until
+            // the queue is full and every call, durable ones included, is refused. Past the
+            // mark a deferred call waits for its group commit like any other.
+            lead();
+            await(done);
+            return;
+        }
         java.util.concurrent.locks.LockSupport.unpark(appender); // written by the appender: the caller does not wait
     }
 

@@ -439,6 +439,31 @@ class AuditLogTest {
     }
 
     @Test
+    void appendDeferred_fasterThanTheDisk_waitsInsteadOfFillingTheQueue() throws Exception {
+        AuditLog.Options o = options();
+        // A queue of 16: without back-pressure, three threads appending deferred records
+        // in a loop fill it within one fsync and get AuditUnavailable.
+        AuditLog log = open(new AuditLog.Options(o.dir(), o.maxFileBytes(), o.checkpointRecords(),
+                o.checkpointInterval(), o.maxWait(), 16));
+        int threads = 3;
+        int each = 2000;
+        List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(threads)) {
+            for (int t = 0; t < threads; t++) {
+                done.add(pool.submit(() -> {
+                    for (int i = 0; i < each; i++) log.appendDeferred(call("dev.enclavekms.Kms.Status"));
+                    return null;
+                }));
+            }
+            for (var f : done) f.get(); // rethrows an AuditUnavailableException
+        }
+        long last = log.append(call("dev.enclavekms.Kms.Decrypt"));
+        assertTrue(last >= 1 + threads * each + 1, "every deferred record is in the chain: " + last);
+        log.close();
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
     void appendDeferred_unwritableLog_refused() throws Exception {
         FaultyDisk disk = new FaultyDisk();
         AuditLog log = open(options(), disk);
