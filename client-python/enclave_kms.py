@@ -1003,6 +1003,46 @@ class KmsClient:
         """Admin.RevokeSessions: ends every session of ``tenant``; returns how many."""
         return _int("revoked", self.call(f"{ADMIN_INTERFACE}.RevokeSessions", {"tenant": tenant}).get("revoked"))
 
+    def get_ca_certificates(self, key: str) -> Dict[str, Any]:
+        """GetCaCertificates: the certificate of every version of a CERT_AUTHORITY key a
+        relying party should trust.
+
+        Returns: a dict with ``key``, ``algorithm``, ``certificates`` (one dict per
+        version) and ``pem`` (all of them concatenated: the CA file for a TLS peer).
+        """
+        return self.call(f"{KMS_INTERFACE}.GetCaCertificates", {"key": _str("key", key)})
+
+    def issue_certificate(self, key: str, csr: str, ttl_seconds: Optional[int] = None,
+                          profile: Optional[str] = None) -> Dict[str, Any]:
+        """IssueCertificate: signs a PKCS#10 request (PEM) with the primary version of a
+        CERT_AUTHORITY key. ``profile`` is ``server`` (default), ``client`` or ``both``.
+
+        Returns: a dict with ``certificate``, ``ca_certificate``, ``ca_chain``, ``serial``,
+        ``subject``, ``sans``, ``not_before``, ``not_after``, ``profile``, ``key``, ``version``.
+        Raises: CertificateRefused (``reason`` says why) when the CA refuses the request.
+        """
+        params: Dict[str, Any] = {"key": _str("key", key), "csr": _str("csr", csr)}
+        _optional(params, "ttl_seconds", None if ttl_seconds is None else _int("ttl_seconds", ttl_seconds))
+        _optional(params, "profile", None if profile is None else _str("profile", profile))
+        return self.call(f"{KMS_INTERFACE}.IssueCertificate", params)
+
+    def issue_tls_certificate(self, key: str, ca: str, sans: Optional[List[str]] = None,
+                              common_name: Optional[str] = None,
+                              ttl_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """IssueTlsCertificate: certifies the primary version of a TLS_SERVER or TLS_CLIENT
+        key (its private key stays on the token) with the CERT_AUTHORITY key ``ca``.
+        ``sans`` are ``DNS:name`` or ``IP:address``.
+
+        Returns: IssueCertificate's dict plus ``ca``, ``ca_version``, ``alias`` (the
+        SunPKCS11 KeyStore alias) and ``pkcs11_uri`` (RFC 7512).
+        """
+        params: Dict[str, Any] = {"key": _str("key", key), "ca": _str("ca", ca)}
+        if sans:
+            params["sans"] = [_str("sans", s) for s in sans]
+        _optional(params, "common_name", None if common_name is None else _str("common_name", common_name))
+        _optional(params, "ttl_seconds", None if ttl_seconds is None else _int("ttl_seconds", ttl_seconds))
+        return self.call(f"{KMS_INTERFACE}.IssueTlsCertificate", params)
+
     def get_crl(self, key: str) -> Dict[str, Any]:
         """GetCrl: the current CRL of each CA version of a CERT_AUTHORITY key.
 

@@ -81,6 +81,33 @@ class KmsMethodsTest(KmsClientTestCase):
         self.assertEqual(self.client.get_crl("ca")["crls"], [])
         self.assertRequest(f"{KMS}.GetCrl", {"key": "ca"})
 
+    def test_certificates_sendTheIdlParameters(self):
+        self.server.reply(f"{KMS}.GetCaCertificates", {"key": "ca", "algorithm": "EC_P256_SHA256",
+                                                       "certificates": [], "pem": "ROOTS"})
+        self.assertEqual(self.client.get_ca_certificates("ca")["pem"], "ROOTS")
+        self.assertRequest(f"{KMS}.GetCaCertificates", {"key": "ca"})
+
+        self.server.reply(f"{KMS}.IssueCertificate", {"key": "ca", "version": 1, "certificate": "CERT"})
+        self.assertEqual(self.client.issue_certificate("ca", "CSR")["certificate"], "CERT")
+        self.assertRequest(f"{KMS}.IssueCertificate", {"key": "ca", "csr": "CSR"})
+        self.client.issue_certificate("ca", "CSR", ttl_seconds=3600, profile="client")
+        self.assertRequest(f"{KMS}.IssueCertificate", {"key": "ca", "csr": "CSR", "ttl_seconds": 3600,
+                                                       "profile": "client"})
+
+        self.server.reply(f"{KMS}.IssueTlsCertificate", {"key": "web", "version": 1, "pkcs11_uri": "pkcs11:x"})
+        self.assertEqual(self.client.issue_tls_certificate("web", "ca")["pkcs11_uri"], "pkcs11:x")
+        self.assertRequest(f"{KMS}.IssueTlsCertificate", {"key": "web", "ca": "ca"})
+        self.client.issue_tls_certificate("web", "ca", sans=["DNS:web.acme.internal"], common_name="web",
+                                          ttl_seconds=600)
+        self.assertRequest(f"{KMS}.IssueTlsCertificate", {"key": "web", "ca": "ca", "sans": ["DNS:web.acme.internal"],
+                                                          "common_name": "web", "ttl_seconds": 600})
+
+        self.server.fail(f"{KMS}.IssueCertificate", f"{KMS}.CertificateRefused",
+                         {"reason": "SAN_NOT_ALLOWED", "message": "DNS:evil is not allowed"})
+        with self.assertRaises(enclave_kms.CertificateRefused) as refused:
+            self.client.issue_certificate("ca", "CSR")
+        self.assertEqual(refused.exception.parameters["reason"], "SAN_NOT_ALLOWED")
+
     def test_dataKeyRepr_hidesPlaintext(self):
         dk = DataKey("k", 1, b"SECRET-BYTES", b"ct")
         self.assertNotIn("SECRET", repr(dk))
