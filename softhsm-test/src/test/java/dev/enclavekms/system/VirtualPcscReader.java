@@ -22,7 +22,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A real PC/SC stack with a simulated card in it: a private pcscd with the vsmartcard
- * driver (vpcd) as its only reader, and a {@link SimulatedCard} JVM that connects to vpcd as
+ * driver (vpcd) as its only reader, and a {@link VpcdCard} JVM that connects to vpcd as
  * the card. Code under test reaches the card the way it reaches a USB reader in production:
  * javax.smartcardio, the SunPCSC provider, libpcsclite, pcscd's socket.
  *
@@ -210,11 +210,11 @@ public final class VirtualPcscReader {
      * Starts a card JVM with {@code applet} installed under {@code aid}, puts it into the
      * reader and waits until pcscd sees it.
      *
-     * @param installData GlobalPlatform install data (see {@link SimulatedCard})
+     * @param installData GlobalPlatform install data (see {@link VpcdCard})
      */
     public Card insert(byte[] aid, Class<?> applet, byte[] installData) throws Exception {
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", System.getProperty("java.class.path"), SimulatedCard.class.getName(),
+                "-cp", System.getProperty("java.class.path"), VpcdCard.class.getName(),
                 Integer.toString(port), HexFormat.of().formatHex(aid), applet.getName(),
                 HexFormat.of().formatHex(installData));
         Path log = dir.resolve("card-" + System.nanoTime() + ".log");

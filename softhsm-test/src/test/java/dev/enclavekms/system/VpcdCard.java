@@ -40,7 +40,7 @@ import java.util.concurrent.Semaphore;
  * GlobalPlatform's format: AID, privileges and application parameters, each with a
  * length byte; may be empty).
  */
-public final class SimulatedCard {
+public final class VpcdCard {
     private static final int POWER_OFF = 0;
     private static final int POWER_ON = 1;
     private static final int RESET = 2;
@@ -51,18 +51,18 @@ public final class SimulatedCard {
     private final Semaphore insertions = new Semaphore(0);
     private volatile Socket connection;
 
-    private SimulatedCard(int port) {
+    private VpcdCard(int port) {
         this.port = port;
     }
 
     public static void main(String[] args) throws Exception {
         if (args.length != 4) {
-            System.err.println("usage: SimulatedCard PORT AID-HEX APPLET-CLASS INSTALL-DATA-HEX");
+            System.err.println("usage: VpcdCard PORT AID-HEX APPLET-CLASS INSTALL-DATA-HEX");
             System.exit(2);
         }
         // jcardsim's RandomData is a fixed SHA1PRNG unless told otherwise (docs/card-operations.md).
         System.setProperty("com.licel.jcardsim.randomdata.secure", "1");
-        SimulatedCard card = new SimulatedCard(Integer.parseInt(args[0]));
+        VpcdCard card = new VpcdCard(Integer.parseInt(args[0]));
         card.install(HexFormat.of().parseHex(args[1]), Class.forName(args[2]).asSubclass(Applet.class),
                 HexFormat.of().parseHex(args[3]));
         card.startControl();
