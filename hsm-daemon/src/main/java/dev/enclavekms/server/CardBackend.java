@@ -74,7 +74,8 @@ public final class CardBackend {
     }
 
     /**
-     * The PC/SC reader named {@code name}. {@link TerminalFactory#getInstance} rather than
+     * The PC/SC reader named {@code name}, as a {@link StrictPcscTerminal} (a card pulled
+     * mid-command fails as a {@link CardException}). {@link TerminalFactory#getInstance} rather than
      * {@code getDefault()}: the default is fixed when the class loads, and if pcscd was not
      * reachable then it stays a factory without readers for the JVM's life.
      */
@@ -91,7 +92,7 @@ public final class CardBackend {
         }
         for (CardTerminal t : readers) {
             if (t.getName().equals(name)) {
-                return t;
+                return new StrictPcscTerminal(t);
             }
         }
         throw new IOException("no PC/SC reader named '" + name + "'; pcscd lists "

@@ -46,6 +46,7 @@ public final class VpcdCard {
     private static final int RESET = 2;
     private static final int GET_ATR = 4;
 
+    private static java.io.PrintStream events;
     private final Simulator simulator = new Simulator();
     private final int port;
     private final Semaphore insertions = new Semaphore(0);
@@ -60,6 +61,9 @@ public final class VpcdCard {
             System.err.println("usage: VpcdCard PORT AID-HEX APPLET-CLASS INSTALL-DATA-HEX");
             System.exit(2);
         }
+        // Standard output carries the events only; jcardsim prints its chatter on stdout too.
+        events = System.out;
+        System.setOut(System.err);
         // jcardsim's RandomData is a fixed SHA1PRNG unless told otherwise (docs/card-operations.md).
         System.setProperty("com.licel.jcardsim.randomdata.secure", "1");
         VpcdCard card = new VpcdCard(Integer.parseInt(args[0]));
@@ -147,7 +151,7 @@ public final class VpcdCard {
     }
 
     private static void say(String what) {
-        System.out.println(what);
-        System.out.flush();
+        events.println(what);
+        events.flush();
     }
 }
