@@ -101,6 +101,7 @@ ensure_built() {
   if [ ! -f "$DAEMON_JAR" ]; then
     stale=yes
   elif [ -n "$(find "$ENCLAVE_KMS_HOME/hsm-daemon/src/main" "$ENCLAVE_KMS_HOME/client/src/main" \
+                 "$ENCLAVE_KMS_HOME/applet/src/main" "$ENCLAVE_KMS_HOME/applet/pom.xml" \
                  "$ENCLAVE_KMS_HOME/pom.xml" "$ENCLAVE_KMS_HOME/hsm-daemon/pom.xml" \
                  -newer "$DAEMON_JAR" -type f 2>/dev/null | head -n1)" ]; then
     stale=yes

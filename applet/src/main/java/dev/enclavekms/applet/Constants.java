@@ -65,7 +65,7 @@ interface Constants {
     // ---- sizes
     short SLOT_COUNT = 32;
     short MAX_ID = 32;
-    short MAX_LABEL = 200;
+    short MAX_LABEL = 180;
     short AES_KEY_BYTES = 32;
     short HMAC_KEY_BYTES = 32;
     short EC_POINT_BYTES = 65;

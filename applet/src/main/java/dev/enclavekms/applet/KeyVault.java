@@ -108,7 +108,9 @@ public final class KeyVault extends Applet implements Constants {
                 out = secure(buf, inner);
             } catch (ISOException e) {
                 sw = e.getReason();
-            } catch (CryptoException e) {
+            } catch (RuntimeException e) {
+                // CryptoException, TransactionException, a bug: answered inside the channel,
+                // which stays open (the counter already moved on).
                 sw = ISO7816.SW_UNKNOWN;
             } finally {
                 if (JCSystem.getTransactionDepth() != 0) {

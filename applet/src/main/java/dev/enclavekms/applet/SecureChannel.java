@@ -27,7 +27,7 @@ final class SecureChannel implements Constants {
     private final TransientState ram;
     /** The card's static identity, generated once at install. */
     final KeyPair identity;
-    private final KeyPair ephemeral;
+    final KeyPair ephemeral;
     private final KeyAgreement ecdh;
     private final MessageDigest sha256;
     final AESKey sEnc;
@@ -112,8 +112,8 @@ final class SecureChannel implements Constants {
             ecdh.generateSecret(buf, offset, length, s, TransientState.SECRET);
             ecdh.init(identity.getPrivate());
             ecdh.generateSecret(buf, offset, length, s, (short) (TransientState.SECRET + 32));
-        } catch (javacard.security.CryptoException e) {
-            // Not a point on P-256.
+        } catch (RuntimeException e) {
+            // Not a point on P-256: a CryptoException on cards, a library exception in jcardsim.
             wipeOpening();
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }

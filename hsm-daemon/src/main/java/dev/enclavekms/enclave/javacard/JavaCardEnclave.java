@@ -60,6 +60,11 @@ public final class JavaCardEnclave implements Enclave {
     private Set<KeyAlgorithm> supported = Set.of();
     private boolean simulated;
     private boolean closed;
+    /**
+     * Set when the card refused our PIN: from then on the enclave answers Unavailable without
+     * touching the card, since every reopen would VERIFY again and burn a try until it blocks.
+     */
+    private String pinRefused;
 
     private JavaCardEnclave(CardTerminal terminal, byte[] aid, byte[] pin, CardIdentity trusted) {
         this.terminal = terminal;
@@ -82,6 +87,9 @@ public final class JavaCardEnclave implements Enclave {
         e.lock.lock();
         try {
             e.connection = e.connect();
+        } catch (EnclaveException failure) {
+            Arrays.fill(e.pin, (byte) 0);
+            throw failure;
         } finally {
             e.lock.unlock();
         }
@@ -494,6 +502,9 @@ public final class JavaCardEnclave implements Enclave {
             if (closed) {
                 throw new EnclaveException.Unavailable("the enclave is closed", null);
             }
+            if (pinRefused != null) {
+                throw new EnclaveException.Unavailable(pinRefused, null);
+            }
             Exception first;
             try {
                 return exclusively(current(), op);
@@ -558,12 +569,15 @@ public final class JavaCardEnclave implements Enclave {
             Connection c = new Connection(card, ch, session);
             SecureSession.Reply r = session.unwrap(ch.transmit(session.wrap(INS_VERIFY, 0, P2_PIN, pin)));
             if ((r.sw() & 0xFFF0) == 0x63C0) {
-                throw new EnclaveException.Unavailable("the card refused the PIN; " + (r.sw() & 0x0F)
-                        + " tries left before it blocks", null);
+                pinRefused = "the card refused the PIN; " + (r.sw() & 0x0F)
+                        + " tries left before it blocks; fix the PIN file and restart";
+                throw new EnclaveException.Unavailable(pinRefused, null);
             }
             switch (r.sw()) {
-                case SW_PIN_BLOCKED -> throw new EnclaveException.Unavailable(
-                        "the card's PIN is blocked; reset it with the admin PIN", null);
+                case SW_PIN_BLOCKED -> {
+                    pinRefused = "the card's PIN is blocked; reset it with the admin PIN";
+                    throw new EnclaveException.Unavailable(pinRefused, null);
+                }
                 case SW_CONDITIONS -> throw new EnclaveException.Unavailable(
                         "the card is not personalised; run kmsctl provision --card", null);
                 case SW_WRONG_DATA -> throw new EnclaveException.Unavailable("the PIN file holds a malformed PIN", null);

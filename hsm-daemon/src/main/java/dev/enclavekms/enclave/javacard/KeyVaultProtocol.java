@@ -61,7 +61,7 @@ final class KeyVaultProtocol {
     static final int FLAG_PERSONALISED = 0x01;
 
     static final int MAX_ID = 32;
-    static final int MAX_LABEL = 200;
+    static final int MAX_LABEL = 180;
     static final int MAX_RANDOM = 200;
     static final int EC_POINT_BYTES = 65;
     static final int IV_BYTES = 12;
