@@ -45,6 +45,11 @@ public final class CardBackend {
      */
     public static JavaCardEnclave open(DaemonConfig.Card card, Path pinFile, CardTerminal simulator, boolean dev)
             throws IOException, EnclaveException {
+        CardIdentity trusted = new CardIdentity(card.identity());
+        if (trusted.isJcardsimDefault() && !dev) {
+            throw new IOException("refusing the card identity " + card.identity() + " outside development mode (--dev):"
+                    + " it is the identity every jcardsim simulator has, not a secure element's. " + SIMULATION_WARNING);
+        }
         CardTerminal terminal = card.simulator() ? simulator : pcscReader(card.reader());
         if (terminal == null) {
             throw new IOException("the simulated card exists only in dev mode (enclave-kmsd --dev --card)");
@@ -56,7 +61,7 @@ public final class CardBackend {
         char[] pin = Pkcs11Pins.read(pinFile);
         JavaCardEnclave enclave;
         try {
-            enclave = JavaCardEnclave.open(terminal, card.aid(), pin, new CardIdentity(card.identity()));
+            enclave = JavaCardEnclave.open(terminal, card.aid(), pin, trusted);
         } finally {
             Arrays.fill(pin, '\0');
         }
