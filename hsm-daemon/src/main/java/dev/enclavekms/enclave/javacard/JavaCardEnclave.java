@@ -9,6 +9,7 @@ import dev.enclavekms.enclave.KeyProtection;
 import dev.enclavekms.enclave.ObjectId;
 import dev.enclavekms.enclave.Sealed;
 import dev.enclavekms.enclave.SecretBytes;
+import dev.enclavekms.enclave.pkcs11.Pkcs11Pins;
 
 import javax.smartcardio.Card;
 import javax.smartcardio.CardChannel;
@@ -94,6 +95,29 @@ public final class JavaCardEnclave implements Enclave {
             e.lock.unlock();
         }
         return e;
+    }
+
+    /**
+     * Opens the enclave the daemon's configuration describes: the PC/SC reader by name, the
+     * PIN from its file (wiped after VERIFY).
+     */
+    public static JavaCardEnclave open(JavaCardConfig config) throws EnclaveException {
+        return open(CardReaders.find(config.reader()), config);
+    }
+
+    /** As {@link #open(JavaCardConfig)} on a terminal found elsewhere (the simulated card in dev mode). */
+    public static JavaCardEnclave open(CardTerminal terminal, JavaCardConfig config) throws EnclaveException {
+        char[] pin;
+        try {
+            pin = Pkcs11Pins.read(config.pinFile());
+        } catch (java.io.IOException e) {
+            throw new EnclaveException.Unavailable("cannot use the card PIN file: " + e.getMessage(), e);
+        }
+        try {
+            return open(terminal, config.aid(), pin, config.identity());
+        } finally {
+            Arrays.fill(pin, '\0');
+        }
     }
 
     /** The applet's AID as installed by default (docs/javacard.md). */

@@ -410,6 +410,16 @@ class KeyVaultAppletTest {
         assertEquals(SW_WRONG_DATA, card.sw(INS_DECRYPT, STREAM_BEGIN | STREAM_END, 0, concat(lvs(id), digest, new byte[5])));
     }
 
+    @Test
+    void unknownInstructionInTheChannel_answers6D00_andTooLongAChunk6700() throws Exception {
+        KeyVaultHarness card = KeyVaultHarness.ready();
+        assertEquals(0x6D00, card.sw(0x7E, 0, 0, new byte[0]));
+        byte[] id = card.generate(ALG_AES);
+        card.ok(INS_ENCRYPT, STREAM_BEGIN, 0, concat(lvs(id), new byte[32]));
+        assertEquals(SW_WRONG_LENGTH, card.sw(INS_ENCRYPT, 0, 0, bytes(193)), "at most 192 bytes of text per command");
+        assertEquals(SW_CONDITIONS, card.sw(INS_ENCRYPT, STREAM_END, 0, bytes(10)), "the failure ended the stream");
+    }
+
     // ---------------------------------------------------------------- secure messaging
 
     @Test
