@@ -97,6 +97,10 @@ public final class VirtualPcscReader {
                     + " (softhsm-test/pom.xml sets it for failsafe) so that libpcsclite talks to the tests' pcscd");
         }
         Path socket = Path.of(socketName).toAbsolutePath();
+        if (socket.toString().getBytes(StandardCharsets.UTF_8).length > 100) {
+            throw new IllegalStateException("PCSCLITE_CSOCK_NAME=" + socket + " is too long for a Unix socket"
+                    + " (sun_path holds 108 bytes): build from a shorter checkout path");
+        }
         Path dir = socket.getParent();
         Files.createDirectories(dir.resolve("readers"));
         int port = freePortPair();
