@@ -75,7 +75,7 @@ ensure_packages() {
               varlink-go-certification:varlink-go python3:python3 \
               systemd-analyze:systemd setfacl:acl jsvc:jsvc \
               /usr/share/java/commons-daemon.jar:libcommons-daemon-java lintian:lintian \
-              pcscd:pcscd /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
+              /usr/sbin/pcscd:pcscd /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
               /usr/lib/*/libpcsclite.so.1:libpcsclite1 unshare:util-linux; do
     cmd=${pair%%:*}; pkg=${pair##*:}
     case "$cmd" in
