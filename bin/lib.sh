@@ -79,17 +79,22 @@ apt_run() {
 # 12 they come with the systemd package even where systemd is not PID 1); acl: setfacl,
 # to lay out a credential the way systemd does; jsvc and libcommons-daemon-java: the
 # Commons Daemon variant; lintian: checks the .deb; openssl and age: the shard benchmark's
-# baselines, which its smoke test (bench, ShardBenchSmokeTest) requires.
+# baselines, which its smoke test (bench, ShardBenchSmokeTest) requires; pcscd,
+# vsmartcard-vpcd (its driver) and libpcsclite1: the PC/SC path to the Java Card backend
+# (docs/card-operations.md); unshare (util-linux) gives the tests' private pcscd its own
+# /run/pcscd.
 ensure_packages() {
   local missing=() pair cmd pkg
   for pair in softhsm2-util:softhsm2 pkcs11-tool:opensc p11-kit:p11-kit \
               varlink-go-certification:varlink-go python3:python3 \
               systemd-analyze:systemd setfacl:acl jsvc:jsvc \
               /usr/share/java/commons-daemon.jar:libcommons-daemon-java lintian:lintian \
-              openssl:openssl age:age; do
+              openssl:openssl age:age \
+              /usr/sbin/pcscd:pcscd /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
+              /usr/lib/*/libpcsclite.so.1:libpcsclite1 unshare:util-linux; do
     cmd=${pair%%:*}; pkg=${pair##*:}
     case "$cmd" in
-      /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
+      /*) compgen -G "$cmd" >/dev/null || missing+=("$pkg") ;;  # a path, maybe with a glob
       *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
     esac
   done

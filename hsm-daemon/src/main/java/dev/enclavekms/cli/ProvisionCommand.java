@@ -29,7 +29,9 @@ import java.util.concurrent.Callable;
         "Set up the token the daemon will use, talking to the PKCS#11 module directly.",
         "Initialises a SoftHSM token (label, SO PIN, user PIN from files) when it does not exist;",
         "checks an existing or vendor token by logging in with the user PIN. Safe to run again.",
-        "SoftHSM reads its configuration from $SOFTHSM2_CONF."})
+        "SoftHSM reads its configuration from $SOFTHSM2_CONF.",
+        "With --card: personalises the KeyVault Java Card in a PC/SC reader instead (PIN and admin",
+        "PIN from files) and prints the card's identity to pin in the daemon's configuration."})
 final class ProvisionCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -37,8 +39,25 @@ final class ProvisionCommand implements Callable<Integer> {
     @Option(names = "--module", paramLabel = "PATH", description = "PKCS#11 module (default: ${DEFAULT-VALUE}).")
     Path module = Pkcs11Config.DEFAULT_LIBRARY;
 
-    @Option(names = "--token-label", paramLabel = "LABEL", required = true, description = "The token's label.")
+    @Option(names = "--token-label", paramLabel = "LABEL", description = "The token's label (PKCS#11).")
     String label;
+
+    @Option(names = "--card", description = "Provision a Java Card (the KeyVault applet) instead of a PKCS#11 token.")
+    boolean card;
+
+    @Option(names = "--reader", paramLabel = "NAME", description = "With --card: the PC/SC reader the card is in.")
+    String reader;
+
+    @Option(names = "--aid", paramLabel = "HEX", description = "With --card: the applet's AID (default F0454E434B4D5301).")
+    String aid;
+
+    @Option(names = "--admin-pin-file", paramLabel = "FILE",
+            description = "With --card: the admin PIN (a 0600 file, 8-16 bytes); it unblocks the PIN. Keep it offline.")
+    Path adminPinFile;
+
+    @Option(names = "--identity-file", paramLabel = "FILE", description = {"With --card: where the card's identity is"
+            + " recorded; when the file exists, the card must have that identity."})
+    Path identityFile;
 
     @Option(names = "--pin-file", paramLabel = "FILE", required = true,
             description = "The user PIN the daemon logs in with (a 0600 file).")
@@ -54,6 +73,12 @@ final class ProvisionCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Output out = Kmsctl.of(spec).output();
+        if (card) {
+            return new CardProvisioning(out, reader, aid, pinFile, adminPinFile, identityFile).run();
+        }
+        if (label == null) {
+            throw CliFailure.local("--token-label is required (or --card for a Java Card)");
+        }
         boolean softhsm = module.getFileName().toString().contains("softhsm");
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("module", module.toString());

@@ -1,7 +1,9 @@
 package dev.enclavekms.enclave;
 
 import java.security.PublicKey;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The hardware boundary. Every operation that needs a master key happens behind this
@@ -18,6 +20,17 @@ import java.util.List;
  * reopen, {@link EnclaveException.Unsupported} for an algorithm the device lacks.
  */
 public interface Enclave extends AutoCloseable {
+
+    /**
+     * The algorithms this device generates keys for; {@link #generate} refuses the others
+     * with {@link EnclaveException.Unsupported}. The service asks this before it creates a
+     * key, so that a key the device cannot hold is refused at CreateKey, not at first use.
+     * A PKCS#11 token is assumed to support every algorithm (its mechanisms are checked at
+     * generation); a Java Card reports what its applet implements.
+     */
+    default Set<KeyAlgorithm> supportedAlgorithms() {
+        return EnumSet.allOf(KeyAlgorithm.class);
+    }
 
     /** What the device says about itself: label, manufacturer, model, serial, free space. */
     EnclaveInfo info() throws EnclaveException;

@@ -11,14 +11,14 @@ import java.util.Properties;
 import java.util.Set;
 
 /**
- * The daemon's configuration: which PKCS#11 module and token, where the PIN, registry
- * and socket are, and the server's limits. Read from a properties file
+ * The daemon's configuration: which PKCS#11 module and token (or which Java Card, see
+ * {@link Card}), where the PIN, registry and socket are, and the server's limits. Read from a properties file
  * ({@code key = value}, documented in docs/operations.md); unknown keys are refused so
  * that a typo never silently falls back to a default.
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
                            ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
-                           dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl) {
+                           dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl, Card card) {
 
     /** Longest {@code ca.max-ttl-seconds}: a CA of short-lived certificates, not a public one. */
     public static final Duration MAX_CA_TTL = Duration.ofDays(90);
@@ -26,6 +26,44 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
     public DaemonConfig {
         if (caMaxTtl.isNegative() || caMaxTtl.isZero() || caMaxTtl.compareTo(MAX_CA_TTL) > 0) {
             throw new IllegalArgumentException("ca.max-ttl-seconds: 1 to " + MAX_CA_TTL.toSeconds());
+        }
+    }
+
+    /** On a PKCS#11 token ({@code card} null). */
+    public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
+                        ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
+                        dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl) {
+        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy, socketGroup, audit,
+                sessions, caMaxTtl, null);
+    }
+
+    /**
+     * The Java Card backend (docs/card-operations.md): the KeyVault applet on a card in a
+     * PC/SC reader. With it, the {@code pkcs11.*} settings are absent and {@code pinFile}
+     * is the card's PIN.
+     *
+     * @param reader   the PC/SC reader's name as pcscd lists it ({@code pcsc_scan}, {@code opensc-tool -l});
+     *                 {@link #SIMULATOR} is jcardsim inside the daemon, allowed only with {@code --dev}
+     * @param aid      the applet's AID
+     * @param identity the SHA-256 fingerprint of the card's identity key that
+     *                 {@code kmsctl provision --card} recorded (64 hex digits): the secure
+     *                 channel opens only to the card holding that key
+     */
+    public record Card(String reader, byte[] aid, String identity) {
+        /** The reader name of the in-process simulated card (dev mode only). */
+        public static final String SIMULATOR = "jcardsim";
+
+        public Card {
+            aid = aid.clone();
+        }
+
+        public boolean simulator() {
+            return SIMULATOR.equals(reader);
+        }
+
+        @Override
+        public byte[] aid() {
+            return aid.clone();
         }
     }
 
@@ -56,7 +94,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withSessions(dev.enclavekms.service.KeySessions.Limits l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, audit, l, caMaxTtl);
+                socketGroup, audit, l, caMaxTtl, card);
     }
 
     /**
@@ -102,7 +140,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withAudit(Audit a) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, a, sessions, caMaxTtl);
+                socketGroup, a, sessions, caMaxTtl, card);
     }
 
     public DaemonConfig withLimits(ServerLimits l) {
@@ -112,7 +150,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withLifecycle(Lifecycle l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup, audit,
-                sessions, caMaxTtl);
+                sessions, caMaxTtl, card);
     }
 
     /**
@@ -133,7 +171,8 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             "registry", "socket", "socket.group", "policy", "limits.max-message-bytes", "limits.max-connections", "limits.max-connections-per-user", "limits.idle-timeout-seconds",
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
             "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds",
-            "sessions.max-ttl-seconds", "sessions.max-session-bytes", "ca.max-ttl-seconds");
+            "sessions.max-ttl-seconds", "sessions.max-session-bytes", "ca.max-ttl-seconds",
+            "card.reader", "card.aid", "card.identity", "card.pin-file", "card.pin-credential");
 
     public static DaemonConfig load(Path file) throws IOException {
         return load(file, System.getenv("CREDENTIALS_DIRECTORY"));
@@ -223,16 +262,57 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": invalid ca.max-ttl-seconds: " + e.getMessage());
         }
+        Card card = card(p, file);
         return new DaemonConfig(
-                Path.of(required(p, file, "pkcs11.module")),
-                required(p, file, "pkcs11.token-label"),
-                pinFile(p, file, credentialsDirectory),
+                card == null ? Path.of(required(p, file, "pkcs11.module")) : null,
+                card == null ? required(p, file, "pkcs11.token-label") : null,
+                pinFile(p, file, credentialsDirectory, card == null ? "pkcs11" : "card"),
                 registry,
                 Path.of(p.getProperty("socket", DEFAULT_SOCKET.toString()).trim()),
                 limits, lifecycle,
                 p.containsKey("policy") ? Path.of(required(p, file, "policy")) : null,
                 p.containsKey("socket.group") ? required(p, file, "socket.group") : null,
-                audit, sessions, caMaxTtl);
+                audit, sessions, caMaxTtl, card);
+    }
+
+    /**
+     * The {@code card.*} settings, or null when there are none (the PKCS#11 backend). The two
+     * backends exclude each other, so that a half-edited file never runs on the wrong one.
+     */
+    private static Card card(Properties p, Path file) throws IOException {
+        boolean card = p.stringPropertyNames().stream().anyMatch(k -> k.startsWith("card."));
+        if (!card) {
+            return null;
+        }
+        for (String k : p.stringPropertyNames()) {
+            if (k.startsWith("pkcs11.")) {
+                throw new IOException(file + ": '" + k + "' and the card.* settings exclude each other: the daemon"
+                        + " keeps its keys either on a PKCS#11 token or on a Java Card");
+            }
+        }
+        String reader = required(p, file, "card.reader");
+        if (reader.equals(Card.SIMULATOR)) {
+            throw new IOException(file + ": 'card.reader = " + Card.SIMULATOR + "' is the simulated card, which only"
+                    + " dev mode uses (enclave-kmsd --dev --card); name a PC/SC reader");
+        }
+        byte[] aid = dev.enclavekms.enclave.javacard.JavaCardEnclave.defaultAid();
+        if (p.containsKey("card.aid")) {
+            String hex = p.getProperty("card.aid").trim().replace(" ", "").replace(":", "");
+            try {
+                aid = java.util.HexFormat.of().parseHex(hex);
+            } catch (IllegalArgumentException e) {
+                aid = new byte[0];
+            }
+            if (aid.length < 5 || aid.length > 16) {
+                throw new IOException(file + ": 'card.aid' must be 5 to 16 bytes in hex, e.g. F0454E434B4D5301");
+            }
+        }
+        String identity = required(p, file, "card.identity").toLowerCase(java.util.Locale.ROOT);
+        if (!identity.matches("[0-9a-f]{64}")) {
+            throw new IOException(file + ": 'card.identity' must be the 64 hex digits 'kmsctl provision --card'"
+                    + " printed (the SHA-256 fingerprint of the card's identity key)");
+        }
+        return new Card(reader, aid, identity);
     }
 
     /**
@@ -240,27 +320,28 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
      * systemd's {@code LoadCredential=NAME:SOURCE} puts in {@code $CREDENTIALS_DIRECTORY}.
      * Exactly one of them.
      */
-    private static Path pinFile(Properties p, Path file, String credentialsDirectory) throws IOException {
-        String pinFile = p.getProperty("pkcs11.pin-file");
-        String credential = p.getProperty("pkcs11.pin-credential");
+    private static Path pinFile(Properties p, Path file, String credentialsDirectory, String prefix)
+            throws IOException {
+        String pinFile = p.getProperty(prefix + ".pin-file");
+        String credential = p.getProperty(prefix + ".pin-credential");
         boolean hasFile = pinFile != null && !pinFile.isBlank();
         boolean hasCredential = credential != null && !credential.isBlank();
         if (hasFile == hasCredential) {
-            throw new IOException(file + ": give exactly one of 'pkcs11.pin-file' (a PIN file) and"
-                    + " 'pkcs11.pin-credential' (the name of a systemd credential, LoadCredential=NAME:FILE)");
+            throw new IOException(file + ": give exactly one of '" + prefix + ".pin-file' (a PIN file) and"
+                    + " '" + prefix + ".pin-credential' (the name of a systemd credential, LoadCredential=NAME:FILE)");
         }
         if (hasFile) {
             return Path.of(pinFile.trim());
         }
         String name = credential.trim();
         if (!name.matches("[A-Za-z0-9_.@-]+") || name.equals(".") || name.equals("..")) {
-            throw new IOException(file + ": 'pkcs11.pin-credential' must be a credential name (letters, digits,"
+            throw new IOException(file + ": '" + prefix + ".pin-credential' must be a credential name (letters, digits,"
                     + " '_', '.', '-', '@'), not a path: '" + name + "'");
         }
         if (credentialsDirectory == null || credentialsDirectory.isBlank()) {
-            throw new IOException(file + ": 'pkcs11.pin-credential = " + name + "' needs $CREDENTIALS_DIRECTORY,"
+            throw new IOException(file + ": '" + prefix + ".pin-credential = " + name + "' needs $CREDENTIALS_DIRECTORY,"
                     + " which systemd sets for a service with LoadCredential=" + name + ":FILE; started another"
-                    + " way, use 'pkcs11.pin-file'");
+                    + " way, use '" + prefix + ".pin-file'");
         }
         return Path.of(credentialsDirectory).resolve(name);
     }

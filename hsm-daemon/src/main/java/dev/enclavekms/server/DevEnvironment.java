@@ -86,7 +86,7 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
      * The dev policy: the built-in rules written out (docs/policy.md), so that a developer
      * can edit it and try {@code kmsctl policy reload}. An edited file is never replaced.
      */
-    private static void writePolicyIfAbsent(Path file) throws IOException {
+    static void writePolicyIfAbsent(Path file) throws IOException {
         if (Files.exists(file)) {
             return;
         }

@@ -1,6 +1,7 @@
 package dev.enclavekms.server;
 
 import dev.enclavekms.audit.AuditLog;
+import dev.enclavekms.enclave.Enclave;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Config;
 import dev.enclavekms.server.varlink.ServerLimits;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Enclave;
@@ -27,6 +28,14 @@ public final class Main implements Callable<Integer> {
 
     @Option(names = "--state-dir", paramLabel = "DIR", description = "State directory for --dev (default: ./var).")
     Path stateDir = Path.of("var");
+
+    @Option(names = "--card", description = "With --dev: the Java Card backend (the KeyVault applet) instead of SoftHSM,"
+            + " on a simulated card inside the daemon (jcardsim; its keys live as long as the process).")
+    boolean card;
+
+    @Option(names = "--card-reader", paramLabel = "NAME", description = "With --dev --card: the card in this PC/SC"
+            + " reader instead of the simulated one (personalised with the state directory's PINs at first start).")
+    String cardReader;
 
     @Option(names = "--config", paramLabel = "FILE", description = "Configuration file (docs/operations.md).")
     Path config;
@@ -101,8 +110,8 @@ public final class Main implements Callable<Integer> {
             process.startFailed(String.valueOf(e.getMessage()));
             return 1;
         }
-        if (started.dev() != null) {
-            started.dev().printWelcome(System.out);
+        if (started.welcome() != null) {
+            started.welcome().accept(System.out);
         }
         return process.serveUntilStopped(started.daemon(), DRAIN);
     }
@@ -111,6 +120,13 @@ public final class Main implements Callable<Integer> {
     String usageError() {
         if (dev == (config != null)) {
             return "give exactly one of --dev and --config FILE";
+        }
+        if (card && !dev) {
+            return "--card is for dev mode; a production daemon names its card in the configuration file"
+                    + " (card.reader, card.identity, card.pin-file: docs/card-operations.md)";
+        }
+        if (cardReader != null && !card) {
+            return "--card-reader needs --dev --card";
         }
         if (testHooks() && !dev) {
             return "the --test-* options exist for tests of --dev mode only";
@@ -133,18 +149,27 @@ public final class Main implements Callable<Integer> {
                 || testAuditCheckpointRecords != null || testAuditMaxFileBytes != null;
     }
 
-    /** A started daemon, and the dev environment it runs in (null with --config). */
-    record Started(Daemon daemon, DevEnvironment dev) { }
+    /** A started daemon, and what dev mode prints once it serves (null with --config). */
+    record Started(Daemon daemon, java.util.function.Consumer<java.io.PrintStream> welcome) { }
 
     /** Opens the token and starts the daemon as the options say; {@code inherited} as for Daemon.start. */
     Started start(java.nio.channels.ServerSocketChannel inherited) throws Exception {
-        DevEnvironment env = null;
+        java.util.function.Consumer<java.io.PrintStream> welcome = null;
+        javax.smartcardio.CardTerminal simulator = null;
         DaemonConfig cfg;
         Clock clock = Clock.systemUTC();
         PausePoints pause = PausePoints.NONE;
         if (dev) {
-            env = DevEnvironment.prepare(stateDir);
-            cfg = env.config();
+            if (card) {
+                DevCard env = DevCard.prepare(stateDir, cardReader);
+                cfg = env.config();
+                simulator = env.simulatorTerminal();
+                welcome = env::printWelcome;
+            } else {
+                DevEnvironment env = DevEnvironment.prepare(stateDir);
+                cfg = env.config();
+                welcome = env::printWelcome;
+            }
             if (testHooks()) {
                 LOG.log(System.Logger.Level.WARNING, "test hooks are active: this daemon is for tests only");
                 DaemonConfig.Lifecycle l = cfg.lifecycle();
@@ -178,9 +203,11 @@ public final class Main implements Callable<Integer> {
         } else {
             cfg = DaemonConfig.load(config);
         }
-        Pkcs11Enclave enclave = Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
-                cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
-        return new Started(Daemon.start(enclave, cfg, clock, pause, inherited), env);
+        Enclave enclave = cfg.card() != null
+                ? CardBackend.open(cfg.card(), cfg.pinFile(), simulator, dev)
+                : Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
+                        cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
+        return new Started(Daemon.start(enclave, cfg, clock, pause, inherited), welcome);
     }
 
     /** The listening AF_UNIX socket systemd passes as standard input. */

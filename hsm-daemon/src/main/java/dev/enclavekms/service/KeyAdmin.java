@@ -66,6 +66,7 @@ public final class KeyAdmin {
             throw new KmsError.InvalidParameter("algorithm", "algorithm: " + alg + " cannot be used for purpose "
                     + purpose + " (allowed: " + purpose.allowedAlgorithms() + ")");
         }
+        requireSupported(alg);
         List<String> required = requiredContext == null ? List.of() : List.copyOf(requiredContext);
         if (required.size() > MAX_REQUIRED_CONTEXT || required.stream().anyMatch(s -> s.isEmpty() || s.length() > 128)
                 || required.stream().distinct().count() != required.size()) {
@@ -150,6 +151,25 @@ public final class KeyAdmin {
         LOG.log(System.Logger.Level.INFO, "created internal key " + name + " (" + purpose + ", " + algorithm
                 + "), object " + id.hex());
         return describe(name);
+    }
+
+    /**
+     * Refuses an algorithm the enclave cannot hold (e.g. Ed25519 on the Java Card backend)
+     * before anything is created, naming the algorithm, the backend and what it offers.
+     */
+    private void requireSupported(KeyAlgorithm alg) throws KmsError {
+        java.util.Set<KeyAlgorithm> supported = enclave.supportedAlgorithms();
+        if (supported.contains(alg)) {
+            return;
+        }
+        String backend;
+        try {
+            backend = enclave.info().kind();
+        } catch (EnclaveException e) {
+            backend = "this daemon's";
+        }
+        throw new KmsError.InvalidParameter("algorithm", "algorithm: " + alg + " keys cannot be held by the " + backend
+                + " backend (it supports " + new java.util.TreeSet<>(supported) + ")");
     }
 
     /** Best effort: a failed registry commit should not leave an orphan behind. */

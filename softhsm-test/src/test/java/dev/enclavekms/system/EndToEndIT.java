@@ -10,6 +10,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,35 +35,59 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Python client and kmsctl; signatures checked by OpenSSL; a restart in the middle.
  * Every data key the daemon hands out is remembered, and at the end the daemon's whole
  * output is scanned for each of them in hex and base64.
+ *
+ * <p>The same suite runs on the Java Card backend ({@link CardEndToEndIT}), which
+ * overrides how the daemon starts and which signing algorithms the backend holds.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class EndToEndIT {
-    private static final Map<String, String> CONTEXT = Map.of("model", "llama-3-8b", "tier", "hot");
+    static final Map<String, String> CONTEXT = Map.of("model", "llama-3-8b", "tier", "hot");
+    /** Signing key name and algorithm, for every algorithm SoftHSM holds. */
+    static final Map<String, String> ALL_SIGNING_KEYS = orderedMap("sign-p256", "EC_P256_SHA256",
+            "sign-p384", "EC_P384_SHA384", "sign-ed25519", "ED25519", "sign-rsa", "RSA_3072_PSS_SHA256");
 
-    @TempDir
-    static Path dir;
-    static DaemonProcess daemon;
-    static final List<byte[]> secretsHandedOut = new ArrayList<>();
-    static final Map<String, byte[]> ciphertextsBeforeRestart = new java.util.LinkedHashMap<>();
+    Path dir;
+    DaemonProcess daemon;
+    final List<byte[]> secretsHandedOut = new ArrayList<>();
+    final Map<String, byte[]> ciphertextsBeforeRestart = new java.util.LinkedHashMap<>();
+
+    /** The daemon under test: on a fresh SoftHSM token here. */
+    DaemonProcess startDaemon(Path parent) throws Exception {
+        return DaemonProcess.start(parent);
+    }
+
+    /** The signing keys to create (name to algorithm): those the backend can hold. */
+    Map<String, String> signingKeys() {
+        return ALL_SIGNING_KEYS;
+    }
+
+    static Map<String, String> orderedMap(String... kv) {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) {
+            m.put(kv[i], kv[i + 1]);
+        }
+        return java.util.Collections.unmodifiableMap(m);
+    }
 
     @BeforeAll
-    static void start() throws Exception {
-        daemon = DaemonProcess.start(dir);
+    void start(@TempDir Path tempDir) throws Exception {
+        dir = tempDir;
+        daemon = startDaemon(dir);
         try (KmsClient kms = KmsClient.connect(daemon.socket())) {
             kms.createKey("weights", "ENCRYPT", null, "model weights", List.of("model"));
-            kms.createKey("sign-p256", "SIGN", "EC_P256_SHA256", null, null);
-            kms.createKey("sign-p384", "SIGN", "EC_P384_SHA384", null, null);
-            kms.createKey("sign-ed25519", "SIGN", "ED25519", null, null);
-            kms.createKey("sign-rsa", "SIGN", "RSA_3072_PSS_SHA256", null, null);
+            for (Map.Entry<String, String> k : signingKeys().entrySet()) {
+                kms.createKey(k.getKey(), "SIGN", k.getValue(), null, null);
+            }
         }
     }
 
     @AfterAll
-    static void stop() throws Exception {
-        daemon.close();
+    void stop() throws Exception {
+        if (daemon != null) daemon.close();
     }
 
-    private static KmsClient client() throws Exception {
+    KmsClient client() throws Exception {
         return KmsClient.connect(daemon.socket());
     }
 
@@ -159,7 +184,7 @@ class EndToEndIT {
         Path msg = dir.resolve("manifest.txt");
         Files.write(msg, message);
         try (KmsClient kms = client()) {
-            for (String key : List.of("sign-p256", "sign-p384", "sign-rsa", "sign-ed25519")) {
+            for (String key : signingKeys().keySet()) {
                 Signature s = kms.sign(key, message);
                 Path pem = dir.resolve(key + ".pem");
                 Files.writeString(pem, kms.getPublicKey(key).pem());
@@ -184,7 +209,7 @@ class EndToEndIT {
             }
             // A caller-computed digest gives a signature OpenSSL verifies against the message.
             byte[] digest = MessageDigest.getInstance("SHA-256").digest(message);
-            for (String key : List.of("sign-p256", "sign-rsa")) {
+            for (String key : List.of("sign-p256", "sign-rsa").stream().filter(signingKeys()::containsKey).toList()) {
                 Signature s = kms.signDigest(key, digest);
                 Path sig = dir.resolve(key + "-digest.sig");
                 Files.write(sig, s.signature());
@@ -205,8 +230,8 @@ class EndToEndIT {
     void restart_oldCiphertextsStillDecrypt() throws Exception {
         daemon.restart();
         try (KmsClient kms = client()) {
-            // The five keys of this test; the daemon's own audit keys (_audit/...) are not among them.
-            assertEquals(5, kms.listKeys().stream().filter(k -> !k.name().startsWith("_")).count());
+            // The keys of this test; the daemon's own audit keys (_audit/...) are not among them.
+            assertEquals(1 + signingKeys().size(), kms.listKeys().stream().filter(k -> !k.name().startsWith("_")).count());
             for (Map.Entry<String, byte[]> e : ciphertextsBeforeRestart.entrySet()) {
                 assertEquals(e.getKey(), HexFormat.of().formatHex(kms.decrypt(e.getValue(), CONTEXT).plaintext()));
             }

@@ -13,10 +13,23 @@ public final class CardReaders {
     private CardReaders() {
     }
 
+    /**
+     * A fresh PC/SC factory. Not {@code getDefault()}: the default is fixed when the class
+     * loads, and if pcscd was not reachable then it stays a factory without readers for
+     * the JVM's life.
+     */
+    private static TerminalFactory pcsc() {
+        try {
+            return TerminalFactory.getInstance("PC/SC", null);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            return TerminalFactory.getDefault(); // no SunPCSC (no libpcsclite): the JDK's empty factory
+        }
+    }
+
     /** Names of the readers pcscd reports now; empty when there are none or no pcscd. */
     public static List<String> names() {
         try {
-            return TerminalFactory.getDefault().terminals().list().stream().map(CardTerminal::getName).toList();
+            return pcsc().terminals().list().stream().map(CardTerminal::getName).toList();
         } catch (CardException | RuntimeException e) {
             return List.of();
         }
@@ -30,7 +43,7 @@ public final class CardReaders {
     public static CardTerminal find(String name) throws EnclaveException {
         CardTerminal t;
         try {
-            t = TerminalFactory.getDefault().terminals().getTerminal(name);
+            t = pcsc().terminals().getTerminal(name);
         } catch (RuntimeException e) {
             t = null;
         }
