@@ -736,6 +736,12 @@ public final class KmsApi {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("key", issued.key());
         r.put("version", (long) issued.version());
+        putCertificate(r, issued);
+        return r;
+    }
+
+    /** The fields IssueCertificate and IssueTlsCertificate share, in the IDL's order. */
+    private static void putCertificate(Map<String, Object> r, dev.enclavekms.service.CertificateAuthority.Issued issued) {
         r.put("certificate", issued.certificatePem());
         r.put("ca_certificate", issued.caCertificatePem());
         r.put("ca_chain", issued.caChainPem());
@@ -745,7 +751,6 @@ public final class KmsApi {
         r.put("not_before", issued.notBefore().toString());
         r.put("not_after", issued.notAfter().toString());
         r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
-        return r;
     }
 
     private Map<String, Object> issueTlsCertificate(Call c, Caller caller) throws KmsError, VarlinkError {
@@ -768,15 +773,7 @@ public final class KmsApi {
         r.put("version", (long) t.version());
         r.put("ca", issued.key());
         r.put("ca_version", (long) issued.version());
-        r.put("certificate", issued.certificatePem());
-        r.put("ca_certificate", issued.caCertificatePem());
-        r.put("ca_chain", issued.caChainPem());
-        r.put("serial", issued.serial().toString(16));
-        r.put("subject", issued.subject());
-        r.put("sans", List.copyOf(issued.sans()));
-        r.put("not_before", issued.notBefore().toString());
-        r.put("not_after", issued.notAfter().toString());
-        r.put("profile", issued.profile().name().toLowerCase(java.util.Locale.ROOT));
+        putCertificate(r, issued);
         r.put("alias", t.alias());
         r.put("pkcs11_uri", t.pkcs11Uri());
         return r;
