@@ -84,7 +84,9 @@ record ShardReport(Map<String, Object> info, List<ShardRow> rows) {
     }
 
     private static Ratio cpuTime(String name, ShardRow a, ShardRow b) {
-        if (a == null || b == null || a.cpuSeconds() == null || b.cpuSeconds() == null) {
+        if (a == null || b == null || a.cpuSeconds() == null || b.cpuSeconds() == null
+                || !(b.cpuSeconds().median() > 0)) {
+            // Not measured, or below the CPU clock's resolution (10 ms ticks here).
             return new Ratio(name, null, null, null);
         }
         return new Ratio(name, a.cpuSeconds().median() / b.cpuSeconds().median(), null, null);
