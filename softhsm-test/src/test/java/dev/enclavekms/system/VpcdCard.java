@@ -93,7 +93,7 @@ public final class VpcdCard {
                     }
                 }
             } catch (IOException e) {
-                e.printStackTrace();
+                System.err.println("card-control: " + e); // the fixture reads this process's stderr
             }
             System.exit(0);
         }, "card-control");
