@@ -6,7 +6,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -48,11 +47,11 @@ class Pkcs11ConfigIT {
         Commands.Result listing = Commands.run(List.of("pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so",
                 "--token-label", "jca", "--login", "--pin", "env:P", "--list-objects"),
                 Map.of("SOFTHSM2_CONF", conf.toString(), "P", "user-7731"), null).requireSuccess();
-        List<String> blocks = objectBlocks(listing.stdout());
+        List<String> blocks = TokenObjects.blocks(listing.stdout());
         assertEquals(5, blocks.size(), "AES key, two key pairs, nothing else:\n" + listing.stdout());
         for (String b : blocks) {
-            String usage = field(b, "Usage:");
-            String access = field(b, "Access:");
+            String usage = TokenObjects.field(b, "Usage:");
+            String access = TokenObjects.field(b, "Access:");
             if (b.startsWith("Secret Key Object")) {
                 assertEquals("encrypt, decrypt", usage, b);
             } else if (b.startsWith("Private Key Object")) {
@@ -76,27 +75,5 @@ class Pkcs11ConfigIT {
 
     private static Path javaHome() {
         return Path.of(System.getProperty("java.home"));
-    }
-
-    private static String field(String block, String name) {
-        return block.lines().map(String::strip).filter(l -> l.startsWith(name)).findFirst()
-                .map(l -> l.substring(name.length()).strip()).orElse("");
-    }
-
-    /** pkcs11-tool -O prints one block per object, starting at an unindented line. */
-    private static List<String> objectBlocks(String listing) {
-        List<String> blocks = new ArrayList<>();
-        StringBuilder cur = null;
-        for (String line : listing.split("\n")) {
-            if (line.isBlank() || line.startsWith("Using slot")) continue;
-            if (!line.startsWith(" ")) {
-                if (cur != null) blocks.add(cur.toString());
-                cur = new StringBuilder(line).append('\n');
-            } else if (cur != null) {
-                cur.append(line).append('\n');
-            }
-        }
-        if (cur != null) blocks.add(cur.toString());
-        return blocks;
     }
 }

@@ -75,13 +75,13 @@ class TlsKeyIT {
         String listing = TokenObjects.list(daemon);
         String privateKey = block(listing, "Private Key Object", v1Id);
         assertTrue(privateKey.contains("Usage:      sign\n"), privateKey);
-        String access = field(privateKey, "Access:");
+        String access = TokenObjects.field(privateKey, "Access:");
         assertTrue(access.contains("sensitive") && access.contains("always sensitive")
                 && access.contains("never extractable"), privateKey);
-        assertTrue(field(privateKey, "label:").equals(v1.alias()), privateKey);
+        assertTrue(TokenObjects.field(privateKey, "label:").equals(v1.alias()), privateKey);
         String cert = block(listing, "Certificate Object", v1Id);
-        assertEquals(v1.alias(), field(cert, "label:"), cert);
-        assertTrue(field(cert, "subject:").contains("CN=" + HOST), cert);
+        assertEquals(v1.alias(), TokenObjects.field(cert, "label:"), cert);
+        assertTrue(TokenObjects.field(cert, "subject:").contains("CN=" + HOST), cert);
 
         Process server = startServer();
         try {
@@ -171,32 +171,11 @@ class TlsKeyIT {
 
     /** The pkcs11-tool block of the given kind whose ID line is {@code id}. */
     private static String block(String listing, String kind, String id) {
-        return blocks(listing).stream().filter(b -> b.startsWith(kind) && TokenObjects.hasId(b, id)).findFirst()
+        return TokenObjects.blocks(listing).stream().filter(b -> b.startsWith(kind) && TokenObjects.hasId(b, id)).findFirst()
                 .orElseThrow(() -> new AssertionError("no " + kind + " with ID " + id + " in\n" + listing));
     }
 
     private static long count(String listing, String kind, String id) {
-        return blocks(listing).stream().filter(b -> b.startsWith(kind) && TokenObjects.hasId(b, id)).count();
-    }
-
-    private static String field(String block, String name) {
-        return block.lines().map(String::strip).filter(l -> l.startsWith(name)).findFirst()
-                .map(l -> l.substring(name.length()).strip()).orElse("");
-    }
-
-    private static List<String> blocks(String listing) {
-        List<String> blocks = new ArrayList<>();
-        StringBuilder cur = null;
-        for (String line : listing.split("\n")) {
-            if (line.isBlank() || line.startsWith("Using slot")) continue;
-            if (!line.startsWith(" ")) {
-                if (cur != null) blocks.add(cur.toString());
-                cur = new StringBuilder(line).append('\n');
-            } else if (cur != null) {
-                cur.append(line).append('\n');
-            }
-        }
-        if (cur != null) blocks.add(cur.toString());
-        return blocks;
+        return TokenObjects.blocks(listing).stream().filter(b -> b.startsWith(kind) && TokenObjects.hasId(b, id)).count();
     }
 }

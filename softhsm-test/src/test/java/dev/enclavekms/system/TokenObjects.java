@@ -37,4 +37,27 @@ final class TokenObjects {
         return listing.lines().map(String::trim)
                 .anyMatch(l -> l.startsWith("ID:") && l.substring(3).trim().toLowerCase(java.util.Locale.ROOT).equals(wanted));
     }
+
+    /** pkcs11-tool -O prints one block per object, starting at an unindented line. */
+    static List<String> blocks(String listing) {
+        List<String> blocks = new ArrayList<>();
+        StringBuilder cur = null;
+        for (String line : listing.split("\n")) {
+            if (line.isBlank() || line.startsWith("Using slot")) continue;
+            if (!line.startsWith(" ")) {
+                if (cur != null) blocks.add(cur.toString());
+                cur = new StringBuilder(line).append('\n');
+            } else if (cur != null) {
+                cur.append(line).append('\n');
+            }
+        }
+        if (cur != null) blocks.add(cur.toString());
+        return blocks;
+    }
+
+    /** The value of the line {@code name} (e.g. "Access:") in one object's block, or "". */
+    static String field(String block, String name) {
+        return block.lines().map(String::strip).filter(l -> l.startsWith(name)).findFirst()
+                .map(l -> l.substring(name.length()).strip()).orElse("");
+    }
 }
