@@ -10,6 +10,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
@@ -17,7 +18,11 @@ import java.util.function.Supplier;
 /**
  * Encrypts or decrypts a sequence of segments, on the calling thread or on a pool, and
  * hands the results to a sink <em>in segment order</em>. With one thread everything runs
- * inline; with more, up to {@code 2 × threads} segments are in flight, so memory is about
+ * inline; with {@code threads > 1} the pool has {@code threads - 1} threads and the caller
+ * is the last one: whenever it would wait for a segment (the window is full, or at the
+ * end) it first takes segments that no pool thread has started and transforms them
+ * itself, so {@code threads} threads do crypto while the caller also reads and writes.
+ * Up to {@code 2 × threads} segments are in flight, so memory is about
  * {@code (2·threads + 1) · 2 · segment size}.
  *
  * <p>Since each segment's nonce depends only on its index and the last-segment flag, the
@@ -53,7 +58,8 @@ final class SegmentPipeline implements AutoCloseable {
     private final ExecutorService pool;
     private final ThreadLocal<SegmentCipher> ciphers;
     private final int window;
-    private final ArrayDeque<Future<Done>> inFlight = new ArrayDeque<>();
+    private final ArrayDeque<FutureTask<Done>> inFlight = new ArrayDeque<>();
+    private final Thread owner = Thread.currentThread();
     private final ArrayDeque<byte[]> freeIn = new ArrayDeque<>();
     private final ArrayDeque<byte[]> freeOut = new ArrayDeque<>();
     private final List<byte[]> allocated = new ArrayList<>();
@@ -68,13 +74,12 @@ final class SegmentPipeline implements AutoCloseable {
         this.outCapacity = outCapacity;
         this.transform = transform;
         this.sink = sink;
+        this.inline = ciphers.get(); // the caller's own, also when it helps the pool
         if (threads == 1) {
-            this.inline = ciphers.get();
             this.pool = null;
             this.ciphers = null;
             this.window = 0;
         } else {
-            this.inline = null;
             int id = POOLS.incrementAndGet();
             AtomicInteger n = new AtomicInteger();
             ThreadFactory factory = r -> {
@@ -82,7 +87,7 @@ final class SegmentPipeline implements AutoCloseable {
                 t.setDaemon(true);
                 return t;
             };
-            this.pool = Executors.newFixedThreadPool(threads, factory);
+            this.pool = Executors.newFixedThreadPool(threads - 1, factory);
             this.ciphers = ThreadLocal.withInitial(ciphers);
             this.window = 2 * threads;
         }
@@ -121,7 +126,10 @@ final class SegmentPipeline implements AutoCloseable {
             drainOne();
         }
         byte[] out = outputBuffer();
-        inFlight.add(pool.submit(() -> new Done(in, out, transform.apply(ciphers.get(), index, last, in, len, out))));
+        FutureTask<Done> task = new FutureTask<>(() -> new Done(in, out, transform.apply(
+                Thread.currentThread() == owner ? inline : ciphers.get(), index, last, in, len, out)));
+        inFlight.add(task);
+        pool.execute(task);
     }
 
     /** Writes every segment still in flight. */
@@ -132,7 +140,18 @@ final class SegmentPipeline implements AutoCloseable {
     }
 
     private void drainOne() throws IOException {
-        Future<Done> f = inFlight.poll();
+        FutureTask<Done> f = inFlight.poll();
+        // Help instead of waiting: run() transforms a segment no pool thread has started and
+        // returns at once for one that is running or done (FutureTask lets one thread run it).
+        if (!f.isDone()) {
+            f.run();
+            for (FutureTask<Done> later : inFlight) {
+                if (f.isDone()) {
+                    break;
+                }
+                later.run();
+            }
+        }
         Done d;
         try {
             d = f.get();

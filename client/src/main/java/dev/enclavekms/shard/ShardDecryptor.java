@@ -10,9 +10,11 @@ import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.LongConsumer;
 
 /**
  * Decrypts one shard file: {@link #open} checks the header (context, data key, header
@@ -98,6 +100,30 @@ public final class ShardDecryptor implements AutoCloseable {
         ShardHeader header = ShardHeader.read(shard);
         try (ShardDecryptor d = open(header, unwrapper, context)) {
             return d.decrypt(shard, out, 1);
+        }
+    }
+
+    /**
+     * Decrypts the shard file {@code shard} into the file {@code plaintext} on
+     * {@code threads} threads, each reading, decrypting and writing its own segments
+     * ({@link ShardReader#decryptInto}). The plaintext goes to a temporary file in the same
+     * directory ({@code .NAME.*.tmp}, mode 0600), renamed over {@code plaintext} atomically
+     * only when every segment authenticated; on any failure it is deleted, so no plaintext
+     * file is left and {@code plaintext} is untouched. Not forced to the disk.
+     *
+     * @param context  the context the caller expects; null for none
+     * @param progress called with ciphertext bytes as segments complete, one call at a
+     *                 time, from any worker thread; null for none
+     * @return the plaintext length
+     * @throws ShardException for the header, the layout, or the lowest-numbered segment that fails
+     */
+    public static long decryptFile(Path shard, Path plaintext, DataKeyUnwrapper unwrapper, Map<String, String> context,
+                                   int threads, LongConsumer progress) throws KmsException, IOException {
+        Objects.requireNonNull(plaintext, "plaintext");
+        try (ShardReader reader = ShardReader.open(shard, unwrapper, context)) {
+            long[] written = {0};
+            AtomicFiles.write(plaintext, out -> written[0] = reader.decryptInto(out, threads, progress));
+            return written[0];
         }
     }
 

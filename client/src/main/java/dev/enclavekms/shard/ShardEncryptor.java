@@ -8,12 +8,16 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.LongConsumer;
 
 /**
  * Encrypts shard files (format 1, docs/formats.md) under one data key from the KMS.
@@ -265,10 +269,94 @@ public final class ShardEncryptor implements AutoCloseable {
         };
     }
 
+    /**
+     * Encrypts the file {@code plaintext} into the shard file {@code shard}, with
+     * {@link Options#threads()} threads each reading, encrypting and writing its own
+     * segments (positioned I/O: no thread feeds the others). The shard is written to a
+     * temporary file in the same directory ({@code .NAME.*.tmp}, mode 0600) and renamed
+     * over {@code shard} atomically once complete; on failure the temporary file is
+     * deleted and {@code shard} is untouched. The file is not forced to the disk (call
+     * {@link #encryptInto} on a channel and {@code force} it for that).
+     *
+     * @param progress called with plaintext bytes as segments complete, one call at a
+     *                 time, from any worker thread; null for none
+     * @return the header written
+     */
+    public ShardHeader encryptFile(Path plaintext, Path shard, LongConsumer progress) throws IOException {
+        Objects.requireNonNull(plaintext, "plaintext");
+        ShardHeader[] header = new ShardHeader[1];
+        AtomicFiles.write(shard, out -> {
+            try (FileChannel in = FileChannel.open(plaintext, StandardOpenOption.READ)) {
+                header[0] = encryptInto(in, out, progress);
+            }
+        });
+        return header[0];
+    }
+
+    /**
+     * Encrypts the whole of {@code plaintext} (from byte 0 to the size it has now) into
+     * {@code shard} from byte 0, with positioned reads and writes only (neither channel's
+     * position is used or moved); {@code shard} is truncated to the shard's length. The
+     * header is written first: it depends on nothing in the body. {@code shard} must be
+     * open for writing, not in append mode. The output is byte for byte what
+     * {@link #encrypt(InputStream, OutputStream)} writes with the same salt and nonce
+     * prefix, whatever the number of threads. Neither channel is closed.
+     *
+     * @param progress as in {@link #encryptFile}
+     * @return the header written
+     */
+    public ShardHeader encryptInto(FileChannel plaintext, FileChannel shard, LongConsumer progress) throws IOException {
+        Objects.requireNonNull(plaintext, "plaintext");
+        Objects.requireNonNull(shard, "shard");
+        long size = plaintext.size();
+        int s = options.segmentSize();
+        long segments = Math.max(1, (size + s - 1) / s);
+        if (segments > ShardFormat.MAX_SEGMENTS) {
+            throw new IOException("a " + size + "-byte file needs more than 2^32 segments of " + s + " bytes");
+        }
+        Keyed file = newFile();
+        try (ShardKeys keys = file.keys(); SegmentSource source = SegmentSource.of(plaintext, 0, size)) {
+            ShardHeader header = file.header();
+            byte[] encoded = header.encode();
+            writeFully(shard, ByteBuffer.wrap(encoded), 0);
+            long body = encoded.length;
+            SegmentWorkers.run(segments, options.threads(), null, () -> new SegmentWorkers.Worker() {
+                final SegmentCipher cipher = new SegmentCipher(keys, header.noncePrefix());
+                final byte[] in = new byte[s];
+                final byte[] out = new byte[s + ShardFormat.TAG_BYTES];
+
+                @Override
+                public long process(long index) throws IOException {
+                    long at = index * s;
+                    int len = (int) Math.min(s, size - at);
+                    source.read(at, in, len, index);
+                    int n = cipher.seal(index, index == segments - 1, in, 0, len, out, 0);
+                    writeFully(shard, ByteBuffer.wrap(out, 0, n), body + index * (s + ShardFormat.TAG_BYTES));
+                    return len;
+                }
+
+                @Override
+                public void close() {
+                    Arrays.fill(in, (byte) 0);
+                }
+            }, progress);
+            shard.truncate(body + size + segments * ShardFormat.TAG_BYTES);
+            return header;
+        }
+    }
+
+    static void writeFully(FileChannel out, ByteBuffer b, long position) throws IOException {
+        while (b.hasRemaining()) {
+            position += out.write(b, position);
+        }
+    }
+
     private record ShardFile(ShardHeader header, EncryptingSink sink) { }
 
-    /** A new file: fresh salt and prefix, its keys, its header written to {@code out}. */
-    private ShardFile start(SegmentPipeline.Sink out) throws IOException {
+    private record Keyed(ShardHeader header, ShardKeys keys) { }
+
+    /** A new file: fresh salt and prefix, its keys and its header. */
+    private Keyed newFile() {
         byte[] salt = new byte[ShardFormat.SALT_BYTES];
         byte[] prefix = new byte[ShardFormat.NONCE_PREFIX_BYTES];
         nonces.fill(salt, prefix);
@@ -280,10 +368,23 @@ public final class ShardEncryptor implements AutoCloseable {
             }
             keys = ShardKeys.derive(dataKey, salt, parameters);
         }
+        try {
+            return new Keyed(new ShardHeader(options.segmentSize(), salt, prefix, context,
+                    keys.headerTag(parameters), keyName, keyVersion, wrappedDataKey), keys);
+        } catch (RuntimeException e) {
+            keys.close();
+            throw e;
+        }
+    }
+
+    /** A new file: fresh salt and prefix, its keys, its header written to {@code out}. */
+    private ShardFile start(SegmentPipeline.Sink out) throws IOException {
+        Keyed file = newFile();
+        ShardKeys keys = file.keys();
+        byte[] prefix = file.header().noncePrefix();
         EncryptingSink sink = null;
         try {
-            ShardHeader header = new ShardHeader(options.segmentSize(), salt, prefix, context,
-                    keys.headerTag(parameters), keyName, keyVersion, wrappedDataKey);
+            ShardHeader header = file.header();
             sink = new EncryptingSink(keys, prefix, options.segmentSize(), options.threads(), out);
             byte[] encoded = header.encode();
             out.write(encoded, 0, encoded.length);

@@ -12,9 +12,17 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongConsumer;
 
 /**
  * Random access to the plaintext of a shard file: {@link #read(long, ByteBuffer)}
@@ -47,6 +55,7 @@ public final class ShardReader implements AutoCloseable {
     private final AutoCloseable decryptor;
     private final boolean ownsDecryptor;
     private final ShardHeader header;
+    private final ShardKeys keys;
     private final SegmentCipher cipher;
     private final int segmentSize;
     private final long bodyOffset;
@@ -58,6 +67,12 @@ public final class ShardReader implements AutoCloseable {
     /** The whole file mapped read-only, or null (mapping refused or turned off): then positioned reads. */
     private final MemorySegment mapped;
     private final Arena mapping;
+    /** Threads a read of two or more segments uses, the caller included (see {@link #readThreads}). */
+    private int readThreads = 1;
+    private ExecutorService readHelpers;
+    /** Ciphers and buffers of the threads of parallel reads, kept between reads; wiped at close. */
+    private final ConcurrentLinkedQueue<SegmentBuffers> spareBuffers = new ConcurrentLinkedQueue<>();
+    private final List<SegmentBuffers> allBuffers = Collections.synchronizedList(new ArrayList<>());
     private long cachedIndex = -1;
     private int cachedLength;
     private long decryptions;
@@ -70,6 +85,7 @@ public final class ShardReader implements AutoCloseable {
         this.decryptor = decryptor;
         this.ownsDecryptor = ownsDecryptor;
         this.header = header;
+        this.keys = keys;
         this.cipher = new SegmentCipher(keys, header.noncePrefix());
         this.segmentSize = header.segmentSize();
         this.bodyOffset = header.length();
@@ -221,6 +237,10 @@ public final class ShardReader implements AutoCloseable {
         if (position >= size) {
             return -1;
         }
+        int want = (int) Math.min(dst.remaining(), size - position);
+        if (readThreads > 1 && want > 0 && (position + want - 1) / segmentSize > position / segmentSize) {
+            return readParallel(position, dst, want);
+        }
         int total = 0;
         while (dst.hasRemaining() && position < size) {
             long index = position / segmentSize;
@@ -237,6 +257,151 @@ public final class ShardReader implements AutoCloseable {
             total += n;
         }
         return total;
+    }
+
+    /**
+     * Decrypts the segments of {@code [position, position + want)} on {@link #readThreads}
+     * threads, each straight into {@code dst} (a heap buffer's array for a whole segment) or
+     * through its own buffer (a partial segment, or a direct buffer). The cache is neither
+     * used nor changed. On failure the whole range of {@code dst} is zeroed and its
+     * position does not move: segments that had authenticated are withheld too, since
+     * with several threads they complete in no particular order.
+     */
+    private int readParallel(long position, ByteBuffer dst, int want) throws IOException {
+        long first = position / segmentSize;
+        long end = position + want;
+        long count = (end - 1) / segmentSize - first + 1;
+        int base = dst.position();
+        try {
+            SegmentWorkers.run(count, readThreads, readHelpers, () -> new SegmentWorkers.Worker() {
+                final SegmentBuffers b = borrowBuffers();
+
+                @Override
+                public long process(long k) throws IOException {
+                    long index = first + k;
+                    long segmentStart = index * segmentSize;
+                    int plain = plaintextLength(index);
+                    long from = Math.max(position, segmentStart);
+                    long to = Math.min(end, segmentStart + plain);
+                    int at = base + (int) (from - position);
+                    int len = readSegment(index, b.ciphertext);
+                    if (dst.hasArray() && from == segmentStart && to == segmentStart + plain) {
+                        open(b.cipher, index, b.ciphertext, len, dst.array(), dst.arrayOffset() + at);
+                    } else {
+                        open(b.cipher, index, b.ciphertext, len, b.plaintext, 0);
+                        dst.put(at, b.plaintext, (int) (from - segmentStart), (int) (to - from));
+                    }
+                    return to - from;
+                }
+
+                @Override
+                public void close() {
+                    spareBuffers.add(b);
+                }
+            }, null);
+        } catch (IOException | RuntimeException e) {
+            byte[] zeros = new byte[Math.min(want, 1 << 16)];
+            for (int off = 0; off < want; off += zeros.length) {
+                dst.put(base + off, zeros, 0, Math.min(zeros.length, want - off));
+            }
+            throw e;
+        }
+        decryptions += count;
+        dst.position(base + want);
+        return want;
+    }
+
+    /** A cipher and buffers for one thread of a parallel read: kept between reads, wiped at close. */
+    private static final class SegmentBuffers {
+        final SegmentCipher cipher;
+        final byte[] ciphertext;
+        final byte[] plaintext;
+
+        SegmentBuffers(ShardKeys keys, ShardHeader header) {
+            this.cipher = new SegmentCipher(keys, header.noncePrefix());
+            this.ciphertext = new byte[header.segmentSize() + ShardFormat.TAG_BYTES];
+            this.plaintext = new byte[header.segmentSize()];
+        }
+    }
+
+    private SegmentBuffers borrowBuffers() {
+        SegmentBuffers b = spareBuffers.poll();
+        if (b == null) {
+            b = new SegmentBuffers(keys, header);
+            allBuffers.add(b);
+        }
+        return b;
+    }
+
+    /**
+     * Lets a read that touches two or more segments decrypt them on {@code threads}
+     * threads, the caller's included ({@code threads - 1} daemon threads are started here
+     * and stopped at {@link #close()}); 1 (the default) turns it off. A read of one
+     * segment always runs on the caller's thread alone: handing it over would only add
+     * latency.
+     *
+     * @return this reader
+     */
+    public synchronized ShardReader readThreads(int threads) throws IOException {
+        if (threads < 1 || threads > 256) {
+            throw new IllegalArgumentException("threads must be 1..256, not " + threads);
+        }
+        checkOpen();
+        if (readHelpers != null) {
+            readHelpers.shutdown();
+            readHelpers = null;
+        }
+        readThreads = threads;
+        if (threads > 1) {
+            AtomicInteger n = new AtomicInteger();
+            readHelpers = Executors.newFixedThreadPool(threads - 1, r -> Thread.ofPlatform().daemon()
+                    .name("shard-reader-" + n.incrementAndGet()).unstarted(r));
+        }
+        return this;
+    }
+
+    /**
+     * Decrypts the whole shard into {@code out} from byte 0 on {@code threads} threads
+     * (the caller's included), each reading its segments from the mapping, decrypting into
+     * its own buffer and writing with a positioned write; {@code out} is truncated to the
+     * plaintext's length. Neither channel's position is used. {@code out} must be open for
+     * writing, not in append mode.
+     *
+     * <p>When a segment fails, {@code out} holds the plaintext of other segments: a caller
+     * must discard it ({@link ShardDecryptor#decryptFile} writes a temporary file and
+     * deletes it).
+     *
+     * @param progress called with each segment's ciphertext bytes as it completes, one call
+     *                 at a time, from any worker thread; null for none
+     * @return the plaintext length
+     * @throws ShardException for the lowest-numbered segment that fails
+     */
+    public synchronized long decryptInto(FileChannel out, int threads, LongConsumer progress) throws IOException {
+        Objects.requireNonNull(out, "out");
+        if (threads < 1 || threads > 256) {
+            throw new IllegalArgumentException("threads must be 1..256, not " + threads);
+        }
+        checkOpen();
+        SegmentWorkers.run(segments, threads, null, () -> new SegmentWorkers.Worker() {
+            final SegmentCipher cipher = new SegmentCipher(keys, header.noncePrefix());
+            final byte[] in = new byte[segmentSize + ShardFormat.TAG_BYTES];
+            final byte[] plain = new byte[segmentSize];
+
+            @Override
+            public long process(long index) throws IOException {
+                int len = readSegment(index, in);
+                int n = open(cipher, index, in, len, plain, 0);
+                ShardEncryptor.writeFully(out, ByteBuffer.wrap(plain, 0, n), index * segmentSize);
+                return len;
+            }
+
+            @Override
+            public void close() {
+                Arrays.fill(plain, (byte) 0);
+            }
+        }, progress);
+        out.truncate(size);
+        return size;
     }
 
     /** Plaintext bytes of segment {@code index}. */
@@ -291,6 +456,12 @@ public final class ShardReader implements AutoCloseable {
      * where the file no longer reaches is reported as the cut it is.
      */
     private int open(long index, int len, byte[] out, int outOff) throws IOException {
+        return open(cipher, index, ciphertext, len, out, outOff);
+    }
+
+    /** As {@link #open(long, int, byte[], int)} with a thread's own cipher and ciphertext buffer. Any thread. */
+    private int open(SegmentCipher cipher, long index, byte[] ciphertext, int len, byte[] out, int outOff)
+            throws IOException {
         try {
             return cipher.open(index, index == segments - 1, ciphertext, 0, len, out, outOff);
         } catch (ShardException e) {
@@ -315,6 +486,11 @@ public final class ShardReader implements AutoCloseable {
     }
 
     private int readSegment(long index) throws IOException {
+        return readSegment(index, ciphertext);
+    }
+
+    /** Copies segment {@code index}'s ciphertext into {@code ciphertext}; returns its length. Any thread. */
+    private int readSegment(long index, byte[] ciphertext) throws IOException {
         int c = segmentSize + ShardFormat.TAG_BYTES;
         int len = index == segments - 1 ? finalSegmentBytes : c;
         long at = bodyOffset + index * c;
@@ -385,6 +561,14 @@ public final class ShardReader implements AutoCloseable {
         closed = true;
         cachedIndex = -1;
         Arrays.fill(plaintext, (byte) 0);
+        if (readHelpers != null) {
+            readHelpers.shutdown(); // idle: reads are synchronized with close
+        }
+        synchronized (allBuffers) {
+            for (SegmentBuffers b : allBuffers) {
+                Arrays.fill(b.plaintext, (byte) 0);
+            }
+        }
         unmap(); // reads are synchronized with close, so none is using the mapping
         try {
             if (ownsDecryptor) {

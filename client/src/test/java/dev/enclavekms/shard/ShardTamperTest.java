@@ -101,7 +101,43 @@ class ShardTamperTest {
                     o.written(), "released exactly the segments before the damage (" + threads + " threads)");
             first = e;
         }
+        for (int threads : new int[] {1, 3}) {
+            assertFileFails(shard, reason, segment, threads);
+        }
         return first;
+    }
+
+    /**
+     * File to file ({@link ShardDecryptor#decryptFile}) fails and leaves no file behind:
+     * neither the target nor its temporary file. It opens a {@link ShardReader}, which
+     * checks the layout and the final segment first: where that fails, the file path
+     * reports what the reader reports; otherwise what streaming reports.
+     */
+    void assertFileFails(byte[] shard, ShardException.Reason reason, long segment, int threads) {
+        try {
+            Path in = file(shard);
+            try {
+                ShardReader.open(in, kms, CONTEXT).close();
+            } catch (ShardException atOpen) {
+                reason = atOpen.reason();
+                segment = atOpen.segment();
+            } catch (KmsException e) {
+                throw new AssertionError(e);
+            }
+            Path out = Files.createTempDirectory(dir, "out");
+            ShardException.Reason expectedReason = reason;
+            long expectedSegment = segment;
+            ShardException e = assertThrows(ShardException.class,
+                    () -> ShardDecryptor.decryptFile(in, out.resolve("plain"), kms, CONTEXT, threads, null),
+                    "file path, " + threads + " threads");
+            assertEquals(expectedReason, e.reason(), "file path, " + threads + " threads: " + e.getMessage());
+            assertEquals(expectedSegment, e.segment(), "file path, " + threads + " threads: " + e.getMessage());
+            try (var left = Files.list(out)) {
+                assertEquals(List.of(), left.toList(), "no plaintext file left behind");
+            }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     Path file(byte[] shard) throws IOException {
