@@ -3,12 +3,12 @@ package dev.enclavekms.cli;
 import dev.enclavekms.client.DataKey;
 import dev.enclavekms.client.KmsException;
 import dev.enclavekms.shard.DataKeyUnwrapper;
-import dev.enclavekms.shard.ShardDecryptor;
 import dev.enclavekms.shard.ShardEncryptor;
 import dev.enclavekms.shard.ShardException;
 import dev.enclavekms.shard.ShardFormat;
 import dev.enclavekms.shard.ShardHeader;
 import dev.enclavekms.shard.ShardHeaders;
+import dev.enclavekms.shard.ShardReader;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Mixin;
@@ -19,10 +19,8 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.TypeConversionException;
 
-import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
@@ -76,12 +74,12 @@ final class ShardCommand extends CommandGroup {
         String progress;
 
         @Option(names = "--threads", paramLabel = "N",
-                description = "Threads encrypting or decrypting the segments of one file (default: the number of "
-                        + "processors, at most 4). The output does not depend on it.")
+                description = "Threads encrypting or decrypting the segments of one file, each reading and writing "
+                        + "its own segments (default: the number of processors). The output does not depend on it.")
         Integer threads;
 
         int threads(CommandSpec spec) {
-            int n = threads != null ? threads : Math.min(4, Runtime.getRuntime().availableProcessors());
+            int n = threads != null ? threads : Math.min(256, Runtime.getRuntime().availableProcessors());
             if (n < 1 || n > 256) {
                 throw new ParameterException(spec.commandLine(), "--threads must be 1..256");
             }
@@ -251,6 +249,16 @@ final class ShardCommand extends CommandGroup {
      */
     static void writeAtomically(Path target, boolean secret, boolean force, OutputWork body)
             throws KmsException, IOException {
+        writeChannelAtomically(target, secret, force, ch -> {
+            OutputStream out = new BufferedOutputStream(Channels.newOutputStream(ch), 1 << 16);
+            body.write(out);
+            out.flush(); // not closed: that would close the channel before it is forced
+        });
+    }
+
+    /** As {@link #writeAtomically(Path, boolean, boolean, OutputWork)} for a writer of positioned writes. */
+    static void writeChannelAtomically(Path target, boolean secret, boolean force, ChannelWork body)
+            throws KmsException, IOException {
         if (!force && Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
             throw new FileAlreadyExistsException(target.toString());
         }
@@ -263,10 +271,8 @@ final class ShardCommand extends CommandGroup {
                 : new FileAttribute<?>[0];
         boolean done = false;
         try {
-            try (FileChannel ch = FileChannel.open(temp, options, attrs);
-                 OutputStream out = new BufferedOutputStream(Channels.newOutputStream(ch), 1 << 16)) {
-                body.write(out);
-                out.flush();
+            try (FileChannel ch = FileChannel.open(temp, options, attrs)) {
+                body.write(ch);
                 ch.force(true);
             }
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -281,6 +287,11 @@ final class ShardCommand extends CommandGroup {
     @FunctionalInterface
     interface OutputWork {
         void write(OutputStream out) throws KmsException, IOException;
+    }
+
+    @FunctionalInterface
+    interface ChannelWork {
+        void write(FileChannel out) throws KmsException, IOException;
     }
 
     private static byte[] random(int n) {
@@ -348,11 +359,12 @@ final class ShardCommand extends CommandGroup {
                         if (!force && Files.exists(job.target(), LinkOption.NOFOLLOW_LINKS)) {
                             throw new FileAlreadyExistsException(job.target().toString()); // before asking for a key
                         }
-                        try (InputStream src = progress.counting(new BufferedInputStream(
-                                Files.newInputStream(job.source()), 1 << 16))) {
+                        // File to file: each thread reads, encrypts and writes its own segments.
+                        try (FileChannel src = FileChannel.open(job.source(), StandardOpenOption.READ)) {
                             DataKey dk = generate(ctx);
                             try (ShardEncryptor enc = ShardEncryptor.of(dk, ctx, options)) {
-                                writeAtomically(job.target(), false, force, o -> enc.encrypt(src, o));
+                                writeChannelAtomically(job.target(), false, force,
+                                        o -> enc.encryptInto(src, o, progress::advance));
                             } finally {
                                 Arrays.fill(dk.plaintext(), (byte) 0);
                             }
@@ -441,12 +453,12 @@ final class ShardCommand extends CommandGroup {
                     progress.file(i + 1);
                     long[] written = {-1};
                     perFile(env(), tally, job.source(), progress, () -> {
-                        try (InputStream src = progress.counting(new BufferedInputStream(
-                                Files.newInputStream(job.source()), 1 << 16))) {
-                            ShardHeader header = ShardHeader.read(src);
-                            try (ShardDecryptor d = ShardDecryptor.open(header, unwrapper, ctx)) {
-                                writeAtomically(job.target(), true, force, o -> written[0] = d.decrypt(src, o, threads));
-                            }
+                        // File to file: the reader checks the header, layout and final segment, then each
+                        // thread reads, decrypts and writes its own segments.
+                        try (ShardReader reader = ShardReader.open(job.source(), unwrapper, ctx)) {
+                            progress.advance(reader.header().length());
+                            writeChannelAtomically(job.target(), true, force,
+                                    o -> written[0] = reader.decryptInto(o, threads, progress::advance));
                         }
                     });
                     if (written[0] >= 0) {

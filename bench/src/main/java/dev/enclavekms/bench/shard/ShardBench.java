@@ -130,6 +130,9 @@ public final class ShardBench {
                 record(t, keep, "encrypt/shard/" + th, time(shard, () -> ours.encrypt(plain, shard, th)));
                 record(t, keep, "decrypt/shard/" + th, time(output, () -> ours.decrypt(shard, output, th)));
                 if (check) checkSame(plain, output, "shard, " + th + " threads");
+                record(t, keep, "encrypt_file/shard/" + th, time(shard, () -> ours.encryptFile(plain, shard, th)));
+                record(t, keep, "decrypt_file/shard/" + th, time(output, () -> ours.decryptFile(shard, output, th)));
+                if (check) checkSame(plain, output, "shard file to file, " + th + " threads");
             }
             if (sealedBytes[0] == null) sealedBytes[0] = Files.readAllBytes(shard);
             for (int threads : new int[] {1, 2}) {
@@ -176,7 +179,12 @@ public final class ShardBench {
         for (String op : List.of("encrypt", "decrypt")) {
             for (int threads : new int[] {1, 2}) {
                 rows.add(row(t, op + "/shard/" + threads, op, "shard", threads, n, "shard library, channel API, "
-                        + "1 MiB segments, " + threads + (threads == 1 ? " thread" : " segment threads + the caller")));
+                        + "1 MiB segments, " + threads + (threads == 1 ? " thread" : " threads (the caller reads, "
+                        + "writes and encrypts when it would wait; 1 pool thread)")));
+                rows.add(row(t, op + "_file/shard/" + threads, op + "_file", "shard", threads, n, "shard library, "
+                        + (op.equals("encrypt") ? "ShardEncryptor.encryptFile" : "ShardDecryptor.decryptFile")
+                        + " (file to file, temporary file renamed), " + threads + (threads == 1 ? " thread"
+                        : " threads, each reading (mapping), transforming and writing (pwrite) its own segments")));
             }
             rows.add(row(t, op + "/tink/1", op, "tink", 1, n, "Tink " + TinkFiles.TEMPLATE + ", channel API"));
             rows.add(age == null ? ShardRow.unavailable(op, "age", 1, n, ageMissing)
@@ -191,9 +199,10 @@ public final class ShardBench {
                     + ", channel API, memory → discard"));
         }
 
-        try (ShardReader reader = ours.reader(shard);
+        try (ShardReader reader = ours.reader(shard, 1);
+             ShardReader parallel = ours.reader(shard, 2);
              SeekableByteChannel tinkSeek = tink.seekable(tinkFile)) {
-            SliceReads slices = new SliceReads(plain, reader, tinkSeek, mode.slice(), n);
+            SliceReads slices = new SliceReads(plain, reader, parallel, tinkSeek, mode.slice(), n);
             rows.addAll(slices.measure(mode.sliceWarmup(), mode.sliceReps(), false, 8));
             rows.addAll(slices.measure(mode.sliceWarmup(), mode.sliceReps(), true, 9));
         }

@@ -22,7 +22,8 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * The shard library (format 1, 1 MiB segments, the default) through its channel API, as
  * an application uses it: {@code ShardEncryptor.encrypt(FileChannel, FileChannel)},
  * {@code ShardDecryptor.decrypt(FileChannel, FileChannel, threads)} after reading the
- * header, {@code ShardReader.read(position, buffer)} for random access.
+ * header; file to file ({@code encryptFile}, {@code decryptFile}); and
+ * {@code ShardReader.read(position, buffer)} for random access.
  */
 final class ShardFiles {
     static final Map<String, String> CONTEXT = Map.of("bench", "shards");
@@ -46,6 +47,25 @@ final class ShardFiles {
             try (ShardDecryptor d = ShardDecryptor.open(header, keys, CONTEXT)) {
                 return d.decrypt(in, out, threads);
             }
+        } catch (dev.enclavekms.client.KmsException e) {
+            throw new IOException(e);
+        }
+    }
+
+    /** File to file: {@code ShardEncryptor.encryptFile}, each thread reading and writing its own segments. */
+    void encryptFile(Path plain, Path sealed, int threads) throws IOException {
+        DataKey dk = keys.generate(CONTEXT);
+        try (ShardEncryptor enc = ShardEncryptor.of(dk, CONTEXT, ShardEncryptor.Options.DEFAULT.withThreads(threads))) {
+            enc.encryptFile(plain, sealed, null);
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+    }
+
+    /** File to file: {@code ShardDecryptor.decryptFile} (temporary file renamed into place). */
+    long decryptFile(Path sealed, Path plain, int threads) throws IOException {
+        try {
+            return ShardDecryptor.decryptFile(sealed, plain, keys, CONTEXT, threads, null);
         } catch (dev.enclavekms.client.KmsException e) {
             throw new IOException(e);
         }
@@ -76,9 +96,10 @@ final class ShardFiles {
         }
     }
 
-    ShardReader reader(Path sealed) throws IOException {
+    /** A reader whose reads of two or more segments run on {@code threads} threads (1: the caller only). */
+    ShardReader reader(Path sealed, int threads) throws IOException {
         try {
-            return ShardReader.open(sealed, keys, CONTEXT);
+            return ShardReader.open(sealed, keys, CONTEXT).readThreads(threads);
         } catch (dev.enclavekms.client.KmsException e) {
             throw new IOException(e);
         }

@@ -63,6 +63,20 @@ record ShardReport(Map<String, Object> info, List<ShardRow> rows) {
                 out.add(speed(op + " 1 thread / plain copy", s1, find("copy", "plain", 1), null));
             }
         }
+        // File to file (docs/decisions.md, "Shards: how the whole-file targets are judged"): the
+        // issue's targets against openssl, and the same file operations against a plain copy of
+        // the file, the I/O floor of this machine, at 0.8.
+        ShardRow copy = find("copy", "plain", 1);
+        for (String op : List.of("encrypt_file", "decrypt_file")) {
+            ShardRow s1 = find(op, "shard", 1);
+            ShardRow s2 = find(op, "shard", 2);
+            out.add(speed(op + " 1 thread / openssl 1 process (wall clock)", s1, wall1, 0.8));
+            out.add(speed(op + " 2 threads / openssl 1 process (wall clock)", s2, wall1, 1.6));
+            out.add(cpuSpeed(op + " 1 thread / openssl 1 process (CPU time)", s1, ssl1, null));
+            out.add(speed(op + " 1 thread / plain copy", s1, copy, 0.8));
+            out.add(speed(op + " 2 threads / plain copy", s2, copy, 0.8));
+            out.add(speed(op + " 2 threads / 1 thread", s2, s1, null));
+        }
         out.add(speed("plain copy / openssl 1 process (wall clock)", find("copy", "plain", 1), wall1, null));
         out.add(speed("openssl -multi 2 / openssl 1 process (wall clock)", wall2, wall1, null));
         for (String kind : List.of("heap", "direct")) {
@@ -70,6 +84,9 @@ record ShardReport(Map<String, Object> info, List<ShardRow> rows) {
             ShardRow plain = find(op, "plain", 1);
             out.add(time("slice, " + kind + " buffer: shard / plain read", find(op, "shard", 1), plain, 2.0));
             out.add(cpuTime("slice, " + kind + " buffer: shard / plain read (CPU time)", find(op, "shard", 1), plain));
+            out.add(time("slice, " + kind + " buffer, 2 threads: shard / plain read", find(op, "shard", 2), plain, 2.0));
+            out.add(cpuTime("slice, " + kind + " buffer, 2 threads: shard / plain read (CPU time, both threads)",
+                    find(op, "shard", 2), plain));
             out.add(time("slice, " + kind + " buffer: Tink / plain read", find(op, "tink", 1), plain, null));
         }
         return out;

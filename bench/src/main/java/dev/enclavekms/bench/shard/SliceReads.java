@@ -32,13 +32,15 @@ import static java.nio.file.StandardOpenOption.READ;
 final class SliceReads {
     private final Path plain;
     private final ShardReader shard;
+    private final ShardReader parallel;
     private final SeekableByteChannel tink;
     private final int slice;
     private final long size;
 
-    SliceReads(Path plain, ShardReader shard, SeekableByteChannel tink, int slice, long size) {
+    SliceReads(Path plain, ShardReader shard, ShardReader parallel, SeekableByteChannel tink, int slice, long size) {
         this.plain = plain;
         this.shard = shard;
+        this.parallel = parallel;
         this.tink = tink;
         this.slice = slice;
         this.size = size;
@@ -55,7 +57,10 @@ final class SliceReads {
         double[] plainC = new double[reps];
         double[] shardC = new double[reps];
         double[] tinkC = new double[reps];
+        double[] parS = new double[reps];
+        double[] parC = new double[reps];
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        long[] helpers = new long[0];
         try (FileChannel pf = FileChannel.open(plain, READ)) {
             for (int i = -warmup; i < reps; i++) {
                 long at = (long) (random.nextDouble() * (size - slice));
@@ -82,7 +87,19 @@ final class SliceReads {
                         throw new IOException("Tink's slice at " + at + " differs from the plaintext");
                     }
                 }
+                // The parallel reader: CPU time of the caller plus the reader's helper thread(s).
+                if (i == 0) helpers = readerThreads();
+                long c5 = mx.getCurrentThreadCpuTime() + cpu(mx, helpers);
+                long t5 = System.nanoTime();
+                parallel.readFully(at, check.clear());
+                long t6 = System.nanoTime();
+                long c6 = mx.getCurrentThreadCpuTime() + cpu(mx, helpers);
+                if (!dst.equals(check.flip())) {
+                    throw new IOException("the parallel shard reader's slice at " + at + " differs from the plaintext");
+                }
                 if (i >= 0) {
+                    parS[i] = (t6 - t5) / 1e9;
+                    parC[i] = (c6 - c5) / 1e9;
                     plainS[i] = (t1 - t0) / 1e9;
                     shardS[i] = (t2 - t1) / 1e9;
                     tinkS[i] = (t4 - t3) / 1e9;
@@ -99,11 +116,29 @@ final class SliceReads {
                 "FileChannel.read(" + kind + " buffer, position) of the plaintext file, warm page cache"));
         rows.add(ShardRow.measured(op, "shard", 1, slice, Samples.of(shardS), Samples.of(shardC),
                 "ShardReader.readFully(position, " + kind + " buffer), reader opened once"));
+        rows.add(ShardRow.measured(op, "shard", 2, slice, Samples.of(parS), Samples.of(parC),
+                "ShardReader.readThreads(2).readFully(position, " + kind + " buffer): the segments a read touches "
+                        + "decrypted on the caller's thread and one helper; CPU time of both"));
         if (tink != null) {
             rows.add(ShardRow.measured(op, "tink", 1, slice, Samples.of(tinkS), Samples.of(tinkC),
                     "Tink newSeekableDecryptingChannel: position + read into a " + kind + " buffer"));
         }
         return rows;
+    }
+
+    /** The parallel readers' helper threads (named by ShardReader), once they exist. */
+    private static long[] readerThreads() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("shard-reader-"))
+                .mapToLong(Thread::threadId).toArray();
+    }
+
+    private static long cpu(ThreadMXBean mx, long[] ids) {
+        long sum = 0;
+        for (long id : ids) {
+            long c = mx.getThreadCpuTime(id);
+            if (c > 0) sum += c;
+        }
+        return sum;
     }
 
     private static void readFully(FileChannel ch, ByteBuffer b, long at) throws IOException {
