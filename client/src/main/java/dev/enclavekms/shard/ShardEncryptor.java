@@ -314,6 +314,7 @@ public final class ShardEncryptor implements AutoCloseable {
         if (segments > ShardFormat.MAX_SEGMENTS) {
             throw new IOException("a " + size + "-byte file needs more than 2^32 segments of " + s + " bytes");
         }
+        JitWarmup.startFor(s);
         Keyed file = newFile();
         try (ShardKeys keys = file.keys(); SegmentSource source = SegmentSource.of(plaintext, 0, size)) {
             ShardHeader header = file.header();

@@ -6,10 +6,15 @@
  *
  * <ul>
  *   <li>{@link dev.enclavekms.shard.ShardEncryptor} — streaming encryption, optionally on
- *       several threads (same output for any thread count).</li>
- *   <li>{@link dev.enclavekms.shard.ShardDecryptor} — streaming decryption;
- *       {@link dev.enclavekms.shard.ShardReader} — random access ({@code read(position,
- *       buffer)}) decrypting only the segments touched.</li>
+ *       several threads (same output for any thread count); file to file
+ *       ({@code encryptFile}, {@code encryptInto}), each thread reading, encrypting and
+ *       writing its own segments.</li>
+ *   <li>{@link dev.enclavekms.shard.ShardDecryptor} — streaming decryption, and file to
+ *       file ({@code decryptFile}: temporary file, renamed only when every segment
+ *       authenticated); {@link dev.enclavekms.shard.ShardReader} — random access
+ *       ({@code read(position, buffer)}) decrypting only the segments touched, on several
+ *       threads for reads of two or more segments ({@code readThreads}), and
+ *       {@code decryptInto} a file channel on several threads.</li>
  *   <li>{@link dev.enclavekms.shard.ShardHeaders} — headers without keys: inspect, and
  *       rewrap after a master-key rotation (header only, atomic, body untouched).</li>
  *   <li>{@link dev.enclavekms.shard.DataKeyUnwrapper} — how the library gets a data key
