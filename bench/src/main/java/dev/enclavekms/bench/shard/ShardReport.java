@@ -85,7 +85,7 @@ record ShardReport(Map<String, Object> info, List<ShardRow> rows) {
             out.add(time("slice, " + kind + " buffer: shard / plain read", find(op, "shard", 1), plain, 2.0));
             out.add(cpuTime("slice, " + kind + " buffer: shard / plain read (CPU time)", find(op, "shard", 1), plain));
             out.add(time("slice, " + kind + " buffer, 2 threads: shard / plain read", find(op, "shard", 2), plain, 2.0));
-            out.add(cpuTime("slice, " + kind + " buffer, 2 threads: shard / plain read (CPU time, both threads)",
+            out.add(cpuTime("slice, " + kind + " buffer, 2 threads (both threads' CPU): shard / plain read (CPU time)",
                     find(op, "shard", 2), plain));
             out.add(time("slice, " + kind + " buffer: Tink / plain read", find(op, "tink", 1), plain, null));
         }
