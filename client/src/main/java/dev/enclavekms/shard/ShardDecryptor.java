@@ -144,8 +144,8 @@ public final class ShardDecryptor implements AutoCloseable {
 
     /**
      * Decrypts a body (the stream positioned just after the header) into {@code out},
-     * with {@code threads} threads decrypting segments; output is written in order.
-     * Neither stream is closed.
+     * with {@code threads} threads decrypting segments (the caller's included); output is
+     * written in order. Neither stream is closed.
      *
      * @return the number of plaintext bytes written
      * @throws ShardException for the first segment that fails; the ones before it were written

@@ -30,6 +30,8 @@ import java.util.function.LongConsumer;
  *      var out = Files.newOutputStream(shard)) {
  *     enc.encrypt(in, out);
  * }
+ * // file to file, each thread reading and writing its own segments
+ * enc.encryptFile(plain, shard, null);
  * }</pre>
  *
  * <p>Security: every file gets a fresh random 32-byte salt and 7-byte nonce prefix, so each
@@ -48,8 +50,9 @@ public final class ShardEncryptor implements AutoCloseable {
      *
      * @param segmentSize plaintext bytes per segment, {@value ShardFormat#MIN_SEGMENT_SIZE}
      *                    .. 64 MiB (stored in the header; the reader needs no setting)
-     * @param threads     threads encrypting segments of one file (1: the caller's thread
-     *                    only); the output is the same for any number of threads
+     * @param threads     threads encrypting segments of one file, the caller's included
+     *                    (1: the caller's thread only); the output is the same for any
+     *                    number of threads
      */
     public record Options(int segmentSize, int threads) {
         /** 1 MiB segments, one thread. */

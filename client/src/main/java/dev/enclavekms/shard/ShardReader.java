@@ -36,7 +36,8 @@ import java.util.function.LongConsumer;
  * touches; a segment that fails releases nothing.
  *
  * <p>Reads are serialised (one at a time per reader; open one reader per thread for
- * parallel reads). {@link #close()} wipes the cached plaintext and, when the reader owns
+ * parallel reads). One read of several segments can itself use several threads
+ * ({@link #readThreads}), and {@link #decryptInto} decrypts the whole file on several. {@link #close()} wipes the cached plaintext and, when the reader owns
  * them, the keys and the channel.
  *
  * <p>Speed: the file is memory-mapped (read-only) when the channel allows it, and each

@@ -108,6 +108,18 @@ class ShardFileParallelTest {
     }
 
     @Test
+    void fileToFile_withoutMapping_positionedReads() throws Exception {
+        System.setProperty("dev.enclavekms.shard.mmap", "false");
+        try {
+            int mib = 1 << 20;
+            fileRoundTrips(mib, List.of(0, 2 * mib + 1));
+            fileRoundTrips(S, List.of(5 * S - 1));
+        } finally {
+            System.clearProperty("dev.enclavekms.shard.mmap");
+        }
+    }
+
+    @Test
     void fileToFile_replacesAnExistingTarget_andLeavesItUntouchedOnFailure() throws Exception {
         byte[] plain = pattern(5 * S + 3, 9);
         Path in = dir.resolve("plain");
