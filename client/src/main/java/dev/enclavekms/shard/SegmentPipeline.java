@@ -56,10 +56,17 @@ final class SegmentPipeline implements AutoCloseable {
     private final Sink sink;
     private final SegmentCipher inline;
     private final ExecutorService pool;
-    private final ThreadLocal<SegmentCipher> ciphers;
+    /**
+     * Ciphers (each holds the segment key) lent to whichever thread runs a transform and
+     * returned after it: at most {@code threads} exist, and they belong to this pipeline,
+     * not to a thread (a thread-local would leave the key on any long-lived caller thread
+     * that ever helped, for as long as that thread lives).
+     */
+    private final java.util.concurrent.ConcurrentLinkedQueue<SegmentCipher> idleCiphers =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final Supplier<SegmentCipher> newCipher;
     private final int window;
     private final ArrayDeque<FutureTask<Done>> inFlight = new ArrayDeque<>();
-    private final Thread owner = Thread.currentThread();
     private final ArrayDeque<byte[]> freeIn = new ArrayDeque<>();
     private final ArrayDeque<byte[]> freeOut = new ArrayDeque<>();
     private final List<byte[]> allocated = new ArrayList<>();
@@ -74,10 +81,11 @@ final class SegmentPipeline implements AutoCloseable {
         this.outCapacity = outCapacity;
         this.transform = transform;
         this.sink = sink;
-        this.inline = ciphers.get(); // the caller's own, also when it helps the pool
+        this.inline = ciphers.get();
+        this.newCipher = ciphers;
+        idleCiphers.add(inline);
         if (threads == 1) {
             this.pool = null;
-            this.ciphers = null;
             this.window = 0;
         } else {
             int id = POOLS.incrementAndGet();
@@ -88,7 +96,6 @@ final class SegmentPipeline implements AutoCloseable {
                 return t;
             };
             this.pool = Executors.newFixedThreadPool(threads - 1, factory);
-            this.ciphers = ThreadLocal.withInitial(ciphers);
             this.window = 2 * threads;
         }
     }
@@ -126,8 +133,8 @@ final class SegmentPipeline implements AutoCloseable {
             drainOne();
         }
         byte[] out = outputBuffer();
-        FutureTask<Done> task = new FutureTask<>(() -> new Done(in, out, transform.apply(
-                Thread.currentThread() == owner ? inline : ciphers.get(), index, last, in, len, out)));
+        FutureTask<Done> task = new FutureTask<>(() -> new Done(in, out, transformWithLentCipher(index, last, in,
+                len, out)));
         inFlight.add(task);
         pool.execute(task);
     }
@@ -136,6 +143,19 @@ final class SegmentPipeline implements AutoCloseable {
     void finish() throws IOException {
         while (!inFlight.isEmpty()) {
             drainOne();
+        }
+    }
+
+    private int transformWithLentCipher(long index, boolean last, byte[] in, int len, byte[] out)
+            throws ShardException {
+        SegmentCipher c = idleCiphers.poll();
+        if (c == null) {
+            c = newCipher.get();
+        }
+        try {
+            return transform.apply(c, index, last, in, len, out);
+        } finally {
+            idleCiphers.add(c);
         }
     }
 
@@ -185,6 +205,7 @@ final class SegmentPipeline implements AutoCloseable {
             inFlight.clear();
             pool.close(); // waits for running transforms, so no buffer is wiped under one
         }
+        idleCiphers.clear();
         for (byte[] b : allocated) {
             Arrays.fill(b, (byte) 0);
         }
