@@ -3,6 +3,7 @@ package dev.enclavekms.server;
 import dev.enclavekms.enclave.EnclaveException;
 import dev.enclavekms.enclave.javacard.CardIdentity;
 import dev.enclavekms.enclave.javacard.JavaCardEnclave;
+import dev.enclavekms.enclave.javacard.CardReaders;
 import dev.enclavekms.enclave.javacard.SimulatedCard;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Pins;
 import dev.enclavekms.json.Json;
@@ -105,7 +106,7 @@ public final class DevCard {
             terminal = simulator;
             Files.deleteIfExists(identityFile); // a new card at every start
         } else {
-            terminal = CardBackend.pcscReader(readerName);
+            terminal = CardReaders.find(readerName);
         }
         CardIdentity identity;
         if (Files.exists(identityFile)) {
