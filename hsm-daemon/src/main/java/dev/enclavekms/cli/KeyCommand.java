@@ -64,11 +64,19 @@ final class KeyCommand extends CommandGroup {
         }
     }
 
-    @Command(name = "list", description = "List the keys you may see.")
+    @Command(name = "list", description = "List the keys you may see (the daemon's own keys, named '_...', only with --all).")
     static final class ListKeys extends DaemonCommand {
+        @Option(names = "--all", description = "Also list the daemon's own keys (_audit/..., _sessions/...).")
+        boolean all;
+
         @Override
         int run(Output out) throws KmsException, IOException {
-            List<KeySummary> keys = kms().listKeys();
+            // The daemon's own keys are listed to callers whose grants cover them (an
+            // operator should be able to find them), but they are not what "my keys" means
+            // and nobody can use them, so the everyday listing leaves them out.
+            List<KeySummary> keys = kms().listKeys().stream()
+                    .filter(k -> all || !k.name().startsWith("_"))
+                    .toList();
             if (out.json()) {
                 out.json(ReplyJson.keys(keys));
                 return Kmsctl.EXIT_OK;

@@ -2,17 +2,14 @@ package dev.enclavekms.server;
 
 import dev.enclavekms.enclave.EnclaveException;
 import dev.enclavekms.enclave.javacard.CardIdentity;
+import dev.enclavekms.enclave.javacard.CardReaders;
 import dev.enclavekms.enclave.javacard.JavaCardEnclave;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Pins;
 
-import javax.smartcardio.CardException;
 import javax.smartcardio.CardTerminal;
-import javax.smartcardio.TerminalFactory;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
-import java.util.List;
 
 /**
  * Opens the Java Card backend the configuration names (docs/card-operations.md): finds the
@@ -50,7 +47,7 @@ public final class CardBackend {
             throw new IOException("refusing the card identity " + card.identity() + " outside development mode (--dev):"
                     + " it is the identity every jcardsim simulator has, not a secure element's. " + SIMULATION_WARNING);
         }
-        CardTerminal terminal = card.simulator() ? simulator : pcscReader(card.reader());
+        CardTerminal terminal = card.simulator() ? simulator : CardReaders.find(card.reader());
         if (terminal == null) {
             throw new IOException("the simulated card exists only in dev mode (enclave-kmsd --dev --card)");
         }
@@ -76,31 +73,5 @@ public final class CardBackend {
                     + SIMULATION_WARNING);
         }
         return enclave;
-    }
-
-    /**
-     * The PC/SC reader named {@code name}, as a {@link StrictPcscTerminal} (a card pulled
-     * mid-command fails as a {@link CardException}). {@link TerminalFactory#getInstance} rather than
-     * {@code getDefault()}: the default is fixed when the class loads, and if pcscd was not
-     * reachable then it stays a factory without readers for the JVM's life.
-     */
-    public static CardTerminal pcscReader(String name) throws IOException {
-        List<CardTerminal> readers;
-        try {
-            readers = TerminalFactory.getInstance("PC/SC", null).terminals().list();
-        } catch (NoSuchAlgorithmException e) {
-            throw new IOException("PC/SC is not available: is pcscd running, and libpcsclite1 installed?"
-                    + " (" + e.getMessage() + ")", e);
-        } catch (CardException e) {
-            throw new IOException("cannot list the PC/SC readers: " + e.getMessage()
-                    + " (is pcscd running? 'systemctl status pcscd.socket')", e);
-        }
-        for (CardTerminal t : readers) {
-            if (t.getName().equals(name)) {
-                return new StrictPcscTerminal(t);
-            }
-        }
-        throw new IOException("no PC/SC reader named '" + name + "'; pcscd lists "
-                + readers.stream().map(t -> "'" + t.getName() + "'").toList());
     }
 }

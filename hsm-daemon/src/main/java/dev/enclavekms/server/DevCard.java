@@ -3,6 +3,7 @@ package dev.enclavekms.server;
 import dev.enclavekms.enclave.EnclaveException;
 import dev.enclavekms.enclave.javacard.CardIdentity;
 import dev.enclavekms.enclave.javacard.JavaCardEnclave;
+import dev.enclavekms.enclave.javacard.CardReaders;
 import dev.enclavekms.enclave.javacard.SimulatedCard;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Pins;
 import dev.enclavekms.json.Json;
@@ -61,11 +62,32 @@ public final class DevCard {
         this.policy = stateDir.resolve("policy.yaml");
     }
 
+    /** The class jcardsim's simulator is, by name, so that asking for it never loads jcardsim. */
+    static final String SIMULATOR_CLASS = "com.licel.jcardsim.smartcardio.CardSimulator";
+
+    /**
+     * The Debian package ships without jcardsim and the applet jar (a simulated card is a
+     * development aid): say so instead of failing with NoClassDefFoundError.
+     */
+    static void requireSimulator() {
+        for (String name : new String[] {SIMULATOR_CLASS, "dev.enclavekms.applet.KeyVault"}) {
+            try {
+                Class.forName(name, false, DevCard.class.getClassLoader());
+            } catch (ClassNotFoundException e) {
+                throw new IllegalStateException("--dev --card without --card-reader needs the simulated card"
+                        + " (jcardsim and the KeyVault applet jar), which this installation does not include"
+                        + " (the Debian package leaves them out); give --card-reader NAME for a card in a PC/SC"
+                        + " reader, or run bin/enclave-kmsd from a source checkout");
+            }
+        }
+    }
+
     /**
      * Prepares {@code dir} for the card in {@code readerName}, or for a new simulated card
      * when it is null; personalises a card met for the first time with this directory's PINs.
      */
     public static DevCard prepare(Path dir, String readerName) throws Exception {
+        if (readerName == null) requireSimulator();
         Path stateDir = dir.toAbsolutePath().normalize();
         String reader = readerName == null ? DaemonConfig.Card.SIMULATOR : readerName;
         Files.createDirectories(stateDir);
@@ -84,7 +106,7 @@ public final class DevCard {
             terminal = simulator;
             Files.deleteIfExists(identityFile); // a new card at every start
         } else {
-            terminal = CardBackend.pcscReader(readerName);
+            terminal = CardReaders.find(readerName);
         }
         CardIdentity identity;
         if (Files.exists(identityFile)) {

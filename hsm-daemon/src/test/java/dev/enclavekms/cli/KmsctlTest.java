@@ -525,6 +525,26 @@ class KmsctlTest {
     }
 
     @Test
+    void keyList_hidesTheDaemonsOwnKeysUnlessAll() {
+        server.reply(ADMIN + ".ListKeys", map("keys", List.of(
+                map("name", "_audit/hmac", "purpose", "MAC", "algorithm", "HMAC_SHA256", "primary_version", 1L,
+                        "versions", 1L),
+                map("name", "release", "purpose", "SIGN", "algorithm", "ED25519", "primary_version", 1L,
+                        "versions", 1L))));
+
+        Run plain = kmsctl("key", "list");
+        Run all = kmsctl("key", "list", "--all");
+
+        assertEquals(0, plain.code(), plain.stderr());
+        assertEquals("""
+                NAME     PURPOSE  ALGORITHM  PRIMARY  VERSIONS
+                release  SIGN     ED25519    1        1
+                """, plain.stdout());
+        assertEquals(0, all.code(), all.stderr());
+        assertTrue(all.stdout().contains("_audit/hmac  MAC"), all.stdout());
+    }
+
+    @Test
     void keyList_json_printsTheReplyAsJson() throws Exception {
         Map<String, Object> reply = map("keys", List.of(map("name", "a", "purpose", "SIGN", "algorithm", "ED25519",
                 "primary_version", 1L, "versions", 1L)));

@@ -91,6 +91,32 @@ class PackageIT {
                 env, null);
         assertEquals(0, version.exit(), version.stderr());
         assertTrue(version.stdout().startsWith("enclave-kmsd "), version.stdout());
+        // The simulated card is a development aid: its jars stay out of the package, and
+        // asking the packaged daemon for one says why instead of failing to load a class.
+        try (Stream<Path> lib = Files.list(root.resolve("/usr/share/enclave-kms/lib"))) {
+            List<String> jars = lib.map(p -> p.getFileName().toString()).toList();
+            assertTrue(jars.stream().anyMatch(j -> j.startsWith("picocli-")), jars.toString());
+            assertFalse(jars.stream().anyMatch(j -> j.startsWith("jcardsim-") || j.startsWith("enclave-kms-applet-")),
+                    jars.toString());
+            // Every bundled library has its own stanza in the copyright file.
+            String copyright = Files.readString(root.resolve("/usr/share/doc/enclave-kms/copyright"));
+            List<String> patterns = copyright.lines()
+                    .flatMap(l -> java.util.Arrays.stream(l.replaceFirst("^Files:", "").trim().split("\\s+")))
+                    .filter(w -> w.startsWith("usr/share/enclave-kms/lib/"))
+                    .map(w -> w.substring("usr/share/enclave-kms/lib/".length()))
+                    .filter(w -> !w.equals("*"))
+                    .toList();
+            for (String jar : jars) {
+                assertTrue(patterns.stream().anyMatch(g -> jar.matches(g.replace(".", "\\.").replace("*", ".*"))),
+                        jar + " has no Files: stanza in the package's copyright file " + patterns);
+            }
+        }
+        Path devState = root.resolve("/tmp/dev-card");
+        Commands.Result devCard = Commands.run(List.of(root.resolve("/usr/sbin/enclave-kmsd").toString(), "--dev",
+                "--card", "--state-dir", devState.toString()), env, null);
+        assertEquals(1, devCard.exit(), devCard.stdout() + devCard.stderr());
+        assertTrue(devCard.stderr().contains("this installation does not include"), devCard.stderr());
+        assertFalse(Files.exists(devState.resolve("card-pin")), "nothing written before the refusal");
         Commands.Result help = Commands.run(List.of(root.resolve("/usr/bin/kmsctl").toString(), "--help"), env, null);
         assertEquals(0, help.exit(), help.stderr());
         assertTrue(help.stdout().contains("provision"), help.stdout());

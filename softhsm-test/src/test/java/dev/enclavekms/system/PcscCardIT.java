@@ -8,7 +8,7 @@ import dev.enclavekms.enclave.Sealed;
 import dev.enclavekms.enclave.SecretBytes;
 import dev.enclavekms.enclave.javacard.CardIdentity;
 import dev.enclavekms.enclave.javacard.JavaCardEnclave;
-import dev.enclavekms.server.CardBackend;
+import dev.enclavekms.enclave.javacard.CardReaders;
 import org.junit.jupiter.api.Test;
 
 import javax.smartcardio.CardTerminal;
@@ -31,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@link JavaCardEnclave} on the real PC/SC path: the JDK's SunPCSC provider, libpcsclite,
  * the tests' pcscd, vpcd and the KeyVault applet in a jcardsim card JVM — the reader found
- * by name as the daemon finds it ({@link CardBackend#pcscReader}). A workload of
+ * by name as the daemon finds it ({@link CardReaders#find}). A workload of
  * encrypt/decrypt and sign runs while the card is pulled out and pushed back in: while it is
  * out every call fails with {@link EnclaveException.Unavailable} and nothing else; once it is
  * back, calls work again (the enclave reopens: reconnect, select, secure channel, PIN) and
@@ -51,7 +51,7 @@ class PcscCardIT {
         VirtualPcscReader reader = VirtualPcscReader.shared();
         byte[] aid = JavaCardEnclave.defaultAid();
         try (VirtualPcscReader.Card card = reader.insert(aid, KeyVault.class, new byte[0])) {
-            CardTerminal terminal = CardBackend.pcscReader(reader.readerName());
+            CardTerminal terminal = CardReaders.find(reader.readerName());
             CardIdentity identity = JavaCardEnclave.readIdentity(terminal, aid);
             JavaCardEnclave.personalise(terminal, aid, identity, PIN, ADMIN_PIN);
             try (JavaCardEnclave enclave = JavaCardEnclave.open(terminal, aid, PIN, identity)) {

@@ -97,29 +97,6 @@ public final class JavaCardEnclave implements Enclave {
         return e;
     }
 
-    /**
-     * Opens the enclave the daemon's configuration describes: the PC/SC reader by name, the
-     * PIN from its file (wiped after VERIFY).
-     */
-    public static JavaCardEnclave open(JavaCardConfig config) throws EnclaveException {
-        return open(CardReaders.find(config.reader()), config);
-    }
-
-    /** As {@link #open(JavaCardConfig)} on a terminal found elsewhere (the simulated card in dev mode). */
-    public static JavaCardEnclave open(CardTerminal terminal, JavaCardConfig config) throws EnclaveException {
-        char[] pin;
-        try {
-            pin = Pkcs11Pins.read(config.pinFile());
-        } catch (java.io.IOException e) {
-            throw new EnclaveException.Unavailable("cannot use the card PIN file: " + e.getMessage(), e);
-        }
-        try {
-            return open(terminal, config.aid(), pin, config.identity());
-        } finally {
-            Arrays.fill(pin, '\0');
-        }
-    }
-
     /** The applet's AID as installed by default (docs/javacard.md). */
     public static byte[] defaultAid() {
         return DEFAULT_AID.clone();

@@ -1,4 +1,4 @@
-package dev.enclavekms.server;
+package dev.enclavekms.enclave.javacard;
 
 import javax.smartcardio.ATR;
 import javax.smartcardio.Card;
