@@ -410,7 +410,15 @@ public final class Json {
 
     private static void writeString(StringBuilder sb, String s) {
         sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
+        // Most strings (names, base64) need no escaping: copied in one piece, which is several
+        // times faster than char by char on a megabyte reply (DecryptBatch).
+        int plain = plainPrefix(s);
+        if (plain == s.length()) {
+            sb.append(s).append('"');
+            return;
+        }
+        sb.append(s, 0, plain);
+        for (int i = plain; i < s.length(); i++) {
             char c = s.charAt(i);
             switch (c) {
                 case '"' -> sb.append("\\\"");
@@ -436,5 +444,17 @@ public final class Json {
             }
         }
         sb.append('"');
+    }
+
+    /** The length of the prefix of {@code s} that writeString copies unchanged. */
+    private static int plainPrefix(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x20 || c == '"' || c == '\\' || c >= Character.MIN_SURROGATE && c <= Character.MAX_SURROGATE
+                    || c == 0x2028 || c == 0x2029) {
+                return i;
+            }
+        }
+        return s.length();
     }
 }

@@ -264,6 +264,20 @@ class JsonTest {
     }
 
     @Test
+    void write_escapeAtAnyPosition_afterAPlainPrefix() throws JsonException {
+        assertEquals("\"QUJD+/==\"", Json.write("QUJD+/=="));
+        assertEquals("\"\"", Json.write(""));
+        for (String special : List.of("\"", "\\", "\n", "\u0000", "\u001f", "\u2028", "\u2029", "\uD834\uDD1E")) {
+            for (String s : List.of(special + "abc", "a" + special + "bc", "abc" + special)) {
+                String json = Json.write(s);
+                assertEquals(s, Json.parse(json), () -> "round trip of " + json);
+            }
+        }
+        assertEquals("\"ab\\\"c\"", Json.write("ab\"c"));
+        assertThrows(IllegalArgumentException.class, () -> Json.write("abc\uD834"));
+    }
+
+    @Test
     void write_doubles_alwaysReadBackAsTheSameDouble() throws JsonException {
         assertEquals("1.0", Json.write(1.0));
         assertEquals("-0.0", Json.write(-0.0));

@@ -410,14 +410,16 @@ public final class KmsApi {
         Params p = c.parameters();
         List<byte[]> ciphertexts = ciphertexts(p);
         List<Object> results = new ArrayList<>(ciphertexts.size());
-        List<CryptoService.BatchEntry> entries = crypto.as(caller).decryptBatch(ciphertexts, context(p));
-        try {
-            encodeBatch(entries, results);
-        } finally {
-            entries.forEach(e -> {
-                if (e.result() != null) e.result().plaintext().close();
-            });
-        }
+        // Each chunk is encoded (and its plaintexts wiped) while the device decrypts the next.
+        crypto.as(caller).decryptBatch(ciphertexts, context(p), chunk -> {
+            try {
+                encodeBatch(chunk, results);
+            } finally {
+                chunk.forEach(e -> {
+                    if (e.result() != null) e.result().plaintext().close();
+                });
+            }
+        });
         return Map.of("results", results);
     }
 

@@ -169,12 +169,28 @@ public final class CryptoService {
     }
 
     private Decrypted open(byte[] ciphertext, EncryptionContext context, Use use) throws KmsError {
-        Envelope env;
+        Envelope env = envelope(ciphertext);
+        Source source = source(env, context, use);
+        return unseal(source, env, env.aad(context));
+    }
+
+    /** The key version an envelope names, found and checked for one use by this caller. */
+    record Source(KeyRecord key, KeyVersion version) { }
+
+    static Envelope envelope(byte[] ciphertext) throws KmsError.DecryptionFailed {
         try {
-            env = Envelope.parse(ciphertext);
+            return Envelope.parse(ciphertext);
         } catch (MalformedEnvelopeException e) {
             throw new KmsError.DecryptionFailed();
         }
+    }
+
+    /** {@link #source(Envelope, EncryptionContext, Use)} for plain decryption (DecryptBatch). */
+    Source decryptionSource(Envelope env, EncryptionContext context) throws KmsError {
+        return source(env, context, Use.DECRYPT);
+    }
+
+    private Source source(Envelope env, EncryptionContext context, Use use) throws KmsError {
         // The envelope's header is read before authentication, so an unknown key or
         // version is reported as such; the authentication failure itself is generic.
         KeyRecord key = requireEncryptionKey(find(env.keyName(), context), context);
@@ -182,11 +198,16 @@ public final class CryptoService {
                 .orElseThrow(() -> new KmsError.KeyVersionNotFound(key.name(), env.keyVersion()));
         // Re-encryption may use a REVOKED version only through a grant that says so.
         requireUsable(key, v, use == Use.REENCRYPT_REVOKED && !caller.mayUseRevoked(key, context) ? Use.DECRYPT : use);
+        return new Source(key, v);
+    }
+
+    /** The device step of a decryption: {@code aad} is the envelope's AAD under the call's context. */
+    Decrypted unseal(Source source, Envelope env, byte[] aad) throws KmsError {
         try {
-            SecretBytes plain = enclave.decrypt(v.objectId(), env.aad(context), new Sealed(env.iv(), env.ciphertext()));
-            return new Decrypted(key.name(), v.version(), plain);
+            SecretBytes plain = enclave.decrypt(source.version().objectId(), aad, new Sealed(env.iv(), env.ciphertext()));
+            return new Decrypted(source.key().name(), source.version().version(), plain);
         } catch (EnclaveException e) {
-            throw Failures.of(e, key.name());
+            throw Failures.of(e, source.key().name());
         }
     }
 
@@ -249,25 +270,42 @@ public final class CryptoService {
         return out;
     }
 
+    /** Receives a DecryptBatch's entries chunk by chunk, in order (see {@link #decryptBatch(List, EncryptionContext, BatchSink)}). */
+    @FunctionalInterface
+    public interface BatchSink {
+        /**
+         * Takes the next entries. Called on one thread other than the caller's, one chunk at
+         * a time, while the device works on later entries. The sink owns the plaintexts it is
+         * given and must close every one of them, also when it fails.
+         */
+        void accept(List<BatchEntry> chunk);
+    }
+
+    /** DecryptBatch, all entries at once: the caller closes the plaintexts. */
     public List<BatchEntry> decryptBatch(List<byte[]> ciphertexts, EncryptionContext context) throws KmsError {
+        List<BatchEntry> out = new ArrayList<>(ciphertexts.size());
+        try {
+            decryptBatch(ciphertexts, context, out::addAll);
+        } catch (KmsError | RuntimeException e) {
+            BatchDecryption.close(out);
+            throw e;
+        }
+        return out;
+    }
+
+    /**
+     * Decrypts every entry, in order, and hands the entries to {@code sink} chunk by chunk
+     * as they are done: each a plaintext or the caller's error for that entry (bad
+     * envelope, unknown key or version, unusable version, denied, does not authenticate).
+     * A fault of the service (the device is gone) or a bug fails the whole call; the
+     * plaintexts not yet handed over are closed, and the sink has closed its own.
+     * Returns after the sink has taken the last chunk.
+     */
+    public void decryptBatch(List<byte[]> ciphertexts, EncryptionContext context, BatchSink sink) throws KmsError {
         if (ciphertexts.size() > MAX_BATCH) {
             throw new KmsError.InvalidParameter("ciphertexts", "ciphertexts: at most " + MAX_BATCH + " per call");
         }
-        List<BatchEntry> out = new ArrayList<>(ciphertexts.size());
-        for (byte[] c : ciphertexts) {
-            try {
-                out.add(new BatchEntry(decrypt(c, context), null));
-            } catch (KmsError.CallerError e) {
-                out.add(new BatchEntry(null, e));
-            } catch (KmsError.ServiceFault | RuntimeException e) {
-                // The device is gone (the rest would fail the same way), or a bug: release what we hold.
-                out.forEach(b -> {
-                    if (b.result() != null) b.result().plaintext().close();
-                });
-                throw e;
-            }
-        }
-        return out;
+        new BatchDecryption(this, context).run(ciphertexts, sink);
     }
 
     /**

@@ -27,6 +27,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -115,6 +116,36 @@ class EndToEndIT {
             for (int i = 0; i < batch.size(); i++) {
                 assertArrayEquals(batch.get(i).plaintext(),
                         ((dev.enclavekms.client.Plaintext) results.get(i)).plaintext());
+            }
+        }
+    }
+
+    @Test
+    @Order(1)
+    void decryptBatch_acrossTheDaemonsChunks_keepsOrderAndPerEntryErrors() throws Exception {
+        try (KmsClient kms = client()) {
+            List<DataKey> batch = kms.generateDataKeys("weights", 600, CONTEXT); // > 2 chunks of 256
+            List<byte[]> cts = new ArrayList<>();
+            for (DataKey k : batch) {
+                secretsHandedOut.add(k.plaintext());
+                cts.add(k.ciphertext());
+            }
+            List<Integer> bad = List.of(0, 255, 256, 300, 599);
+            for (int i : bad) {
+                byte[] tampered = cts.get(i).clone();
+                tampered[tampered.length - 1] ^= 1;
+                cts.set(i, tampered);
+            }
+            var results = kms.decryptBatch(cts, CONTEXT);
+            assertEquals(600, results.size());
+            for (int i = 0; i < batch.size(); i++) {
+                if (bad.contains(i)) {
+                    var f = assertInstanceOf(dev.enclavekms.client.DecryptResult.Failure.class, results.get(i), "entry " + i);
+                    assertEquals("DecryptionFailed", f.error());
+                } else {
+                    assertArrayEquals(batch.get(i).plaintext(),
+                            ((dev.enclavekms.client.Plaintext) results.get(i)).plaintext(), "entry " + i);
+                }
             }
         }
     }
