@@ -116,13 +116,6 @@ final class Connection {
         }
     }
 
-    /** Whether {@code slot} is the only reply the connection waits for: no other call of it is in flight. */
-    boolean alone(Slot slot) {
-        synchronized (order) {
-            return order.size() == 1 && order.peekFirst() == slot;
-        }
-    }
-
     /**
      * Gives a reserved place its reply ({@code null}: none) and writes every reply that is
      * now first in line. A reply that cannot be written closes the connection.

@@ -113,11 +113,13 @@ public final class VarlinkServer implements AutoCloseable {
      */
     private final ExecutorService workers;
     /**
-     * Workers that may run a call whole (see {@link #runOnWorker}) at once: half of them, so
-     * that the rest always serve device calls for virtual threads, even while the first half
-     * wait on the audit log or on clients that stopped reading their replies.
+     * Concurrent calls in flight on all connections together. A call that finds none besides
+     * itself runs whole on a worker (see {@link #runOnWorker}): on a quiet daemon a thread
+     * hand-off may wake an idle vCPU, while under load the CPUs are awake anyway and the
+     * per-call virtual threads spread the work. It also means at most one whole call at a
+     * time: a worker blocked on a client that stopped reading, or on the audit log, is one.
      */
-    private final java.util.concurrent.Semaphore wholeCalls;
+    private final java.util.concurrent.atomic.AtomicInteger concurrentCalls = new java.util.concurrent.atomic.AtomicInteger();
     /** Calls running whole on a worker, until answered: the reaper answers those past the call timeout. */
     private final Set<WorkerCall> onWorkers = ConcurrentHashMap.newKeySet();
     private volatile ServerSocketChannel listener;
@@ -152,7 +154,6 @@ public final class VarlinkServer implements AutoCloseable {
         int workerCount = Math.max(4, Runtime.getRuntime().availableProcessors() * 2);
         this.workers = Executors.newFixedThreadPool(workerCount,
                 Thread.ofPlatform().daemon().name("varlink-worker-", 0).factory());
-        this.wholeCalls = new java.util.concurrent.Semaphore(workerCount / 2);
         VarlinkInterface service = ServiceInterface.create(info, this::interfaceNames, this::description);
         interfaces.put(service.name(), service);
         for (VarlinkInterface i : served) {
@@ -366,15 +367,16 @@ public final class VarlinkServer implements AutoCloseable {
                 if (parsed != null && concurrent(parsed, ((FrameReader.Frame.Text) frame).json())) {
                     inFlight.acquireUninterruptibly();
                     Connection.Slot slot = c.reserve();
+                    boolean lone = concurrentCalls.incrementAndGet() == 1;
                     Runnable answered = () -> {
+                        concurrentCalls.decrementAndGet();
                         inFlight.release();
                         c.endCall();
                     };
-                    // A lone call (nothing else of this connection in flight) runs whole on a
-                    // worker when one is free; pipelined calls and calls under load take a
-                    // virtual thread each, which hands the device call to a worker.
-                    VarlinkInterface device = c.alone(slot) ? deviceInterface(parsed) : null;
-                    if (device != null && wholeCalls.tryAcquire()) {
+                    // The only call in flight on the whole daemon runs whole on a worker; the
+                    // others take a virtual thread each, which hands the device call to a worker.
+                    VarlinkInterface device = lone ? deviceInterface(parsed) : null;
+                    if (device != null) {
                         WorkerCall w = new WorkerCall(c, (Map<String, Object>) parsed, device, slot, answered,
                                 System.nanoTime() + limits.callTimeout().toNanos());
                         onWorkers.add(w);
@@ -383,7 +385,6 @@ public final class VarlinkServer implements AutoCloseable {
                             continue;
                         } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
                             onWorkers.remove(w); // answered below, on a virtual thread
-                            wholeCalls.release();
                         }
                     }
                     Runnable run = () -> {
@@ -470,7 +471,7 @@ public final class VarlinkServer implements AutoCloseable {
     }
 
     /**
-     * Runs a connection's lone device call whole on this worker — dispatch, the device call,
+     * Runs the daemon's lone device call whole on this worker — dispatch, the device call,
      * the audit record, the reply — and writes the reply here. The call then costs one thread
      * hand-off (connection reader to worker) instead of three (reader to a call thread, to the
      * worker, and back), each of which may wake an idle vCPU. The call timeout is kept by {@link #answerOverdue}: a
@@ -478,14 +479,6 @@ public final class VarlinkServer implements AutoCloseable {
      * this worker then drops whatever it produces.
      */
     private void runOnWorker(WorkerCall w) {
-        try {
-            runWhole(w);
-        } finally {
-            wholeCalls.release();
-        }
-    }
-
-    private void runWhole(WorkerCall w) {
         if (!w.start()) {
             return; // answered already: it waited in the queue past its deadline
         }
@@ -502,7 +495,7 @@ public final class VarlinkServer implements AutoCloseable {
         } finally {
             onWorkers.remove(w);
             // A lone call's reply is first in line: written here. A client that stops reading
-            // blocks this worker until the idle timeout closes it; wholeCalls bounds how many.
+            // blocks this worker until the idle timeout closes it (one worker: see concurrentCalls).
             if (w.settle()) {
                 c.complete(w.slot(), reply[0]);
                 w.answered().run();
