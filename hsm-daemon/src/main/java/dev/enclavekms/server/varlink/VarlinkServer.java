@@ -61,6 +61,7 @@ public final class VarlinkServer implements AutoCloseable {
      */
     private static final int MAX_CONCURRENT_MESSAGE_CHARS = 64 * 1024;
     private static final int READ_CHUNK_BYTES = 4 * 1024;
+
     /** Where a call's reply frames go: straight to the socket, or into its place in the reply order. */
     @FunctionalInterface
     private interface Replies {
@@ -151,8 +152,7 @@ public final class VarlinkServer implements AutoCloseable {
         this.errorInterface = errorInterface;
         this.observer = observer == null ? (p, m, e, n) -> { } : observer;
         this.interceptor = interceptor == null ? CallInterceptor.NONE : interceptor;
-        int workerCount = Math.max(4, Runtime.getRuntime().availableProcessors() * 2);
-        this.workers = Executors.newFixedThreadPool(workerCount,
+        this.workers = Executors.newFixedThreadPool(Math.max(4, Runtime.getRuntime().availableProcessors() * 2),
                 Thread.ofPlatform().daemon().name("varlink-worker-", 0).factory());
         VarlinkInterface service = ServiceInterface.create(info, this::interfaceNames, this::description);
         interfaces.put(service.name(), service);
@@ -474,9 +474,9 @@ public final class VarlinkServer implements AutoCloseable {
      * Runs the daemon's lone device call whole on this worker — dispatch, the device call,
      * the audit record, the reply — and writes the reply here. The call then costs one thread
      * hand-off (connection reader to worker) instead of three (reader to a call thread, to the
-     * worker, and back), each of which may wake an idle vCPU. The call timeout is kept by {@link #answerOverdue}: a
-     * call still queued or running at its deadline is answered with an error by the reaper, and
-     * this worker then drops whatever it produces.
+     * worker, and back), each of which may wake an idle vCPU. The call timeout is kept by
+     * {@link #answerOverdue}: a call still queued or running at its deadline is answered with
+     * an error by the reaper, and this worker then drops whatever it produces.
      */
     private void runOnWorker(WorkerCall w) {
         if (!w.start()) {
@@ -645,7 +645,9 @@ public final class VarlinkServer implements AutoCloseable {
                 out.send(Connection.errorFrame(sent.error(), sent.parameters()));
             }
         } finally {
-            observer.called(c.peer(), method, error, System.nanoTime() - start);
+            if (onWorker == null || onWorker.settle()) { // a timed-out call was reported by the reaper
+                observer.called(c.peer(), method, error, System.nanoTime() - start);
+            }
         }
     }
 

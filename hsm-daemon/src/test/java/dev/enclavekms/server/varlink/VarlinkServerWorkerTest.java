@@ -50,6 +50,8 @@ class VarlinkServerWorkerTest {
     final AtomicInteger hungFinished = new AtomicInteger();
     final List<CallInterceptor.CompletedCall> seen = new CopyOnWriteArrayList<>();
     final List<String> recordedOn = new CopyOnWriteArrayList<>();
+    /** What the call observer (the access log) was told: method and outcome. */
+    final List<String> observed = new CopyOnWriteArrayList<>();
 
     @BeforeEach
     void start() throws Exception {
@@ -84,7 +86,8 @@ class VarlinkServerWorkerTest {
             }
         };
         server = new VarlinkServer(new VarlinkServer.ServiceInfo("enclave-kms", "test", "0", "https://example.invalid"),
-                List.of(i), ServerLimits.DEFAULT.withCallTimeout(Duration.ofSeconds(1)), T, null, recorder);
+                List.of(i), ServerLimits.DEFAULT.withCallTimeout(Duration.ofSeconds(1)), T,
+                (peer, method, error, nanos) -> observed.add(method + " " + (error == null ? "ok" : error)), recorder);
         server.bind(dir.resolve("s.sock"));
         client = VarlinkClient.connect(dir.resolve("s.sock"));
     }
@@ -147,5 +150,7 @@ class VarlinkServerWorkerTest {
         assertEquals(3L, client.call(T + ".Where", Map.of("id", 3L)).get("id"));
         assertEquals(List.of(T + ".Hang", T + ".Where", T + ".Where"), seen.stream().map(c -> c.method()).toList(),
                 "the hung call recorded once, as failed, and never again");
+        assertEquals(List.of(T + ".Hang " + T + ".InternalError", T + ".Where ok", T + ".Where ok"), observed,
+                "and reported to the observer once");
     }
 }
