@@ -7,7 +7,8 @@ import java.util.List;
  *
  * @param tenant  the caller's tenant, or null when the caller belongs to none
  * @param matched the grants that allow the request (empty when denied)
- * @param trace   one line per grant of the tenant: why it allows, or why not (for explain)
+ * @param trace   one line per grant of the tenant: why it allows, or why not ({@link Policy#explain};
+ *                empty from {@link Policy#decide})
  * @param denial  a message for the caller when denied, naming identity, method and reason; null when allowed
  */
 public record Decision(boolean allowed, String tenant, List<Grant> matched, List<String> trace, String denial) {

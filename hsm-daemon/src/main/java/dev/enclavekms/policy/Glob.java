@@ -10,6 +10,13 @@ import java.util.regex.Pattern;
 public final class Glob {
     private final String pattern;
     private final Pattern regex;
+    /**
+     * The pattern's literal part when it is {@code *}, a literal, or a literal then {@code *}
+     * (most key patterns): matched without a regex, since every call is decided against the
+     * patterns of its caller's grants. Null for any other shape.
+     */
+    private final String plain;
+    private final boolean plainIsPrefix;
 
     private Glob(String pattern) {
         this.pattern = pattern;
@@ -29,6 +36,10 @@ public final class Glob {
         }
         if (!literal.isEmpty()) b.append(Pattern.quote(literal.toString()));
         this.regex = Pattern.compile(b.toString(), Pattern.DOTALL);
+        String head = pattern.endsWith("*") ? pattern.substring(0, pattern.length() - 1) : pattern;
+        boolean simple = head.indexOf('*') < 0 && head.indexOf('?') < 0;
+        this.plain = simple ? head : null;
+        this.plainIsPrefix = pattern.endsWith("*");
     }
 
     public static Glob of(String pattern) {
@@ -39,7 +50,9 @@ public final class Glob {
     }
 
     public boolean matches(String s) {
-        return s != null && regex.matcher(s).matches();
+        if (s == null) return false;
+        if (plain != null) return plainIsPrefix ? s.startsWith(plain) : s.equals(plain);
+        return regex.matcher(s).matches();
     }
 
     public String pattern() {

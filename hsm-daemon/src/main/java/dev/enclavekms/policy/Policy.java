@@ -106,8 +106,16 @@ public final class Policy {
         return catchAll;
     }
 
-    /** Decides one request; see {@link Request} for the two steps of a call on a key. */
+    /**
+     * Decides one request; see {@link Request} for the two steps of a call on a key. The
+     * decision carries no {@linkplain Decision#trace() trace} ({@link #explain} has one): every
+     * call is decided, and the trace's line per grant would be built for nobody.
+     */
     public Decision decide(Identity who, Request r) {
+        return decide(who, r, false);
+    }
+
+    private Decision decide(Identity who, Request r, boolean traced) {
         Membership m = membership(who);
         if (m == null) {
             String why = who.principals().isEmpty() ? "" : " and there is no default_tenant";
@@ -121,15 +129,15 @@ public final class Policy {
         List<String> reasons = new ArrayList<>();
         for (Grant g : t.grants()) {
             if (!g.grantedTo(principals)) {
-                trace.add("grant " + g.label() + ": not given to " + describe(principals) + " (to: " + g.to() + ")");
+                if (traced) trace.add("grant " + g.label() + ": not given to " + describe(principals) + " (to: " + g.to() + ")");
                 continue;
             }
             String why = g.mismatch(r, t.name());
             if (why == null) {
                 matched.add(g);
-                trace.add("grant " + g.label() + ": allows");
+                if (traced) trace.add("grant " + g.label() + ": allows");
             } else {
-                trace.add("grant " + g.label() + ": " + why);
+                if (traced) trace.add("grant " + g.label() + ": " + why);
                 if (g.covers(r.method())) reasons.add("grant " + g.label() + " " + why);
             }
         }
@@ -165,7 +173,7 @@ public final class Policy {
      */
     public List<String> explain(Identity who, Request r) {
         List<String> out = new ArrayList<>();
-        Decision d = decide(who, r);
+        Decision d = decide(who, r, true);
         Membership m = membership(who);
         out.add("policy:   " + source + (sha256 == null ? "" : " (sha256 " + sha256.substring(0, 16) + "…)"));
         out.add("identity: " + describe(who.principals()));

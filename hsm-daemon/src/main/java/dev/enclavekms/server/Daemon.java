@@ -116,7 +116,8 @@ public final class Daemon implements AutoCloseable {
                     .withTlsCertificates(new dev.enclavekms.service.TlsCertificates(enclave, registry, health));
             VarlinkServer server = new VarlinkServer(
                     new VarlinkServer.ServiceInfo("enclave-kms", "enclave-kmsd", VERSION, "https://enclave-kms.dev"),
-                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS, Daemon::logCall,
+                    List.of(api.kmsInterface(), api.adminInterface()), config.limits(), KmsApi.KMS,
+                    config.accessLog() ? Daemon::logCall : null,
                     new AuditInterceptor(audit, auditor));
             // Due work (overdue destructions, leftovers of an interrupted one) first, then serve.
             lifecycle.sweep();
@@ -310,8 +311,9 @@ public final class Daemon implements AutoCloseable {
     }
 
     /**
-     * Every call with its caller's identity (SO_PEERCRED) and duration, for operators; the
-     * record that counts is the audit log's (docs/audit.md).
+     * Every call with its caller's identity (SO_PEERCRED) and duration, for operators, when
+     * the access log is on ({@code log.access}, {@code --access-log}); the record that counts
+     * is the audit log's (docs/audit.md).
      */
     private static void logCall(dev.enclavekms.server.varlink.Peer peer, String method, String error, long nanos) {
         ACCESS.log(System.Logger.Level.INFO, () -> method + " by user=" + peer.user() + " group=" + peer.group()

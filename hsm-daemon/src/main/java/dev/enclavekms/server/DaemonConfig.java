@@ -18,7 +18,8 @@ import java.util.Set;
  */
 public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
                            ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
-                           dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl, Card card) {
+                           dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl, Card card,
+                           boolean accessLog) {
 
     /** Longest {@code ca.max-ttl-seconds}: a CA of short-lived certificates, not a public one. */
     public static final Duration MAX_CA_TTL = Duration.ofDays(90);
@@ -27,6 +28,14 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
         if (caMaxTtl.isNegative() || caMaxTtl.isZero() || caMaxTtl.compareTo(MAX_CA_TTL) > 0) {
             throw new IllegalArgumentException("ca.max-ttl-seconds: 1 to " + MAX_CA_TTL.toSeconds());
         }
+    }
+
+    /** Without the access log (it is opt-in: {@code log.access}, {@code --access-log}). */
+    public DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, Path registry, Path socket,
+                        ServerLimits limits, Lifecycle lifecycle, Path policy, String socketGroup, Audit audit,
+                        dev.enclavekms.service.KeySessions.Limits sessions, Duration caMaxTtl, Card card) {
+        this(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy, socketGroup, audit,
+                sessions, caMaxTtl, card, false);
     }
 
     /** On a PKCS#11 token ({@code card} null). */
@@ -94,7 +103,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withSessions(dev.enclavekms.service.KeySessions.Limits l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, audit, l, caMaxTtl, card);
+                socketGroup, audit, l, caMaxTtl, card, accessLog);
     }
 
     /**
@@ -140,17 +149,27 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
 
     public DaemonConfig withAudit(Audit a) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
-                socketGroup, a, sessions, caMaxTtl, card);
+                socketGroup, a, sessions, caMaxTtl, card, accessLog);
+    }
+
+    /**
+     * With or without the access log: one line per call on the {@code dev.enclavekms.access}
+     * logger. Off by default since the audit log records every call; the line costs a
+     * formatted log record and a write to stderr per call.
+     */
+    public DaemonConfig withAccessLog(boolean on) {
+        return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, lifecycle, policy,
+                socketGroup, audit, sessions, caMaxTtl, card, on);
     }
 
     public DaemonConfig withLimits(ServerLimits l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, l, lifecycle, policy, socketGroup,
-                audit, sessions, caMaxTtl);
+                audit, sessions, caMaxTtl, card, accessLog);
     }
 
     public DaemonConfig withLifecycle(Lifecycle l) {
         return new DaemonConfig(pkcs11Module, tokenLabel, pinFile, registry, socket, limits, l, policy, socketGroup, audit,
-                sessions, caMaxTtl, card);
+                sessions, caMaxTtl, card, accessLog);
     }
 
     /**
@@ -172,7 +191,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             "lifecycle.sweep-interval-seconds", "lifecycle.orphan-grace-seconds",
             "audit.dir", "audit.max-file-bytes", "audit.checkpoint-records", "audit.checkpoint-seconds",
             "sessions.max-ttl-seconds", "sessions.max-session-bytes", "ca.max-ttl-seconds",
-            "card.reader", "card.aid", "card.identity", "card.pin-file", "card.pin-credential");
+            "card.reader", "card.aid", "card.identity", "card.pin-file", "card.pin-credential", "log.access");
 
     public static DaemonConfig load(Path file) throws IOException {
         return load(file, System.getenv("CREDENTIALS_DIRECTORY"));
@@ -263,6 +282,14 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
             throw new IOException(file + ": invalid ca.max-ttl-seconds: " + e.getMessage());
         }
         Card card = card(p, file);
+        boolean accessLog = false;
+        if (p.containsKey("log.access")) {
+            String v = p.getProperty("log.access").trim();
+            if (!v.equals("true") && !v.equals("false")) {
+                throw new IOException(file + ": 'log.access' must be true or false, not '" + v + "'");
+            }
+            accessLog = v.equals("true");
+        }
         return new DaemonConfig(
                 card == null ? Path.of(required(p, file, "pkcs11.module")) : null,
                 card == null ? required(p, file, "pkcs11.token-label") : null,
@@ -272,7 +299,7 @@ public record DaemonConfig(Path pkcs11Module, String tokenLabel, Path pinFile, P
                 limits, lifecycle,
                 p.containsKey("policy") ? Path.of(required(p, file, "policy")) : null,
                 p.containsKey("socket.group") ? required(p, file, "socket.group") : null,
-                audit, sessions, caMaxTtl, card);
+                audit, sessions, caMaxTtl, card, accessLog);
     }
 
     /**

@@ -88,6 +88,10 @@ public final class Main implements Callable<Integer> {
             description = "With --dev: connections one user may hold (default 128; limits.max-connections-per-user).")
     Integer maxConnectionsPerUser;
 
+    @Option(names = "--access-log", description = "Log one line per call (method, caller, outcome, time) on the"
+            + " access logger; off by default, the audit log records every call (log.access in a configuration file).")
+    boolean accessLog;
+
     public static void main(String[] args) {
         System.exit(new CommandLine(new Main()).execute(args));
     }
@@ -202,6 +206,9 @@ public final class Main implements Callable<Integer> {
             }
         } else {
             cfg = DaemonConfig.load(config);
+        }
+        if (accessLog) {
+            cfg = cfg.withAccessLog(true);
         }
         Enclave enclave = cfg.card() != null
                 ? CardBackend.open(cfg.card(), cfg.pinFile(), simulator, dev)

@@ -196,5 +196,16 @@ class PolicyTest {
         assertFalse(Glob.of("a.b").matches("axb"));
         assertTrue(Glob.of("*").matches(""));
         assertFalse(Glob.of("(a)+").matches("aa"));
+        // the shapes matched without a regex: literal, literal then '*', '*' alone
+        assertTrue(Glob.of("a.b").matches("a.b"));
+        assertFalse(Glob.of("a.b").matches("a.bc"));
+        assertFalse(Glob.of("llama-3-*").matches("llama-4-8b"));
+        assertTrue(Glob.of("llama-3-*").matches("llama-3-"));
+        assertTrue(Glob.of("*").matches("anything/at all"));
+        assertFalse(Glob.of("a").matches(null));
+        // and the others still through the regex
+        assertTrue(Glob.of("a*b*").matches("axbz"));
+        assertFalse(Glob.of("a*b*").matches("axz"));
+        assertTrue(Glob.of("*-x").matches("m-x"));
     }
 }

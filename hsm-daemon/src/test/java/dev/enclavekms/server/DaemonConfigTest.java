@@ -82,4 +82,17 @@ class DaemonConfigTest {
         assertEquals(dev.enclavekms.audit.AuditLog.Durability.FSYNC, d.audit().durability(),
                 "a configuration file cannot turn audit durability off");
     }
+
+    @Test
+    void accessLog_offByDefault_onWithLogAccess_otherValuesRefused() throws IOException {
+        assertEquals(false, DaemonConfig.load(config("pkcs11.pin-file = /p\n"), null).accessLog());
+        assertEquals(true, DaemonConfig.load(config("pkcs11.pin-file = /p\nlog.access = true\n"), null).accessLog());
+        assertEquals(false, DaemonConfig.load(config("pkcs11.pin-file = /p\nlog.access = false\n"), null).accessLog());
+        IOException e = assertThrows(IOException.class,
+                () -> DaemonConfig.load(config("pkcs11.pin-file = /p\nlog.access = yes\n"), null));
+        assertTrue(e.getMessage().contains("'log.access' must be true or false"), e.getMessage());
+        DaemonConfig on = DaemonConfig.load(config("pkcs11.pin-file = /p\n"), null).withAccessLog(true);
+        assertEquals(true, on.withLimits(on.limits()).withAudit(on.audit()).withLifecycle(on.lifecycle()).accessLog(),
+                "kept by the other with* copies");
+    }
 }

@@ -30,4 +30,10 @@ class MainOptionsTest {
         String e = usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--max-connections", "20000");
         assertTrue(e.contains("limits.max-connections"), e);
     }
+
+    @Test
+    void accessLog_inBothModes() {
+        assertNull(usage("--dev", "--access-log"));
+        assertNull(usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--access-log"));
+    }
 }

@@ -61,6 +61,8 @@ class ConfiguredDaemonIT {
             ActivatedDaemon.signal(pid, "TERM");
             assertEquals(0, d.awaitExit(1, Duration.ofSeconds(60)), d.stderr());
             assertFalse((d.stderr() + d.stdout()).contains(host.userPin));
+            assertFalse(d.stderr().contains(" access: "), "the access log is off unless log.access = true:\n"
+                    + d.stderr());
             assertEquals("", d.stdout(), "configured mode prints nothing on stdout");
         }
     }

@@ -27,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The daemon under Apache Commons Daemon: systemd/enclave-kms-jsvc starts jsvc as root
  * with {@code -user nobody} (init() as root, start() after the switch), the daemon serves,
- * SIGUSR2 reloads the policy, and stop drains: every call answered is in the access log when
+ * SIGUSR2 reloads the policy, and stop drains: every call answered is in the access log
+ * ({@code log.access = true}) when
  * jsvc returns, and the audit log — in {@code audit/} beside the registry, created by the
  * service user — verifies intact with {@code bin/kmsctl audit verify} against the public key
  * exported from the running daemon, ends with the signed {@code stop} checkpoint and holds
@@ -53,6 +54,8 @@ class JsvcIT {
         assertTrue(Files.exists(Path.of("/usr/share/java/commons-daemon.jar")),
                 "install libcommons-daemon-java (bin/lib.sh ensure_packages does)");
         ProvisionedHost host = ProvisionedHost.create(dir, "jsvc-host", ProvisionedHost.NOBODY);
+        // The access log is opt-in; this test reads it to see that stop drained every call.
+        Files.writeString(host.config, "log.access = true\n", java.nio.file.StandardOpenOption.APPEND);
         Path lib = host.stageLibrary();
         Path logDir = Files.createDirectory(dir.resolve("log"));
         Commands.run("chown", ProvisionedHost.NOBODY, logDir.toString()).requireSuccess();

@@ -74,7 +74,8 @@ class SigtermUnderLoadIT {
     @Test
     void sigtermDuringConcurrentCalls_everyCallCompletesOrFailsCleanly_exitIsZero_auditIntactNoRecordLost()
             throws Exception {
-        try (ActivatedDaemon d = ActivatedDaemon.listening(dir);
+        // --access-log: the access log is opt-in, and this test counts its lines.
+        try (ActivatedDaemon d = ActivatedDaemon.listening(dir, "--access-log");
              ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
             long pid = d.startDaemon();
             d.awaitReady(1, Duration.ofSeconds(120));

@@ -113,6 +113,16 @@ public final class VarlinkServer implements AutoCloseable {
      * calls would otherwise stall every connection, even calls that never touch the device.
      */
     private final ExecutorService workers;
+    /**
+     * Concurrent calls in flight on all connections together. A call that finds none besides
+     * itself runs whole on a worker (see {@link #runOnWorker}): on a quiet daemon a thread
+     * hand-off may wake an idle vCPU, while under load the CPUs are awake anyway and the
+     * per-call virtual threads spread the work. It also means at most one whole call at a
+     * time: a worker blocked on a client that stopped reading, or on the audit log, is one.
+     */
+    private final java.util.concurrent.atomic.AtomicInteger concurrentCalls = new java.util.concurrent.atomic.AtomicInteger();
+    /** Calls running whole on a worker, until answered: the reaper answers those past the call timeout. */
+    private final Set<WorkerCall> onWorkers = ConcurrentHashMap.newKeySet();
     private volatile ServerSocketChannel listener;
     /** True when bind() created the listener: only then does shutdown close and unlink it. */
     private volatile boolean ownsListener;
@@ -338,6 +348,7 @@ public final class VarlinkServer implements AutoCloseable {
      * order; any other message waits until every earlier reply is written and is then handled
      * here, so the calls after it also wait for it.
      */
+    @SuppressWarnings("unchecked")
     private void serveConnection(Connection c) {
         // 4 KiB reads: every connection holds its chunk while idle (10,000 idle connections: 40 MB, not 160).
         FrameReader reader = new FrameReader(Channels.newInputStream(c.channel()), limits.maxMessageBytes(), budget,
@@ -356,10 +367,30 @@ public final class VarlinkServer implements AutoCloseable {
                 if (parsed != null && concurrent(parsed, ((FrameReader.Frame.Text) frame).json())) {
                     inFlight.acquireUninterruptibly();
                     Connection.Slot slot = c.reserve();
+                    boolean lone = concurrentCalls.incrementAndGet() == 1;
+                    Runnable answered = () -> {
+                        concurrentCalls.decrementAndGet();
+                        inFlight.release();
+                        c.endCall();
+                    };
+                    // The only call in flight on the whole daemon runs whole on a worker; the
+                    // others take a virtual thread each, which hands the device call to a worker.
+                    VarlinkInterface device = lone ? deviceInterface(parsed) : null;
+                    if (device != null) {
+                        WorkerCall w = new WorkerCall(c, (Map<String, Object>) parsed, device, slot, answered,
+                                System.nanoTime() + limits.callTimeout().toNanos());
+                        onWorkers.add(w);
+                        try {
+                            workers.execute(() -> runOnWorker(w));
+                            continue;
+                        } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+                            onWorkers.remove(w); // answered below, on a virtual thread
+                        }
+                    }
                     Runnable run = () -> {
                         byte[][] reply = new byte[1][];
                         try {
-                            handleMessage(c, parsed, f -> reply[0] = f);
+                            handleMessage(c, parsed, f -> reply[0] = f, null);
                         } catch (IOException | RuntimeException e) {
                             // No reply to give: closing is the only answer that keeps the client in step.
                             LOG.log(System.Logger.Level.WARNING, "call on connection " + c.peer().connectionId()
@@ -367,8 +398,7 @@ public final class VarlinkServer implements AutoCloseable {
                             c.close();
                         } finally {
                             c.complete(slot, reply[0]);
-                            inFlight.release();
-                            c.endCall();
+                            answered.run();
                         }
                     };
                     try {
@@ -428,6 +458,93 @@ public final class VarlinkServer implements AutoCloseable {
         return iface != null && iface.concurrentMethods().contains(method.substring(dot + 1));
     }
 
+    /**
+     * The interface of a concurrent call that runs whole on a device worker: an offloaded
+     * interface's plain (not streaming) method; else null.
+     */
+    private VarlinkInterface deviceInterface(Object parsed) {
+        String method = (String) ((Map<?, ?>) parsed).get("method");
+        int dot = method.lastIndexOf('.');
+        VarlinkInterface iface = interfaces.get(method.substring(0, dot));
+        return iface.offloaded() && !(iface.methods().get(method.substring(dot + 1)) instanceof MethodHandler.Streaming)
+                ? iface : null;
+    }
+
+    /**
+     * Runs the daemon's lone device call whole on this worker — dispatch, the device call,
+     * the audit record, the reply — and writes the reply here. The call then costs one thread
+     * hand-off (connection reader to worker) instead of three (reader to a call thread, to the
+     * worker, and back), each of which may wake an idle vCPU. The call timeout is kept by
+     * {@link #answerOverdue}: a call still queued or running at its deadline is answered with
+     * an error by the reaper, and this worker then drops whatever it produces.
+     */
+    private void runOnWorker(WorkerCall w) {
+        if (!w.start()) {
+            return; // answered already: it waited in the queue past its deadline
+        }
+        Connection c = w.connection();
+        byte[][] reply = new byte[1][];
+        try {
+            handleMessage(c, w.message(), f -> reply[0] = f, w);
+        } catch (IOException | RuntimeException e) {
+            if (w.settle()) {
+                LOG.log(System.Logger.Level.WARNING, "call on connection " + c.peer().connectionId()
+                        + " failed without a reply; closing the connection: " + e);
+                c.close();
+            }
+        } finally {
+            onWorkers.remove(w);
+            // A lone call's reply is first in line: written here. A client that stops reading
+            // blocks this worker until the idle timeout closes it (one worker: see concurrentCalls).
+            if (w.settle()) {
+                c.complete(w.slot(), reply[0]);
+                w.answered().run();
+            }
+        }
+    }
+
+    /** Answers, with an internal error, the calls on workers that passed the call timeout (from the reaper). */
+    private void answerOverdue() {
+        long now = System.nanoTime();
+        for (WorkerCall w : onWorkers) {
+            if (w.overdue(now) && w.timeOut()) {
+                onWorkers.remove(w);
+                try {
+                    threads.execute(() -> answerTimedOut(w));
+                } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+                    answerTimedOut(w);
+                }
+            }
+        }
+    }
+
+    /**
+     * As a call waiting for its worker did before: the interceptor sees it fail (the audit
+     * record), the caller gets an internal error. Not started yet (queued behind a hung device),
+     * it never runs; already running, the device may still finish it, unanswered.
+     */
+    private void answerTimedOut(WorkerCall w) {
+        Connection c = w.connection();
+        String method = (String) w.message().get("method");
+        String why = method + " did not finish within " + limits.callTimeout().toSeconds() + " s; the device may be hung";
+        LOG.log(System.Logger.Level.ERROR, why);
+        VarlinkError sent = new VarlinkError(w.iface().internalError(), Map.of("message", why));
+        @SuppressWarnings("unchecked")
+        Map<String, Object> params = w.message().get("parameters") instanceof Map<?, ?> p
+                ? (Map<String, Object>) p : Map.of();
+        try {
+            interceptor.completed(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, null,
+                    sent.error(), false));
+        } catch (VarlinkError refused) {
+            sent = refused;
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "call interceptor failed on " + method, e);
+        }
+        observer.called(c.peer(), method, sent.error(), System.nanoTime() - w.startNanos());
+        c.complete(w.slot(), Connection.errorFrame(sent.error(), sent.parameters()));
+        w.answered().run();
+    }
+
     private void handleFrame(Connection c, FrameReader.Frame frame, Object parsed, Replies out) throws IOException {
         switch (frame) {
             case FrameReader.Frame.TooLarge t -> out.send(Connection.errorFrame(errorInterface + ".RequestTooLarge", Map.of(
@@ -438,7 +555,7 @@ public final class VarlinkServer implements AutoCloseable {
                     "limit", (long) limits.maxMessageBytes(),
                     "message", "message of " + o.bytes() + " bytes refused: the daemon's buffers for incoming"
                             + " messages are full; retry later or send smaller batches")));
-            case FrameReader.Frame.Text t -> handleMessage(c, parsed, out);
+            case FrameReader.Frame.Text t -> handleMessage(c, parsed, out, null);
         }
     }
 
@@ -446,8 +563,13 @@ public final class VarlinkServer implements AutoCloseable {
         out.send(Connection.errorFrame(errorInterface + ".InvalidRequest", Map.of("message", why)));
     }
 
+    /**
+     * Validates, dispatches and answers one message. {@code onWorker} is the call's
+     * {@link WorkerCall} when this thread is its device worker (null otherwise): the handler
+     * then runs here, and nothing is recorded or answered once the reaper has timed it out.
+     */
     @SuppressWarnings("unchecked")
-    private void handleMessage(Connection c, Object parsed, Replies out) throws IOException {
+    private void handleMessage(Connection c, Object parsed, Replies out, WorkerCall onWorker) throws IOException {
         if (parsed instanceof JsonException e) {
             invalidRequest(out, "malformed JSON: " + e.getMessage());
             return;
@@ -496,7 +618,10 @@ public final class VarlinkServer implements AutoCloseable {
                 gate.admit();
             }
             Reply reply = dispatch(c, method, (Map<String, Object>) rawParams, more, oneway,
-                    Boolean.TRUE.equals(msg.get("upgrade")), gate);
+                    Boolean.TRUE.equals(msg.get("upgrade")), gate, onWorker != null);
+            if (onWorker != null && !onWorker.settle()) {
+                return; // timed out meanwhile: answered and recorded as failed by the reaper
+            }
             if (gate != null) {
                 gate.succeeded(reply.parameters());
             }
@@ -504,6 +629,9 @@ public final class VarlinkServer implements AutoCloseable {
                 out.send(reply.frame());
             }
         } catch (VarlinkError e) {
+            if (onWorker != null && !onWorker.settle()) {
+                return; // timed out meanwhile: answered and recorded as failed by the reaper
+            }
             VarlinkError sent = e;
             if (gate != null) {
                 try {
@@ -517,7 +645,9 @@ public final class VarlinkServer implements AutoCloseable {
                 out.send(Connection.errorFrame(sent.error(), sent.parameters()));
             }
         } finally {
-            observer.called(c.peer(), method, error, System.nanoTime() - start);
+            if (onWorker == null || onWorker.settle()) { // a timed-out call was reported by the reaper
+                observer.called(c.peer(), method, error, System.nanoTime() - start);
+            }
         }
     }
 
@@ -592,7 +722,8 @@ public final class VarlinkServer implements AutoCloseable {
 
     /** Runs the call and returns its final reply. */
     private Reply dispatch(Connection c, String method, Map<String, Object> params, boolean more,
-                           boolean oneway, boolean upgrade, Intercepted gate) throws VarlinkError, IOException {
+                           boolean oneway, boolean upgrade, Intercepted gate, boolean onWorker)
+            throws VarlinkError, IOException {
         int dot = method.lastIndexOf('.');
         if (dot <= 0 || dot == method.length() - 1) {
             throw new VarlinkError("org.varlink.service.MethodNotFound", Map.of("method", method,
@@ -628,7 +759,7 @@ public final class VarlinkServer implements AutoCloseable {
                 : new Call(iface.name(), method.substring(dot + 1), parameters, more, oneway, c,
                 gate::beforeFirstIntermediate);
         try {
-            Map<String, Object> reply = iface.offloaded() && !(handler instanceof MethodHandler.Streaming)
+            Map<String, Object> reply = iface.offloaded() && !(handler instanceof MethodHandler.Streaming) && !onWorker
                     ? handleOnWorker(iface, handler, call) : handler.handle(call);
             Map<String, Object> r = reply == null ? Map.of() : reply;
             // Encoded here, inside the error boundary: a value JSON cannot carry is our bug,
@@ -674,6 +805,7 @@ public final class VarlinkServer implements AutoCloseable {
     }
 
     private void closeIdle() {
+        answerOverdue();
         long limit = limits.idleTimeout().toNanos();
         for (Connection c : connections) {
             if ((!c.busy() && c.idleNanos() > limit) || c.stalledWriteNanos() > limit) {
