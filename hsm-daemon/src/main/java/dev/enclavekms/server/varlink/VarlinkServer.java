@@ -368,8 +368,9 @@ public final class VarlinkServer implements AutoCloseable {
                     inFlight.acquireUninterruptibly();
                     Connection.Slot slot = c.reserve();
                     boolean lone = concurrentCalls.incrementAndGet() == 1;
+                    // concurrentCalls drops just before the reply is written (see leaving()), so a
+                    // client that calls again as soon as it has its answer finds the daemon idle.
                     Runnable answered = () -> {
-                        concurrentCalls.decrementAndGet();
                         inFlight.release();
                         c.endCall();
                     };
@@ -397,6 +398,7 @@ public final class VarlinkServer implements AutoCloseable {
                                     + " failed without a reply; closing the connection: " + e);
                             c.close();
                         } finally {
+                            leaving();
                             c.complete(slot, reply[0]);
                             answered.run();
                         }
@@ -497,10 +499,16 @@ public final class VarlinkServer implements AutoCloseable {
             // A lone call's reply is first in line: written here. A client that stops reading
             // blocks this worker until the idle timeout closes it (one worker: see concurrentCalls).
             if (w.settle()) {
+                leaving();
                 c.complete(w.slot(), reply[0]);
                 w.answered().run();
             }
         }
+    }
+
+    /** A data-plane call is about to be answered: it no longer counts against "lone". */
+    private void leaving() {
+        concurrentCalls.decrementAndGet();
     }
 
     /** Answers, with an internal error, the calls on workers that passed the call timeout (from the reaper). */
@@ -541,6 +549,7 @@ public final class VarlinkServer implements AutoCloseable {
             LOG.log(System.Logger.Level.ERROR, "call interceptor failed on " + method, e);
         }
         observer.called(c.peer(), method, sent.error(), System.nanoTime() - w.startNanos());
+        leaving();
         c.complete(w.slot(), Connection.errorFrame(sent.error(), sent.parameters()));
         w.answered().run();
     }
