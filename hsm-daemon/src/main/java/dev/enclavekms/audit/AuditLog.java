@@ -215,6 +215,9 @@ public final class AuditLog implements AutoCloseable {
      * than {@code fileSize}): a write that ends below it changes no metadata.
      */
     private long zeroedEnd;
+    /** After padding could not be written: not tried again before this (a full disk must not make every commit try). */
+    private long preallocateRetryNanos;
+    private boolean preallocationFailing;
     private boolean fileHasRecords;
     private long seq;
     private String hash = AuditRecords.GENESIS;
@@ -809,7 +812,8 @@ public final class AuditLog implements AutoCloseable {
             r.run();
         }
         st.onDurable.clear();
-        if (zeroedEnd - fileSize < PREALLOCATION_LOW_WATER && Thread.currentThread() != appender) {
+        if (zeroedEnd - fileSize < PREALLOCATION_LOW_WATER && Thread.currentThread() != appender
+                && !preallocationFailing) {
             java.util.concurrent.locks.LockSupport.unpark(appender); // grows the padding, off the callers' path
         }
     }
@@ -824,7 +828,7 @@ public final class AuditLog implements AutoCloseable {
         long want = Math.max(fileSize + bytes, Math.min(fileSize + bytes + PREALLOCATION_BYTES,
                 options.maxFileBytes() + 2L * AuditRecords.MAX_LINE_BYTES));
         long from = Math.max(zeroedEnd, fileSize);
-        if (want <= from) {
+        if (want <= from || preallocationFailing && System.nanoTime() < preallocateRetryNanos) {
             return;
         }
         try {
@@ -837,9 +841,13 @@ public final class AuditLog implements AutoCloseable {
                 channel.force(false); // the new size and blocks: later overwrites need no metadata
             }
             zeroedEnd = want;
+            preallocationFailing = false;
         } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, "cannot preallocate " + (want - from) + " bytes for the audit file "
-                    + file + " (" + e.getMessage() + "); records are appended without it");
+            LOG.log(preallocationFailing ? System.Logger.Level.DEBUG : System.Logger.Level.WARNING, "cannot preallocate "
+                    + (want - from) + " bytes for the audit file " + file + " (" + e.getMessage()
+                    + "); records are appended without it");
+            preallocationFailing = true;
+            preallocateRetryNanos = System.nanoTime() + RETRY.toNanos();
             try {
                 channel.truncate(from);
             } catch (IOException again) {
