@@ -25,8 +25,8 @@ import java.util.stream.Stream;
  * <pre>
  * java -cp target/classes:target/test-classes dev.enclavekms.audit.AuditWriteProbe DIR [records] [mode...]
  * </pre>
- * modes: {@code raw-append}, {@code raw-overwrite}, {@code log}, {@code vlog} (one virtual thread, as the
- * daemon's calls run), {@code log-N} (N threads).
+ * modes: {@code raw-append}, {@code raw-overwrite}, {@code log}, {@code log-N} (N threads); with a
+ * {@code v} in front ({@code vraw-append}, {@code vlog}), on one virtual thread, as the daemon's calls run.
  */
 public final class AuditWriteProbe {
     private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
@@ -47,6 +47,8 @@ public final class AuditWriteProbe {
                 switch (mode) {
                     case "raw-append" -> raw(d, n, false);
                     case "raw-overwrite" -> raw(d, n, true);
+                    case "vraw-append" -> onVirtualThread(() -> raw(d, n, false));
+                    case "vraw-overwrite" -> onVirtualThread(() -> raw(d, n, true));
                     case "log" -> log(d, n, "log");
                     case "vlog" -> onVirtualThread(() -> log(d, n, "vlog"));
                     default -> {
@@ -107,7 +109,7 @@ public final class AuditWriteProbe {
                 pos += rec.length;
             }
         }
-        print(overwrite ? "raw-overwrite" : "raw-append", wall, THREADS.getCurrentThreadCpuTime() - cpu0, 0);
+        print((Thread.currentThread().isVirtual() ? "v" : "") + (overwrite ? "raw-overwrite" : "raw-append"), wall, THREADS.getCurrentThreadCpuTime() - cpu0, 0);
     }
 
     private static AuditLog open(Path d) throws IOException {
