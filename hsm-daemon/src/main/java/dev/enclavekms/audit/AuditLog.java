@@ -206,6 +206,9 @@ public final class AuditLog implements AutoCloseable {
 
     // ---- state owned by the thread that holds "writing" (and by open() before the appender starts)
     private FileChannel channel;
+    /** How commits are made durable when the files are real; null until the first, or where unavailable. */
+    private DataSync sync;
+    private boolean nativeSync;
     private Path file;
     private Object fileKey;
     /** Bytes of the current file that are durable; anything past it was never confirmed. */
@@ -240,6 +243,7 @@ public final class AuditLog implements AutoCloseable {
         this.signer = signer;
         this.clock = clock;
         this.opener = opener;
+        this.nativeSync = opener == FILES;
         this.queue = new LinkedBlockingQueue<>(options.maxQueue());
         this.deferredHighWater = Math.max(1, Math.min(DEFERRED_HIGH_WATER, options.maxQueue() / 2));
         this.appender = Thread.ofPlatform().daemon().name("audit-appender").unstarted(this::run);
@@ -254,8 +258,11 @@ public final class AuditLog implements AutoCloseable {
      */
     public static AuditLog open(Options options, CheckpointSigner signer, Clock clock, Map<String, Object> startFields)
             throws IOException {
-        return open(options, signer, clock, startFields, FileChannel::open);
+        return open(options, signer, clock, startFields, FILES);
     }
+
+    /** The real file system; with it, commits sync through {@link DataSync}. */
+    private static final ChannelOpener FILES = FileChannel::open;
 
     static AuditLog open(Options options, CheckpointSigner signer, Clock clock, Map<String, Object> startFields,
                          ChannelOpener opener) throws IOException {
@@ -789,7 +796,7 @@ public final class AuditLog implements AutoCloseable {
                 remaining -= channel.write(buffers);
             }
             if (options.durability() == Durability.FSYNC) {
-                channel.force(false);
+                dataSync();
                 forces.incrementAndGet();
             }
             requireInPlace();
@@ -838,7 +845,7 @@ public final class AuditLog implements AutoCloseable {
                 pos += channel.write(zeros, pos);
             }
             if (options.durability() == Durability.FSYNC) {
-                channel.force(false); // the new size and blocks: later overwrites need no metadata
+                dataSync(); // the new size and blocks: later overwrites need no metadata
             }
             zeroedEnd = want;
             preallocationFailing = false;
@@ -853,6 +860,25 @@ public final class AuditLog implements AutoCloseable {
             } catch (IOException again) {
                 LOG.log(System.Logger.Level.DEBUG, "cutting the padding back failed too: " + again.getMessage());
             }
+        }
+    }
+
+    /**
+     * {@code fdatasync} of the current file: natively ({@link DataSync}: no carrier wake-up
+     * when the writer is a virtual thread) for real files, else the channel's force.
+     */
+    private void dataSync() throws IOException {
+        if (nativeSync && (sync == null || !sync.isOf(fileKey))) {
+            if (sync != null) {
+                sync.close();
+            }
+            sync = DataSync.open(file, fileKey);
+            nativeSync = sync != null;
+        }
+        if (nativeSync) {
+            sync.sync();
+        } else {
+            channel.force(false);
         }
     }
 
@@ -963,6 +989,9 @@ public final class AuditLog implements AutoCloseable {
     }
 
     private void closeChannel() {
+        if (sync != null) {
+            sync.close();
+        }
         if (channel != null) {
             try {
                 channel.close();

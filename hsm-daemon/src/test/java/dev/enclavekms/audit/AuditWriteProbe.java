@@ -34,6 +34,19 @@ public final class AuditWriteProbe {
             (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
     /** Process CPU when the measured loop began (all threads: JIT and GC included). */
     private static long processCpu0;
+    /** The disk's counters when the measured loop began (/sys/block/DEV/stat; every process's I/O). */
+    private static long[] disk0;
+    private static final Path DISK_STAT = Path.of("/sys/block", System.getProperty("disk", "vda"), "stat");
+
+    private static long[] disk() {
+        try {
+            String[] f = Files.readString(DISK_STAT).trim().split("\\s+");
+            // writes completed, sectors written, flushes completed
+            return new long[] {Long.parseLong(f[4]), Long.parseLong(f[6]), f.length > 15 ? Long.parseLong(f[15]) : 0};
+        } catch (IOException | RuntimeException e) {
+            return new long[3];
+        }
+    }
 
     public static void main(String[] args) throws Exception {
         Path dir = Path.of(args[0]);
@@ -97,6 +110,7 @@ public final class AuditWriteProbe {
             }
             cpu0 = THREADS.getCurrentThreadCpuTime();
             processCpu0 = OS.getProcessCpuTime();
+            disk0 = disk();
             byte[] rec = new byte[300];
             Arrays.fill(rec, (byte) 'x');
             rec[299] = '\n';
@@ -132,6 +146,7 @@ public final class AuditWriteProbe {
             long cpu0 = THREADS.getCurrentThreadCpuTime();
             long fs0 = log.fsyncCount();
             processCpu0 = OS.getProcessCpuTime();
+            disk0 = disk();
             for (int i = 0; i < n; i++) {
                 long t = System.nanoTime();
                 log.append(record(i));
@@ -171,6 +186,7 @@ public final class AuditWriteProbe {
             long appender0 = appenderCpu();
             long fs0 = log.fsyncCount();
             processCpu0 = OS.getProcessCpuTime();
+            disk0 = disk();
             long t0 = System.nanoTime();
             go.countDown();
             for (Thread t : ts) t.join();
@@ -190,11 +206,15 @@ public final class AuditWriteProbe {
 
     private static void print(String what, long[] wall, long callerCpu, long appenderCpu) {
         long process = OS.getProcessCpuTime() - processCpu0;
+        long[] disk = disk();
         long[] s = wall.clone();
         Arrays.sort(s);
-        System.out.printf("%-14s n=%d wall p50 %4d µs p90 %4d p99 %5d | CPU/record: process %3d µs, caller %3d, appender %3d%n",
+        System.out.printf("%-14s n=%d wall p50 %4d µs p90 %4d p99 %5d | CPU/record: process %3d µs, caller %3d, appender %3d"
+                        + " | disk/record: %.2f writes, %.1f KiB, %.2f flushes%n",
                 what, s.length, s[s.length / 2] / 1000, s[(int) (s.length * 0.9)] / 1000,
-                s[(int) (s.length * 0.99)] / 1000, process / s.length / 1000, callerCpu / s.length / 1000, appenderCpu / s.length / 1000);
+                s[(int) (s.length * 0.99)] / 1000, process / s.length / 1000, callerCpu / s.length / 1000, appenderCpu / s.length / 1000,
+                (double) (disk[0] - disk0[0]) / s.length, (disk[1] - disk0[1]) / 2.0 / s.length,
+                (double) (disk[2] - disk0[2]) / s.length);
     }
 
     private AuditWriteProbe() {
