@@ -903,6 +903,10 @@ public final class AuditLog implements AutoCloseable {
      * read, and must not be confirmed.
      */
     private void requireInPlace() throws IOException {
+        if (nativeSync && sync != null && sync.isOf(fileKey)) {
+            sync.requireInPlace(); // asks for the inode only: a full stat would slow the next commit (DataSync)
+            return;
+        }
         Object key;
         try {
             key = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();

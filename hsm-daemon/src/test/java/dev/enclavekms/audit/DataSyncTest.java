@@ -40,4 +40,33 @@ class DataSyncTest {
         IOException e = assertThrows(IOException.class, () -> DataSync.open(dir.resolve("gone"), null));
         assertTrue(e.getMessage().contains("No such file or directory"), e.getMessage());
     }
+
+    @Test
+    void requireInPlace_fileRemovedOrReplaced_saysWhich() throws Exception {
+        Path f = dir.resolve("audit-00000000000000000001.jsonl");
+        Files.writeString(f, "{}\n");
+        DataSync s = DataSync.open(f, Files.readAttributes(f, BasicFileAttributes.class).fileKey());
+        try {
+            s.requireInPlace();
+            Files.move(f, dir.resolve("moved"));
+            IOException gone = assertThrows(IOException.class, s::requireInPlace);
+            assertTrue(gone.getMessage().contains("is gone"), gone.getMessage());
+            Files.writeString(f, "{}\n");
+            IOException replaced = assertThrows(IOException.class, s::requireInPlace);
+            assertTrue(replaced.getMessage().contains("was replaced by another file"), replaced.getMessage());
+        } finally {
+            s.close();
+        }
+    }
+
+    @Test
+    void open_fileReplacedSinceTheLogOpenedIt_refused() throws Exception {
+        Path f = dir.resolve("audit-00000000000000000001.jsonl");
+        Files.writeString(f, "{}\n");
+        Object key = Files.readAttributes(f, BasicFileAttributes.class).fileKey();
+        Path other = Files.writeString(dir.resolve("other"), "{}\n{}\n"); // made while f exists: another inode
+        Files.move(other, f, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        IOException e = assertThrows(IOException.class, () -> DataSync.open(f, key));
+        assertTrue(e.getMessage().contains("was replaced"), e.getMessage());
+    }
 }
