@@ -61,16 +61,31 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code audit-<its seq>.jsonl}, its {@code prev} naming the last record of the file before:
  * the chain runs across files.
  *
+ * <h2>Preallocation</h2>
+ * The file being written is kept extended with zero bytes ahead of its last record
+ * ({@link AuditPadding}): {@link #PREALLOCATION_BYTES} at a time, written and made durable
+ * before records go there, so that a group commit overwrites blocks the file already has and
+ * its {@code fdatasync} flushes no metadata. The appender thread grows the padding when less
+ * than a quarter of it is left, off the callers' path; a write that finds too little grows it
+ * itself. Padding that cannot be written (a full disk) is given up: records are then
+ * appended as before. A file that is closed — rotated, or at a clean stop — is cut back to
+ * its last record, so closed files hold records only.
+ *
  * <h2>Start</h2>
  * {@link #open} continues the chain from the last record on disk: it checks that record's
- * hash (a log whose end was altered is refused), cuts off a torn last line (a write that was
- * never confirmed, so never answered; the bytes are kept beside the file as
- * {@code .torn-<time>}) and writes a {@code start} record.
+ * hash (a log whose end was altered is refused), cuts off a torn last line and whatever an
+ * unconfirmed write left in the padding (a write that was never confirmed, so never answered;
+ * the bytes are kept beside the file as {@code .torn-<time>}), cuts off the padding, and
+ * writes a {@code start} record.
  */
 public final class AuditLog implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(AuditLog.class.getName());
     /** Most records one write carries. */
     private static final int MAX_BATCH = 4096;
+    /** How much zero padding the log keeps ahead of its last record (see Preallocation above). */
+    static final int PREALLOCATION_BYTES = 1 << 20;
+    /** Below this much padding left, the appender thread grows it. */
+    private static final int PREALLOCATION_LOW_WATER = PREALLOCATION_BYTES / 4;
     /** How often an unwritable log tries again on its own (calls also make it try). */
     private static final Duration RETRY = Duration.ofSeconds(5);
     /** After a checkpoint could not be signed, how long before signing is tried again. */
@@ -191,10 +206,21 @@ public final class AuditLog implements AutoCloseable {
 
     // ---- state owned by the thread that holds "writing" (and by open() before the appender starts)
     private FileChannel channel;
+    /** How commits are made durable when the files are real; null until the first, or where unavailable. */
+    private DataSync sync;
+    private boolean nativeSync;
     private Path file;
     private Object fileKey;
     /** Bytes of the current file that are durable; anything past it was never confirmed. */
     private long fileSize;
+    /**
+     * The file holds zeros, written and durable, from {@code fileSize} up to here (never less
+     * than {@code fileSize}): a write that ends below it changes no metadata.
+     */
+    private long zeroedEnd;
+    /** After padding could not be written: not tried again before this (a full disk must not make every commit try). */
+    private long preallocateRetryNanos;
+    private boolean preallocationFailing;
     private boolean fileHasRecords;
     private long seq;
     private String hash = AuditRecords.GENESIS;
@@ -217,6 +243,7 @@ public final class AuditLog implements AutoCloseable {
         this.signer = signer;
         this.clock = clock;
         this.opener = opener;
+        this.nativeSync = opener == FILES;
         this.queue = new LinkedBlockingQueue<>(options.maxQueue());
         this.deferredHighWater = Math.max(1, Math.min(DEFERRED_HIGH_WATER, options.maxQueue() / 2));
         this.appender = Thread.ofPlatform().daemon().name("audit-appender").unstarted(this::run);
@@ -231,8 +258,11 @@ public final class AuditLog implements AutoCloseable {
      */
     public static AuditLog open(Options options, CheckpointSigner signer, Clock clock, Map<String, Object> startFields)
             throws IOException {
-        return open(options, signer, clock, startFields, FileChannel::open);
+        return open(options, signer, clock, startFields, FILES);
     }
+
+    /** The real file system; with it, commits sync through {@link DataSync}. */
+    private static final ChannelOpener FILES = FileChannel::open;
 
     static AuditLog open(Options options, CheckpointSigner signer, Clock clock, Map<String, Object> startFields,
                          ChannelOpener opener) throws IOException {
@@ -511,6 +541,7 @@ public final class AuditLog implements AutoCloseable {
     /** After the closing checkpoint: closes the file, refuses what is still queued, ends the appender. */
     private void stop(Stop stop) {
         stopped = true;
+        trimPadding();
         closeChannel();
         for (Request r = queue.poll(); r != null; r = queue.poll()) {
             failRequest(r, new AuditUnavailableException("the audit log is closed: the daemon is stopping"));
@@ -555,6 +586,10 @@ public final class AuditLog implements AutoCloseable {
                     case Probe p -> st.onDurable.add(() -> p.done().complete(null));
                     case Stop s -> stop = s;
                 }
+                if (st.bytes >= AuditPadding.MAX_WRITE_BYTES) {
+                    // Bounded writes bound what a crash can leave torn in the padding (AuditPadding).
+                    flush(st);
+                }
             }
             if (stop != null) {
                 stageCheckpoint(st, AuditRecords.REASON_STOP, null);
@@ -563,6 +598,9 @@ public final class AuditLog implements AutoCloseable {
                 stageCheckpoint(st, "interval", null);
             }
             flush(st);
+            if (stop == null && Thread.currentThread() == appender && zeroedEnd - fileSize < PREALLOCATION_LOW_WATER) {
+                preallocate(0);
+            }
         } catch (IOException e) {
             fail(e);
             AuditUnavailableException refusal = unwritable();
@@ -723,9 +761,9 @@ public final class AuditLog implements AutoCloseable {
     private void rotate(Staging st) throws IOException {
         stageCheckpoint(st, "rotate", null);
         flush(st);
+        trimPadding();
         Path next = options.dir().resolve(AuditRecords.fileName(seq + 1));
-        FileChannel ch = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                StandardOpenOption.APPEND);
+        FileChannel ch = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         Object key;
         try {
             syncDirectory();
@@ -739,6 +777,7 @@ public final class AuditLog implements AutoCloseable {
         file = next;
         fileKey = key;
         fileSize = 0;
+        zeroedEnd = 0;
         fileHasRecords = false;
         LOG.log(System.Logger.Level.INFO, "audit log continues in " + next);
     }
@@ -746,6 +785,9 @@ public final class AuditLog implements AutoCloseable {
     /** Writes and fsyncs what is staged, then makes it the durable head and releases its callers. */
     private void flush(Staging st) throws IOException {
         if (!st.isEmpty()) {
+            if (fileSize + st.bytes > zeroedEnd) {
+                preallocate(st.bytes); // the appender did not keep up (or the log just opened)
+            }
             ByteBuffer[] buffers = st.lines.toArray(ByteBuffer[]::new);
             long remaining = st.bytes;
             while (remaining > 0) {
@@ -754,11 +796,12 @@ public final class AuditLog implements AutoCloseable {
                 remaining -= channel.write(buffers);
             }
             if (options.durability() == Durability.FSYNC) {
-                channel.force(false);
+                dataSync();
                 forces.incrementAndGet();
             }
             requireInPlace();
             fileSize += st.bytes;
+            zeroedEnd = Math.max(zeroedEnd, fileSize);
             fileHasRecords = true;
             seq = st.seq;
             hash = st.hash;
@@ -776,6 +819,82 @@ public final class AuditLog implements AutoCloseable {
             r.run();
         }
         st.onDurable.clear();
+        if (zeroedEnd - fileSize < PREALLOCATION_LOW_WATER && Thread.currentThread() != appender
+                && !preallocationFailing) {
+            java.util.concurrent.locks.LockSupport.unpark(appender); // grows the padding, off the callers' path
+        }
+    }
+
+    /**
+     * Extends the zero padding to at least {@code bytes} past the last record, by up to
+     * {@link #PREALLOCATION_BYTES} (not far past the size at which the file is closed), and
+     * makes it durable. Padding is an optimisation: when it cannot be written (a full disk),
+     * what was added is cut off again and records are appended as they would be without it.
+     */
+    private void preallocate(long bytes) {
+        long want = Math.max(fileSize + bytes, Math.min(fileSize + bytes + PREALLOCATION_BYTES,
+                options.maxFileBytes() + 2L * AuditRecords.MAX_LINE_BYTES));
+        long from = Math.max(zeroedEnd, fileSize);
+        if (want <= from || preallocationFailing && System.nanoTime() < preallocateRetryNanos) {
+            return;
+        }
+        try {
+            ByteBuffer zeros = ByteBuffer.allocate((int) Math.min(64 * 1024, want - from));
+            for (long pos = from; pos < want; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), want - pos));
+                pos += channel.write(zeros, pos);
+            }
+            if (options.durability() == Durability.FSYNC) {
+                dataSync(); // the new size and blocks: later overwrites need no metadata
+            }
+            zeroedEnd = want;
+            preallocationFailing = false;
+        } catch (IOException e) {
+            LOG.log(preallocationFailing ? System.Logger.Level.DEBUG : System.Logger.Level.WARNING, "cannot preallocate "
+                    + (want - from) + " bytes for the audit file " + file + " (" + e.getMessage()
+                    + "); records are appended without it");
+            preallocationFailing = true;
+            preallocateRetryNanos = System.nanoTime() + RETRY.toNanos();
+            try {
+                channel.truncate(from);
+            } catch (IOException again) {
+                LOG.log(System.Logger.Level.DEBUG, "cutting the padding back failed too: " + again.getMessage());
+            }
+        }
+    }
+
+    /**
+     * {@code fdatasync} of the current file: natively ({@link DataSync}: no carrier wake-up
+     * when the writer is a virtual thread) for real files, else the channel's force.
+     */
+    private void dataSync() throws IOException {
+        if (nativeSync && (sync == null || !sync.isOf(fileKey))) {
+            if (sync != null) {
+                sync.close();
+            }
+            sync = DataSync.open(file, fileKey);
+            nativeSync = sync != null;
+        }
+        if (nativeSync) {
+            sync.sync();
+        } else {
+            channel.force(false);
+        }
+    }
+
+    /** Cuts the padding off a file about to be closed, so that closed files hold records only. */
+    private void trimPadding() {
+        if (channel == null || !channel.isOpen() || zeroedEnd <= fileSize) {
+            return;
+        }
+        try {
+            channel.truncate(fileSize);
+            channel.force(true);
+            zeroedEnd = fileSize;
+        } catch (IOException e) {
+            // Readers skip padding (AuditPadding); the next start cuts it.
+            LOG.log(System.Logger.Level.WARNING, "cannot cut the zero padding off " + file + ": " + e.getMessage());
+        }
     }
 
     /**
@@ -784,6 +903,10 @@ public final class AuditLog implements AutoCloseable {
      * read, and must not be confirmed.
      */
     private void requireInPlace() throws IOException {
+        if (nativeSync && sync != null && sync.isOf(fileKey)) {
+            sync.requireInPlace(); // asks for the inode only: a full stat would slow the next commit (DataSync)
+            return;
+        }
         Object key;
         try {
             key = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
@@ -828,18 +951,19 @@ public final class AuditLog implements AutoCloseable {
                 // verifier will see the gap before it.
                 closeChannel();
                 Path next = options.dir().resolve(AuditRecords.fileName(seq + 1));
-                channel = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                        StandardOpenOption.APPEND);
+                channel = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
                 syncDirectory();
                 file = next;
                 fileKey = Files.readAttributes(next, BasicFileAttributes.class).fileKey();
                 fileSize = 0;
                 fileHasRecords = false;
             } else if (channel == null || !channel.isOpen()) {
-                channel = opener.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+                channel = opener.open(file, StandardOpenOption.WRITE);
             }
-            channel.truncate(fileSize); // whatever the failed write left past the last durable record
+            channel.truncate(fileSize); // whatever the failed write left past the last durable record, and the padding
             channel.force(true);
+            channel.position(fileSize);
+            zeroedEnd = fileSize;
             Map<String, Object> resumed = new LinkedHashMap<>();
             resumed.put(AuditRecords.TYPE, AuditRecords.TYPE_RESUMED);
             resumed.put("failed_since", AuditRecords.time(failedSince));
@@ -869,6 +993,9 @@ public final class AuditLog implements AutoCloseable {
     }
 
     private void closeChannel() {
+        if (sync != null) {
+            sync.close();
+        }
         if (channel != null) {
             try {
                 channel.close();
@@ -893,12 +1020,11 @@ public final class AuditLog implements AutoCloseable {
         List<Path> files = logFiles(dir);
         if (files.isEmpty()) {
             file = dir.resolve(AuditRecords.fileName(1));
-            channel = opener.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                    StandardOpenOption.APPEND);
+            channel = opener.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             syncDirectory();
         } else {
             file = files.getLast();
-            long torn = cutTornTail(file);
+            long torn = cutTail(file);
             if (torn > 0) {
                 start.put("truncated_bytes", torn);
             }
@@ -928,9 +1054,11 @@ public final class AuditLog implements AutoCloseable {
                             + " but the log ends at seq " + seq + "; run kmsctl audit verify (docs/audit.md)");
                 }
             }
-            channel = opener.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+            channel = opener.open(file, StandardOpenOption.WRITE);
         }
         fileSize = channel.size();
+        zeroedEnd = fileSize;
+        channel.position(fileSize);
         fileHasRecords = fileSize > 0;
         fileKey = Files.readAttributes(file, BasicFileAttributes.class).fileKey();
         head = new Head(seq, hash, time, file);
@@ -951,46 +1079,38 @@ public final class AuditLog implements AutoCloseable {
     }
 
     /**
-     * Cuts a last line that has no newline: a write that failed or was interrupted, never
-     * confirmed to anyone. The bytes are kept in {@code <file>.torn-<time>} for inspection.
+     * Cuts a file back to its last complete record: a last line that has no newline, and
+     * whatever an unconfirmed write left in the padding after it (a write that failed or was
+     * interrupted, never confirmed to anyone), then the padding itself. The cut bytes other
+     * than the trailing padding are kept in {@code <file>.torn-<time>} for inspection; returns
+     * how many there were.
      */
-    private long cutTornTail(Path f) throws IOException {
-        long size = Files.size(f);
-        if (size == 0) {
+    private long cutTail(Path f) throws IOException {
+        AuditPadding.Tail tail = AuditPadding.tail(f);
+        if (tail.size() == tail.records()) {
             return 0;
         }
-        long window = Math.min(size, AuditRecords.MAX_LINE_BYTES + 1L);
-        byte[] tail = readRange(f, size - window, (int) window);
-        if (tail[tail.length - 1] == '\n') {
-            return 0;
-        }
-        int lastNewline = -1;
-        for (int i = tail.length - 1; i >= 0; i--) {
-            if (tail[i] == '\n') {
-                lastNewline = i;
-                break;
+        if (tail.tornBytes() > 0) {
+            Path aside = f.resolveSibling(f.getFileName() + ".torn-" + clock.instant().toEpochMilli());
+            byte[] torn;
+            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+                torn = AuditPadding.read(ch, tail.records(), (int) tail.tornBytes());
             }
+            Files.write(aside, torn, StandardOpenOption.CREATE_NEW);
+            LOG.log(System.Logger.Level.WARNING, "the audit file " + f + " ended with an incomplete record of "
+                    + tail.tornBytes() + " bytes (a write interrupted by a crash; it was never confirmed); cut off and"
+                    + " kept in " + aside);
         }
-        if (lastNewline < 0 && size > window) {
-            throw new IOException("the end of " + f + " is no audit record (over " + AuditRecords.MAX_LINE_BYTES
-                    + " bytes without a line end); run kmsctl audit verify");
-        }
-        long keep = size - window + lastNewline + 1;
-        Path aside = f.resolveSibling(f.getFileName() + ".torn-" + clock.instant().toEpochMilli());
-        Files.write(aside, java.util.Arrays.copyOfRange(tail, lastNewline + 1, tail.length), StandardOpenOption.CREATE_NEW);
         try (FileChannel ch = opener.open(f, StandardOpenOption.WRITE)) {
-            ch.truncate(keep);
+            ch.truncate(tail.records());
             ch.force(true);
         }
-        LOG.log(System.Logger.Level.WARNING, "the audit file " + f + " ended with an incomplete record of "
-                + (size - keep) + " bytes (a write interrupted by a crash; it was never confirmed); cut off and kept in "
-                + aside);
-        return size - keep;
+        return tail.tornBytes();
     }
 
-    /** The last record of a file that ends with a newline, checked; null when the file is empty. */
+    /** The last record of a file, checked; null when the file has none. */
     private static Map<String, Object> lastRecord(Path f) throws IOException {
-        long size = Files.size(f);
+        long size = AuditPadding.tail(f).records(); // a file closed before its padding was cut has some
         if (size == 0) {
             return null;
         }

@@ -196,6 +196,17 @@ public final class AuditVerifier {
                 long line = 0;
                 while (true) {
                     Line l = readLine(in);
+                    if (l != null && l.padding() != Padding.NONE && l.bytes().length == 0) {
+                        // Zero bytes where a record would begin: the preallocated end of the file (AuditPadding).
+                        if (l.padding() == Padding.DATA_AFTER) {
+                            return new Problem(f, line + 1, null, "zero bytes followed by more data after the last"
+                                    + " record: a write torn by a crash (the daemon cuts it at its next start) or a"
+                                    + " damaged file");
+                        }
+                        notes.add(f + " ends in zero padding after its last record (the daemon is writing it, or did"
+                                + " not stop cleanly)");
+                        l = null;
+                    }
                     if (l == null) {
                         if (line == 0) {
                             notes.add(f + " is empty");
@@ -206,6 +217,12 @@ public final class AuditVerifier {
                     if (l.tooLong()) {
                         return new Problem(f, line, null, "the line is longer than " + AuditRecords.MAX_LINE_BYTES
                                 + " bytes: not an audit record");
+                    }
+                    if (l.padding() != Padding.NONE) {
+                        return new Problem(f, line, null, l.padding() == Padding.TO_THE_END
+                                ? "the last line is incomplete (zero padding before its line end): a torn write"
+                                : "zero bytes inside the line, followed by more data: a write torn by a crash (the"
+                                + " daemon cuts it at its next start) or a damaged file");
                     }
                     if (!l.terminated()) {
                         return new Problem(f, line, null, "the last line is incomplete (no line end): a torn write"
@@ -367,22 +384,44 @@ public final class AuditVerifier {
         return from == to ? String.valueOf(from) : from + ".." + to;
     }
 
-    private record Line(byte[] bytes, boolean terminated, boolean tooLong) {
+    /** Whether a line ran into a NUL byte, and what followed it. */
+    private enum Padding {
+        /** No NUL byte. */
+        NONE,
+        /** A NUL byte, and nothing but NUL bytes to the end of the file: the preallocated padding. */
+        TO_THE_END,
+        /** A NUL byte, and later more data. */
+        DATA_AFTER
     }
 
-    /** The next line without its '\n'; null at the end of the input. */
+    private record Line(byte[] bytes, boolean terminated, boolean tooLong, Padding padding) {
+    }
+
+    /**
+     * The next line without its '\n'; null at the end of the input. A NUL byte ends the line
+     * and the records (a record never contains one): the rest of the input is read to tell
+     * padding from damage.
+     */
     private static Line readLine(InputStream in) throws IOException {
         ByteArrayOutputStream b = new ByteArrayOutputStream(512);
         int c;
         while ((c = in.read()) >= 0) {
             if (c == '\n') {
-                return new Line(b.toByteArray(), true, false);
+                return new Line(b.toByteArray(), true, false, Padding.NONE);
+            }
+            if (c == AuditPadding.PAD) {
+                while ((c = in.read()) >= 0) {
+                    if (c != AuditPadding.PAD) {
+                        return new Line(b.toByteArray(), false, false, Padding.DATA_AFTER);
+                    }
+                }
+                return new Line(b.toByteArray(), false, false, Padding.TO_THE_END);
             }
             if (b.size() >= AuditRecords.MAX_LINE_BYTES) {
-                return new Line(null, false, true);
+                return new Line(null, false, true, Padding.NONE);
             }
             b.write(c);
         }
-        return b.size() == 0 ? null : new Line(b.toByteArray(), false, false);
+        return b.size() == 0 ? null : new Line(b.toByteArray(), false, false, Padding.NONE);
     }
 }
