@@ -110,9 +110,24 @@ public final class CanonicalJson {
         }
     }
 
+    /** Length of the run at the start of {@code s} that is written as it is. */
+    private static int plainPrefix(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x20 || c == '"' || c == '\\' || Character.isSurrogate(c)) {
+                return i;
+            }
+        }
+        return s.length();
+    }
+
     private static void writeString(StringBuilder sb, String s) {
         sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
+        // Most strings in a record (names, ids, hashes, base64) need no escaping: copy the
+        // plain run in one piece and escape from the first character that needs it.
+        int plain = plainPrefix(s);
+        sb.append(s, 0, plain);
+        for (int i = plain; i < s.length(); i++) {
             char c = s.charAt(i);
             switch (c) {
                 case '"' -> sb.append("\\\"");

@@ -27,6 +27,16 @@ class CanonicalJsonTest {
     }
 
     @Test
+    void write_escapesAfterAPlainRun_andPlainStringsWhole() {
+        // The plain run is copied in one piece: what follows it must still be escaped,
+        // and a string with nothing to escape must come out unchanged.
+        assertEquals("[\"plain-é€\",\"ab\\\"\",\"ab\\\\c\",\"a\\nb\",\"ab\\u001f\",\"a😀b\",\"\"]",
+                CanonicalJson.write(List.of("plain-é€", "ab\"", "ab\\c", "a\nb", "ab\u001f", "a😀b", "")));
+        assertThrows(IllegalArgumentException.class, () -> CanonicalJson.write(Map.of("a", "abc\udc00")));
+        assertThrows(IllegalArgumentException.class, () -> CanonicalJson.write(Map.of("a", "abc\ud800x")));
+    }
+
+    @Test
     void write_nullFloatOrLoneSurrogate_refused() {
         Map<String, Object> withNull = new LinkedHashMap<>();
         withNull.put("a", null);
