@@ -4,11 +4,7 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CancellationException;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
-import java.util.concurrent.FutureTask;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
@@ -46,6 +42,9 @@ final class SegmentWorkers {
     private final AtomicLong next = new AtomicLong();
     private volatile boolean stop;
     private long failedIndex = Long.MAX_VALUE;
+    /** Helpers inside {@link #participate}, and whether the caller has closed the door on late ones. */
+    private int active;
+    private boolean closed;
     private Throwable failure;
 
     private SegmentWorkers(long count, Supplier<? extends Worker> workers, LongConsumer progress) {
@@ -68,38 +67,23 @@ final class SegmentWorkers {
                     LongConsumer progress) throws IOException {
         SegmentWorkers run = new SegmentWorkers(count, workers, progress);
         int others = (int) Math.max(0, Math.min(threads - 1, count - 1));
-        List<Future<?>> submitted = new ArrayList<>();
         List<Thread> started = new ArrayList<>();
         if (others > 0) {
             int id = RUNS.incrementAndGet();
             for (int t = 0; t < others; t++) {
                 if (helpers != null) {
-                    FutureTask<Void> task = new FutureTask<>(run::participate, null);
-                    helpers.execute(task);
-                    submitted.add(task);
+                    helpers.execute(run::helperTurn);
                 } else {
                     started.add(Thread.ofPlatform().daemon().name("shard-workers-" + id + "-" + (t + 1))
-                            .start(run::participate));
+                            .start(run::helperTurn));
                 }
             }
         }
         run.participate();
-        boolean interrupted = false;
-        for (Future<?> f : submitted) {
-            f.cancel(false); // a helper that has not started yet is not waited for
-        }
-        for (Future<?> f : submitted) {
-            while (true) {
-                try {
-                    f.get();
-                    break;
-                } catch (CancellationException | ExecutionException e) {
-                    break; // participate() records its own failures; cancelled ones never ran
-                } catch (InterruptedException e) {
-                    interrupted = true; // the helpers use buffers the caller wipes: wait for them
-                }
-            }
-        }
+        // Every helper that entered must have left before the caller returns: they write into
+        // the caller's buffer and use buffers the caller wipes. One that has not entered yet
+        // (still queued on the pool) never will, and is not waited for.
+        boolean interrupted = run.closeAndAwaitHelpers();
         for (Thread t : started) {
             while (true) {
                 try {
@@ -114,6 +98,39 @@ final class SegmentWorkers {
             Thread.currentThread().interrupt();
         }
         run.rethrow(interrupted);
+    }
+
+    /** A helper's turn: takes part unless the caller has already finished the run. */
+    private void helperTurn() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            active++;
+        }
+        try {
+            participate();
+        } finally {
+            synchronized (this) {
+                if (--active == 0) {
+                    notifyAll();
+                }
+            }
+        }
+    }
+
+    /** Lets no more helpers in and waits for those inside; returns whether the caller was interrupted. */
+    private synchronized boolean closeAndAwaitHelpers() {
+        closed = true;
+        boolean interrupted = false;
+        while (active > 0) {
+            try {
+                wait();
+            } catch (InterruptedException e) {
+                interrupted = true; // they use buffers the caller wipes: keep waiting
+            }
+        }
+        return interrupted;
     }
 
     private void participate() {
