@@ -210,6 +210,86 @@ public final class ShardDecryptor implements AutoCloseable {
     }
 
     /**
+     * Decrypts a shard body held in memory (the bytes after the header, to the end of the
+     * shard: {@code body.remaining()} of them) into {@code out} from its position, on
+     * {@code threads} threads each opening its own segments straight from one buffer into
+     * the other (heap buffers: array to array; direct buffers through each thread's own
+     * arrays). All or nothing: when any segment fails — a flipped bit, a cut, data appended,
+     * segments swapped — the whole output range is zeroed, neither position moves, and the
+     * failure of the lowest segment that failed is thrown, as the stream form reports it.
+     *
+     * @return the number of plaintext bytes written ({@code out}'s position advances by it,
+     *         {@code body}'s to its limit)
+     * @throws IllegalArgumentException when {@code out} has less room than the plaintext
+     */
+    public long decrypt(ByteBuffer body, ByteBuffer out, int threads) throws IOException {
+        Objects.requireNonNull(body, "body");
+        Objects.requireNonNull(out, "out");
+        checkOpen();
+        int s = header.segmentSize();
+        int c = s + ShardFormat.TAG_BYTES;
+        long length = body.remaining();
+        long segments = Math.max(1, (length + c - 1) / c);
+        if (segments > ShardFormat.MAX_SEGMENTS) {
+            throw new ShardException(ShardException.Reason.TRAILING_DATA, ShardFormat.MAX_SEGMENTS,
+                    "the shard has more than 2^32 segments: data follows its end");
+        }
+        int finalLength = (int) (length - (segments - 1) * c);
+        checkFinalLength(segments - 1, true, finalLength);
+        long plainLength = length - segments * ShardFormat.TAG_BYTES;
+        if (out.remaining() < plainLength) {
+            throw new IllegalArgumentException("the output buffer has " + out.remaining() + " bytes of room; the"
+                    + " plaintext is " + plainLength);
+        }
+        int in0 = body.position();
+        int out0 = out.position();
+        try {
+            SegmentWorkers.run(segments, threads, null, () -> new SegmentWorkers.Worker() {
+                final SegmentCipher cipher = new SegmentCipher(keys, header.noncePrefix());
+                byte[] in;
+                byte[] plain;
+
+                @Override
+                public long process(long index) throws IOException {
+                    boolean last = index == segments - 1;
+                    int at = in0 + (int) (index * c);
+                    int len = last ? finalLength : c;
+                    int to = out0 + (int) (index * s);
+                    if (body.hasArray() && out.hasArray()) {
+                        return cipher.open(index, last, body.array(), body.arrayOffset() + at, len, out.array(),
+                                out.arrayOffset() + to);
+                    }
+                    if (in == null) {
+                        in = new byte[c];
+                        plain = new byte[s];
+                    }
+                    body.get(at, in, 0, len);
+                    int n = cipher.open(index, last, in, 0, len, plain, 0);
+                    out.put(to, plain, 0, n);
+                    return n;
+                }
+
+                @Override
+                public void close() {
+                    if (plain != null) {
+                        Arrays.fill(plain, (byte) 0);
+                    }
+                }
+            }, null);
+        } catch (IOException | RuntimeException e) {
+            // Segments complete in no particular order on several threads: withhold them all.
+            byte[] zeros = new byte[(int) Math.min(plainLength, 1 << 16)];
+            for (long off = 0; off < plainLength; off += zeros.length) {
+                out.put(out0 + (int) off, zeros, 0, (int) Math.min(zeros.length, plainLength - off));
+            }
+            throw e;
+        }
+        body.position(in0 + (int) length);
+        out.position(out0 + (int) plainLength);
+        return plainLength;
+    }
+
+    /**
      * A final segment must hold at least its tag, and be empty only when it is the only
      * segment (then the plaintext is empty); anything shorter is a cut.
      */

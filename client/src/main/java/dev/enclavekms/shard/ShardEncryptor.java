@@ -349,6 +349,93 @@ public final class ShardEncryptor implements AutoCloseable {
         }
     }
 
+    /**
+     * The length of the shard {@link #encrypt(ByteBuffer, ByteBuffer)} makes of
+     * {@code plaintextBytes} bytes: this encryptor's header and the segments with their tags.
+     */
+    public long shardLength(long plaintextBytes) {
+        if (plaintextBytes < 0) {
+            throw new IllegalArgumentException("negative length");
+        }
+        int s = options.segmentSize();
+        long segments = Math.max(1, (plaintextBytes + s - 1) / s);
+        int header = new ShardHeader(s, new byte[ShardFormat.SALT_BYTES], new byte[ShardFormat.NONCE_PREFIX_BYTES],
+                context, new byte[ShardFormat.HEADER_TAG_BYTES], keyName, keyVersion, wrappedDataKey).encode().length;
+        return header + plaintextBytes + segments * ShardFormat.TAG_BYTES;
+    }
+
+    /**
+     * Encrypts the {@code plaintext.remaining()} bytes of a buffer (a tensor a runtime
+     * holds in memory) into {@code shard} from its position: header, then segments, with
+     * {@link Options#threads()} threads each sealing its own segments straight from one
+     * buffer into the other (heap buffers: array to array, no copy; direct buffers go
+     * through each thread's own arrays, where the JDK's AES-GCM is fastest). Both positions
+     * advance over what was read and written; the output is byte for byte what
+     * {@link #encrypt(InputStream, OutputStream)} writes with the same salt and nonce prefix.
+     *
+     * @throws IllegalArgumentException when {@code shard} has less room than {@link #shardLength}
+     *                                  (nothing is written then)
+     * @return the header written
+     */
+    public ShardHeader encrypt(ByteBuffer plaintext, ByteBuffer shard) throws IOException {
+        Objects.requireNonNull(plaintext, "plaintext");
+        Objects.requireNonNull(shard, "shard");
+        long size = plaintext.remaining();
+        long needed = shardLength(size);
+        if (shard.remaining() < needed) {
+            throw new IllegalArgumentException("the shard buffer has " + shard.remaining() + " bytes of room; "
+                    + needed + " are needed");
+        }
+        int s = options.segmentSize();
+        long segments = Math.max(1, (size + s - 1) / s);
+        JitWarmup.startFor(s);
+        Keyed file = newFile();
+        try (ShardKeys keys = file.keys()) {
+            ShardHeader header = file.header();
+            byte[] encoded = header.encode();
+            int in0 = plaintext.position();
+            int out0 = shard.position();
+            shard.put(out0, encoded);
+            int body = out0 + encoded.length;
+            SegmentWorkers.run(segments, options.threads(), null, () -> new SegmentWorkers.Worker() {
+                final SegmentCipher cipher = new SegmentCipher(keys, header.noncePrefix());
+                byte[] in;
+                byte[] out;
+
+                @Override
+                public long process(long index) {
+                    int at = in0 + (int) (index * s);
+                    int len = (int) Math.min(s, size - index * s);
+                    int to = body + (int) (index * (s + ShardFormat.TAG_BYTES));
+                    boolean last = index == segments - 1;
+                    if (plaintext.hasArray() && shard.hasArray()) {
+                        cipher.seal(index, last, plaintext.array(), plaintext.arrayOffset() + at, len, shard.array(),
+                                shard.arrayOffset() + to);
+                        return len;
+                    }
+                    if (in == null) {
+                        in = new byte[s];
+                        out = new byte[s + ShardFormat.TAG_BYTES];
+                    }
+                    plaintext.get(at, in, 0, len);
+                    int n = cipher.seal(index, last, in, 0, len, out, 0);
+                    shard.put(to, out, 0, n);
+                    return len;
+                }
+
+                @Override
+                public void close() {
+                    if (in != null) {
+                        Arrays.fill(in, (byte) 0);
+                    }
+                }
+            }, null);
+            plaintext.position(in0 + (int) size);
+            shard.position(out0 + (int) needed);
+            return header;
+        }
+    }
+
     static void writeFully(FileChannel out, ByteBuffer b, long position) throws IOException {
         while (b.hasRemaining()) {
             position += out.write(b, position);

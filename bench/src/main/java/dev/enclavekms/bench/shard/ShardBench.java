@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -117,6 +118,7 @@ public final class ShardBench {
         Map<String, List<Double>> t = new LinkedHashMap<>();
         byte[] plainBytes = Files.readAllBytes(plain);
         byte[][] sealedBytes = new byte[2][]; // the shard and the Tink file, for the in-memory rows
+        byte[][] bufferOut = new byte[2][]; // the shard and the plaintext of the buffer rows
         int total = mode.warmupRounds() + mode.rounds();
         for (int round = 0; round < total; round++) {
             boolean keep = round >= mode.warmupRounds();
@@ -142,6 +144,23 @@ public final class ShardBench {
                 record(t, keep, "decrypt_memory/shard/" + th, time(null,
                         () -> expect(n, ours.decryptMemory(sealedBytes[0], th), "shard decrypt")));
             }
+            // Buffer to buffer: the output arrays are allocated once, outside the timing, as a
+            // runtime's tensor buffers are; checked against the plaintext in the last round.
+            if (bufferOut[0] == null) {
+                bufferOut[0] = new byte[(int) ours.shardLength(n)];
+                bufferOut[1] = new byte[(int) n];
+            }
+            for (int threads : new int[] {1, 2}) {
+                int th = threads;
+                record(t, keep, "encrypt_buffer/shard/" + th, time(null,
+                        () -> expect(bufferOut[0].length, ours.encryptBuffer(plainBytes, bufferOut[0], th),
+                                "shard buffer encrypt")));
+                record(t, keep, "decrypt_buffer/shard/" + th, time(null,
+                        () -> expect(n, ours.decryptBuffer(bufferOut[0], bufferOut[1], th), "shard buffer decrypt")));
+                if (check && !Arrays.equals(plainBytes, bufferOut[1])) {
+                    throw new IOException("buffer round trip on " + th + " threads differs from the plaintext");
+                }
+            }
             record(t, keep, "encrypt/tink/1", time(tinkFile, () -> tink.encrypt(plain, tinkFile)));
             record(t, keep, "decrypt/tink/1", time(output, () -> tink.decrypt(tinkFile, output)));
             if (check) checkSame(plain, output, "Tink");
@@ -157,6 +176,7 @@ public final class ShardBench {
             }
         }
         sealedBytes[0] = sealedBytes[1] = null;
+        bufferOut[0] = bufferOut[1] = null;
 
         for (boolean elapsed : new boolean[] {false, true}) {
             String op = elapsed ? "aes_256_gcm_16k_elapsed" : "aes_256_gcm_16k";
@@ -197,6 +217,14 @@ public final class ShardBench {
             }
             rows.add(row(t, op + "/tink/1", op, "tink", 1, n, "Tink " + TinkFiles.TEMPLATE
                     + ", channel API, memory → discard"));
+        }
+        for (String op : List.of("encrypt_buffer", "decrypt_buffer")) {
+            for (int threads : new int[] {1, 2}) {
+                rows.add(row(t, op + "/shard/" + threads, op, "shard", threads, n, "shard library, "
+                        + (op.startsWith("encrypt") ? "ShardEncryptor.encrypt(ByteBuffer, ByteBuffer)"
+                        : "ShardDecryptor.decrypt(ByteBuffer, ByteBuffer, threads)") + ": heap buffer to heap buffer, "
+                        + threads + (threads == 1 ? " thread" : " threads each sealing/opening its own segments in place")));
+            }
         }
 
         try (ShardReader reader = ours.reader(shard, 1);

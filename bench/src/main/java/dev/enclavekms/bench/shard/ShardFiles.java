@@ -96,6 +96,46 @@ final class ShardFiles {
         }
     }
 
+    /**
+     * Encrypts a buffer into a buffer ({@link ShardEncryptor#encrypt(ByteBuffer, ByteBuffer)}):
+     * what a runtime holding a tensor in memory calls; {@code out} is allocated once by the
+     * caller (its size: {@link #shardLength}). Returns the shard's length.
+     */
+    long encryptBuffer(byte[] plain, byte[] out, int threads) throws IOException {
+        DataKey dk = keys.generate(CONTEXT);
+        try (ShardEncryptor enc = ShardEncryptor.of(dk, CONTEXT, ShardEncryptor.Options.DEFAULT.withThreads(threads))) {
+            java.nio.ByteBuffer o = java.nio.ByteBuffer.wrap(out);
+            enc.encrypt(java.nio.ByteBuffer.wrap(plain), o);
+            return o.position();
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+    }
+
+    /** The length {@link #encryptBuffer} makes of {@code n} bytes. */
+    long shardLength(long n) throws IOException {
+        DataKey dk = keys.generate(CONTEXT);
+        try (ShardEncryptor enc = ShardEncryptor.of(dk, CONTEXT, ShardEncryptor.Options.DEFAULT)) {
+            return enc.shardLength(n);
+        } finally {
+            Arrays.fill(dk.plaintext(), (byte) 0);
+        }
+    }
+
+    /** Decrypts a shard held in a buffer into a buffer ({@link ShardDecryptor#decrypt(ByteBuffer, ByteBuffer, int)}). */
+    long decryptBuffer(byte[] sealed, byte[] out, int threads) throws IOException {
+        try {
+            ShardHeader header = ShardHeader.read(new java.io.ByteArrayInputStream(sealed));
+            int h = header.encode().length;
+            try (ShardDecryptor d = ShardDecryptor.open(header, keys, CONTEXT)) {
+                return d.decrypt(java.nio.ByteBuffer.wrap(sealed, h, sealed.length - h), java.nio.ByteBuffer.wrap(out),
+                        threads);
+            }
+        } catch (dev.enclavekms.client.KmsException e) {
+            throw new IOException(e);
+        }
+    }
+
     /** A reader whose reads of two or more segments run on {@code threads} threads (1: the caller only). */
     ShardReader reader(Path sealed, int threads) throws IOException {
         try {

@@ -77,6 +77,15 @@ record ShardReport(Map<String, Object> info, List<ShardRow> rows) {
             out.add(speed(op + " 2 threads / plain copy", s2, copy, 0.8));
             out.add(speed(op + " 2 threads / 1 thread", s2, s1, null));
         }
+        // Buffer to buffer: the in-memory API (no channel, no copy); the same targets.
+        for (String op : List.of("encrypt_buffer", "decrypt_buffer")) {
+            ShardRow s1 = find(op, "shard", 1);
+            ShardRow s2 = find(op, "shard", 2);
+            out.add(speed(op + " 1 thread / openssl 1 process (wall clock)", s1, wall1, 0.8));
+            out.add(speed(op + " 2 threads / openssl 1 process (wall clock)", s2, wall1, 1.6));
+            out.add(cpuSpeed(op + " 1 thread / openssl 1 process (CPU time)", s1, ssl1, null));
+            out.add(speed(op + " 2 threads / openssl -multi 2 (wall clock)", s2, wall2, null));
+        }
         out.add(speed("plain copy / openssl 1 process (wall clock)", find("copy", "plain", 1), wall1, null));
         out.add(speed("openssl -multi 2 / openssl 1 process (wall clock)", wall2, wall1, null));
         for (String kind : List.of("heap", "direct")) {
