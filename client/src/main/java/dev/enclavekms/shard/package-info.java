@@ -8,10 +8,14 @@
  *   <li>{@link dev.enclavekms.shard.ShardEncryptor} — streaming encryption, optionally on
  *       several threads (same output for any thread count); file to file
  *       ({@code encryptFile}, {@code encryptInto}), each thread reading, encrypting and
- *       writing its own segments.</li>
+ *       writing its own segments; buffer to buffer ({@code encrypt(ByteBuffer, ByteBuffer)},
+ *       {@code shardLength}) for a tensor held in memory, each thread sealing its own
+ *       segments in place.</li>
  *   <li>{@link dev.enclavekms.shard.ShardDecryptor} — streaming decryption, and file to
  *       file ({@code decryptFile}: temporary file, renamed only when every segment
- *       authenticated); {@link dev.enclavekms.shard.ShardReader} — random access
+ *       authenticated), and buffer to buffer ({@code decrypt(ByteBuffer, ByteBuffer,
+ *       threads)}: all or nothing, the output zeroed on any damage);
+ *       {@link dev.enclavekms.shard.ShardReader} — random access
  *       ({@code read(position, buffer)}) decrypting only the segments touched, on several
  *       threads for reads of two or more segments ({@code readThreads}), and
  *       {@code decryptInto} a file channel on several threads.</li>
