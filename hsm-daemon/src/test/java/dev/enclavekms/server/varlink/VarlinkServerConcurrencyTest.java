@@ -1,7 +1,5 @@
 package dev.enclavekms.server.varlink;
 
-import dev.enclavekms.json.Json;
-import dev.enclavekms.varlink.FrameReader;
 import dev.enclavekms.varlink.VarlinkClient;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -9,10 +7,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -103,14 +99,7 @@ class VarlinkServerConcurrencyTest {
     }
 
     private void send(String... methodAndIds) throws Exception {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        for (int k = 0; k < methodAndIds.length; k += 2) {
-            Map<String, Object> call = new LinkedHashMap<>();
-            call.put("method", T + "." + methodAndIds[k]);
-            call.put("parameters", Map.of("id", Long.parseLong(methodAndIds[k + 1])));
-            out.writeBytes(FrameReader.encode(Json.write(call)));
-        }
-        client.sendRaw(out.toByteArray());
+        PipelinedCalls.send(client, T, methodAndIds);
     }
 
     @SuppressWarnings("unchecked")

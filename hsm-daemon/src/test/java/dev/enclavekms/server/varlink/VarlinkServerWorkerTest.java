@@ -1,7 +1,5 @@
 package dev.enclavekms.server.varlink;
 
-import dev.enclavekms.json.Json;
-import dev.enclavekms.varlink.FrameReader;
 import dev.enclavekms.varlink.VarlinkClient;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -9,10 +7,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -100,14 +96,7 @@ class VarlinkServerWorkerTest {
     }
 
     private void send(String... methodAndIds) throws Exception {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        for (int k = 0; k < methodAndIds.length; k += 2) {
-            Map<String, Object> call = new LinkedHashMap<>();
-            call.put("method", T + "." + methodAndIds[k]);
-            call.put("parameters", Map.of("id", Long.parseLong(methodAndIds[k + 1])));
-            out.writeBytes(FrameReader.encode(Json.write(call)));
-        }
-        client.sendRaw(out.toByteArray());
+        PipelinedCalls.send(client, T, methodAndIds);
     }
 
     @Test
@@ -143,8 +132,7 @@ class VarlinkServerWorkerTest {
 
         assertEquals(2L, client.call(T + ".Where", Map.of("id", 2L)).get("id"), "the connection still serves");
         release.countDown(); // the device finishes the hung call after its caller was told it failed
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (hungFinished.get() == 0 && System.nanoTime() < deadline) Thread.sleep(10);
+        Await.until("the hung call to finish on its worker", Duration.ofSeconds(10), () -> hungFinished.get() > 0);
         assertEquals(1, hungFinished.get());
         // Its late result is dropped: the next reply on the connection is the next call's own.
         assertEquals(3L, client.call(T + ".Where", Map.of("id", 3L)).get("id"));
