@@ -37,8 +37,9 @@ import java.util.function.LongConsumer;
  *
  * <p>Reads are serialised (one at a time per reader; open one reader per thread for
  * parallel reads). One read of several segments can itself use several threads
- * ({@link #readThreads}), and {@link #decryptInto} decrypts the whole file on several. {@link #close()} wipes the cached plaintext and, when the reader owns
- * them, the keys and the channel.
+ * ({@link #readThreads}), and {@link #decryptInto} decrypts the whole file on several.
+ * {@link #close()} wipes the cached plaintext and, when the reader owns them, the keys and
+ * the channel.
  *
  * <p>Speed: the file is memory-mapped (read-only) when the channel allows it, and each
  * segment's ciphertext is copied from the mapping into the reader's buffer with one
