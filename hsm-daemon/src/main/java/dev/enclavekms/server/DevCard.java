@@ -212,23 +212,11 @@ public final class DevCard {
     }
 
     public void printWelcome(PrintStream out) {
-        String kmsctl = "bin/kmsctl --socket " + socket;
         String where = simulatorTerminal != null
                 ? "a simulated Java Card (jcardsim, in memory: its keys end with this process)"
                 : "the Java Card in '" + reader + "'";
-        for (String line : List.of(
-                "enclave-kms is serving on " + socket,
+        DevEnvironment.printWelcome(out, socket, List.of(
                 "  (" + where + ", state in " + stateDir + ", details in " + stateDir.resolve("dev.json") + ")",
-                "  The card backend holds AES-256, P-256 and HMAC-SHA256 keys; Ed25519, P-384 and RSA are refused.",
-                "",
-                "Try, in another terminal:",
-                "  " + kmsctl + " key create demo --purpose ENCRYPT",
-                "  " + kmsctl + " datakey generate demo --context model=llama-3-8b",
-                "  " + kmsctl + " status",
-                "",
-                "Or: export ENCLAVE_KMS_SOCKET=" + socket + " and drop --socket. Stop with Ctrl-C.")) {
-            out.println(line);
-        }
-        out.flush();
+                "  The card backend holds AES-256, P-256 and HMAC-SHA256 keys; Ed25519, P-384 and RSA are refused."));
     }
 }

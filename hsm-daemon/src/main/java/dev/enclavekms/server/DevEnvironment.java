@@ -119,10 +119,16 @@ public record DevEnvironment(Path stateDir, Path softhsmConf, Path tokenDir, Pat
     }
 
     public void printWelcome(PrintStream out) {
+        printWelcome(out, socket, List.of(
+                "  (token '" + tokenLabel + "', state in " + stateDir + ", details in " + stateDir.resolve("dev.json") + ")"));
+    }
+
+    /** What a dev daemon prints once it serves: where, {@code about} it, and what to try. */
+    static void printWelcome(PrintStream out, Path socket, List<String> about) {
         String kmsctl = "bin/kmsctl --socket " + socket;
+        out.println("enclave-kms is serving on " + socket);
+        about.forEach(out::println);
         for (String line : List.of(
-                "enclave-kms is serving on " + socket,
-                "  (token '" + tokenLabel + "', state in " + stateDir + ", details in " + stateDir.resolve("dev.json") + ")",
                 "",
                 "Try, in another terminal:",
                 "  " + kmsctl + " key create demo --purpose ENCRYPT",

@@ -22,7 +22,6 @@ import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 
 import static dev.enclavekms.audit.AuditFixtures.call;
 import static dev.enclavekms.audit.AuditFixtures.records;
@@ -431,8 +430,8 @@ class AuditLogTest {
                 r.subList(1, 3).stream().map(m -> m.get("method")).toList());
         // Alone, it is written by the appender without anyone waiting.
         log.appendDeferred(call("dev.enclavekms.Kms.Status"));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (log.head().seq() < 4 && System.nanoTime() < deadline) Thread.sleep(5);
+        dev.enclavekms.server.varlink.Await.until("the appender to write the deferred record",
+                java.time.Duration.ofSeconds(20), () -> log.head().seq() >= 4);
         assertEquals(4, log.head().seq());
         log.close();
         assertEquals(AuditVerifier.Status.INTACT, verify().status());
