@@ -34,8 +34,8 @@ import javax.net.ssl.X509ExtendedKeyManager;
  * SOFTHSM2_CONF=... java HsmTlsServer.java pkcs11-config/sunpkcs11-tls-server.cfg PIN_FILE KEY PORT [CA_CERTS]
  * </pre>
  *
- * KEY is the TLS key's name: the server uses the newest currently valid certificate of any
- * of its versions found on the token (Kms.IssueTlsCertificate stores them there), and looks
+ * KEY is the TLS key's name: the server uses the newest key version that has a currently
+ * valid certificate on the token (Kms.IssueTlsCertificate stores them there), and looks
  * again every RELOAD seconds (system property reload, default 60), so renewal and rotation
  * need no restart. CA_CERTS (PEM) are sent after the certificate: the intermediates, if any.
  * Prints "listening PORT ALIAS" when ready and answers each connection with one line.
@@ -98,12 +98,17 @@ public class HsmTlsServer {
             this.selected = select();
         }
 
-        /** The newest valid certificate among the key's versions on the token. */
+        /**
+         * The newest key version on the token that has a currently valid certificate. By
+         * version, not by the certificates' notBefore: that has one-second resolution, so a
+         * rotation within a second of the last issuance would tie.
+         */
         private Selected select() throws Exception {
             KeyStore ks = KeyStore.getInstance("PKCS11", provider);
             ks.load(null, pin); // reads the token afresh: certificates renewed since are seen
             String best = null;
             X509Certificate bestCert = null;
+            long bestVersion = -1;
             for (String alias : Collections.list(ks.aliases())) {
                 if (!alias.startsWith(prefix) || !ks.isKeyEntry(alias)) continue;
                 X509Certificate c = (X509Certificate) ks.getCertificate(alias);
@@ -112,9 +117,11 @@ public class HsmTlsServer {
                 } catch (java.security.cert.CertificateException expired) {
                     continue;
                 }
-                if (bestCert == null || c.getNotBefore().after(bestCert.getNotBefore())) {
+                long version = version(alias);
+                if (version > bestVersion) {
                     best = alias;
                     bestCert = c;
+                    bestVersion = version;
                 }
             }
             if (best == null) throw new IllegalStateException("no valid certificate for " + prefix + "* on the token");
@@ -123,6 +130,16 @@ public class HsmTlsServer {
             chain.addAll(caCerts);
             return new Selected(best, (PrivateKey) ks.getKey(best, null), chain.toArray(X509Certificate[]::new),
                     Instant.now());
+        }
+
+        /** The key version in an alias "enclave-kms:NAME:vN:ID"; -1 when it has none. */
+        private long version(String alias) {
+            int end = alias.indexOf(':', prefix.length());
+            try {
+                return Long.parseLong(alias.substring(prefix.length(), end < 0 ? alias.length() : end));
+            } catch (NumberFormatException e) {
+                return -1;
+            }
         }
 
         Selected current() {
