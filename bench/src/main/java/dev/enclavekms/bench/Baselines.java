@@ -89,6 +89,7 @@ final class Baselines {
                         bench.add(m.row(e.getKey(), "direct", threads, 1), m.latencyNs);
                     }
                 }
+                directPinned(ops);
                 for (int threads : new int[] {1, 2}) {
                     final int n = threads;
                     Direct.Op batch = (t, i) -> {
@@ -99,7 +100,9 @@ final class Baselines {
                     if (!mode.smoke()) Direct.run(threads, batch, 600, 1, new Histogram(3_600_000_000_000L, 3));
                     for (int r = 0; r < batchReps(); r++) {
                         Histogram h = new Histogram(3_600_000_000_000L, 3);
+                        ProcCpu.Mark cpu = ProcCpu.mark(0);
                         m.add(Direct.run(threads, batch, 600, 1, h), h);
+                        m.cpu(cpu, Workload.BATCH);
                     }
                     m.note = "ops = data keys; latency = one thread's share of " + Workload.BATCH;
                     bench.add(m.row("decrypt_batch_10k", "direct", threads, 1), m.latencyNs);
@@ -117,16 +120,52 @@ final class Baselines {
         bench.add(Row.unsupported("sign_ed25519", "p11-kit", why + "EdDSA"), null);
     }
 
+    /** One thread on CPU 0 — the core the pinned daemon had — for {@link PinnedCapacity#OPS}. */
+    private void directPinned(Map<String, Direct.Op> ops) throws Exception {
+        String why = Pinning.unavailable();
+        if (why != null) {
+            for (String op : PinnedCapacity.OPS) bench.add(Row.noNumbers(op, "direct-pinned", "skipped: " + why), null);
+            return;
+        }
+        String original = Pinning.allowedList(Pinning.SELF);
+        Pinning.pin(Pinning.SELF, PinnedCapacity.DAEMON_CPU);
+        try {
+            int threads;
+            try {
+                threads = Pinning.verify(Pinning.SELF, PinnedCapacity.DAEMON_CPU);
+            } catch (IllegalStateException e) {
+                for (String op : PinnedCapacity.OPS) {
+                    bench.add(Row.noNumbers(op, "direct-pinned", "skipped: pinning not in effect: " + e.getMessage()), null);
+                }
+                return;
+            }
+            for (String op : PinnedCapacity.OPS) {
+                Measure m = timed(1, ops.get(op));
+                m.note = "one thread; the bench JVM (all " + threads + " threads: JIT and GC too) pinned to CPU "
+                        + PinnedCapacity.DAEMON_CPU + " (taskset), as the daemon was for daemon-pinned";
+                bench.add(m.row(op, "direct-pinned", 1, 1), m.latencyNs);
+            }
+        } finally {
+            Pinning.pin(Pinning.SELF, original);
+        }
+    }
+
     int batchReps() {
         return mode.smoke() ? 1 : mode.reps();
     }
 
     private Measure timed(int threads, Direct.Op op) throws Exception {
+        return timed(threads, op, 0);
+    }
+
+    /** Warm-up and repetitions of {@code op}; CPU per op of this JVM and of {@code serverPid} (if > 0). */
+    private Measure timed(int threads, Direct.Op op, long serverPid) throws Exception {
         Measure m = new Measure();
         Direct.run(threads, op, mode.warmS(), 0, new Histogram(3_600_000_000_000L, 3));
         for (int r = 0; r < mode.reps(); r++) {
             Histogram h = new Histogram(3_600_000_000_000L, 3);
-            m.add(Direct.run(threads, op, mode.repS(), 0, h), h);
+            ProcCpu.Mark cpu = ProcCpu.mark(serverPid);
+            m.add(Direct.run(threads, op, mode.repS(), 0, h), h, cpu, 1);
         }
         return m;
     }
@@ -164,7 +203,7 @@ final class Baselines {
                     Measure m = timed(threads, (t, i) -> {
                         remote.sign(key, KeyAlgorithm.EC_P256_SHA256, digest);
                         return 1;
-                    });
+                    }, server.pid());
                     m.note = "Pkcs11Enclave on p11-kit-client.so -> p11-kit server -> SoftHSM";
                     bench.add(m.row("sign_p256", "p11-kit", threads, 1), m.latencyNs);
                 }

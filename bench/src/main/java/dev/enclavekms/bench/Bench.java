@@ -87,6 +87,7 @@ public final class Bench {
             for (String op : OPEN_LOOP_OPS) openLoop(d, w.op(op));
         }
         new Restarts(this, w).run();
+        PinnedCapacity.daemon(this, w);
         new Baselines(this, mode, dev).run();
         Measure tool = Startup.pkcs11Tool(dev, mode.startupReps());
         add(tool.row("startup", "pkcs11-tool", 1, 1), tool.latencyNs);
@@ -133,7 +134,8 @@ public final class Bench {
             Load.run(conns, c.depth(), op, mode.warmS(), 0, 1, histogram());
             for (int r = 0; r < mode.reps(); r++) {
                 Histogram h = histogram();
-                m.add(Load.run(conns, c.depth(), op, mode.repS(), 0, 1, h), h);
+                ProcCpu.Mark cpu = ProcCpu.mark(d.process.pid());
+                m.add(Load.run(conns, c.depth(), op, mode.repS(), 0, 1, h), h, cpu, 1);
             }
         } finally {
             for (Load.Conn conn : conns) conn.close();
@@ -152,7 +154,8 @@ public final class Bench {
             if (!mode.smoke()) Load.run(List.of(conn), 1, w.batch(), 600, 1, Workload.BATCH, histogram());
             for (int r = 0; r < reps; r++) {
                 Histogram h = histogram();
-                m.add(Load.run(List.of(conn), 1, w.batch(), 600, 1, Workload.BATCH, h), h);
+                ProcCpu.Mark cpu = ProcCpu.mark(d.process.pid());
+                m.add(Load.run(List.of(conn), 1, w.batch(), 600, 1, Workload.BATCH, h), h, cpu, Workload.BATCH);
             }
         }
         m.note = "ops = data keys; latency per call of " + Workload.BATCH;
@@ -174,7 +177,8 @@ public final class Bench {
         Measure m = new Measure();
         OpenLoop.run(d.socket, conns, rate, Math.min(1.0, mode.openLoopS() / 3), op, histogram()); // warm-up
         Histogram h = histogram();
-        m.add(OpenLoop.run(d.socket, conns, rate, mode.openLoopS(), op, h), h);
+        ProcCpu.Mark cpu = ProcCpu.mark(d.process.pid());
+        m.add(OpenLoop.run(d.socket, conns, rate, mode.openLoopS(), op, h), h, cpu, 1);
         m.note = String.format(java.util.Locale.ROOT,
                 "open loop: fixed arrival rate %.0f/s = 50 %% of the peak %.0f/s (%d×%d); latency from due time",
                 rate, peak.opsPerS(), peak.connections(), peak.depth());

@@ -13,10 +13,33 @@ final class Measure {
     String note;
     /** The closed-loop setting measured, if any. */
     Mode.Config config;
+    /** CPU ns over the repetitions counted by {@link #cpu}: the serving process's (−1: not measured) and the bench's. */
+    private long serverCpuNs = -1;
+    private long selfCpuNs = -1;
+    private long cpuOps;
 
     void add(double opsPerSecond, Histogram h) {
         opsPerS.add(opsPerSecond);
         latencyNs.add(h);
+    }
+
+    /**
+     * Adds the CPU used since {@code start} by the bench and (if {@code start} names one) the
+     * serving process, for {@code ops} operations (data keys for a batch).
+     */
+    void cpu(ProcCpu.Mark start, long ops) {
+        ProcCpu.Mark end = ProcCpu.mark(start.serverPid());
+        selfCpuNs = Math.max(0, selfCpuNs) + end.selfNs() - start.selfNs();
+        if (start.serverNs() >= 0 && end.serverNs() >= 0) {
+            serverCpuNs = Math.max(0, serverCpuNs) + end.serverNs() - start.serverNs();
+        }
+        cpuOps += ops;
+    }
+
+    /** {@link #add} of one repetition, counting its CPU since {@code start}: ops are the histogram's calls × units. */
+    void add(double opsPerSecond, Histogram h, ProcCpu.Mark start, int unitsPerCall) {
+        cpu(start, h.getTotalCount() * unitsPerCall);
+        add(opsPerSecond, h);
     }
 
     Row row(String op, String system, int conns, int depth) {
@@ -28,7 +51,11 @@ final class Measure {
                 latencyNs.getValueAtPercentile(99) / 1000.0,
                 latencyNs.getValueAtPercentile(99.9) / 1000.0,
                 v.length == 0 ? Double.NaN : v[0], v.length == 0 ? Double.NaN : v[v.length - 1],
-                v.length, latencyNs.getTotalCount(), note);
+                v.length, latencyNs.getTotalCount(), note, perOpUs(serverCpuNs), perOpUs(selfCpuNs), java.util.Map.of());
+    }
+
+    private double perOpUs(long ns) {
+        return ns < 0 || cpuOps == 0 ? Double.NaN : ns / 1000.0 / cpuOps;
     }
 
     @Override

@@ -55,10 +55,12 @@ public final class Report {
                     .append(" | ").append(floor1 == null ? "–" : f(floor1.p50Us()))
                     .append(" | ").append(gap).append(" |\n");
         }
+        sb.append(cpuMarkdown(rows, ops));
         sb.append(Targets.markdown(rows));
         sb.append("\n## All rows\n\n");
-        sb.append("| operation | system | conn | depth | ops/s (median) | spread min–max | p50 µs | p99 µs | p99.9 µs | reps | note |\n");
-        sb.append("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        sb.append("| operation | system | conn | depth | ops/s (median) | spread min–max | p50 µs | p99 µs | p99.9 µs | reps"
+                + " | daemon CPU µs/op | client CPU µs/op | note |\n");
+        sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Row r : rows) {
             sb.append("| ").append(r.operation()).append(" | ").append(r.system())
                     .append(" | ").append(r.connections()).append(" | ").append(r.depth())
@@ -66,7 +68,45 @@ public final class Report {
                     .append(" | ").append(r.supported() ? f(r.opsPerSMin()) + "–" + f(r.opsPerSMax()) : "–")
                     .append(" | ").append(f(r.p50Us())).append(" | ").append(f(r.p99Us()))
                     .append(" | ").append(f(r.p999Us())).append(" | ").append(r.repetitions())
+                    .append(" | ").append(f(r.daemonCpuUsPerOp())).append(" | ").append(f(r.clientCpuUsPerOp()))
                     .append(" | ").append(r.note() == null ? "" : r.note()).append(" |\n");
+        }
+        return sb.toString();
+    }
+
+    /**
+     * CPU time per operation: what the daemon spends on a call against what the same work
+     * costs in-process (direct), with the load generator's own share apart — on two shared
+     * vCPUs the throughput ratio mixes the two; this does not.
+     */
+    static String cpuMarkdown(List<Row> rows, Set<String> ops) {
+        StringBuilder sb = new StringBuilder("\n## CPU per operation (µs of CPU time per op, from /proc and the JVM)\n\n");
+        sb.append("Daemon: the daemon process's utime + stime per op; generator: the bench JVM's (the load generator)."
+                + " Direct: the bench JVM's per op doing the work in-process. Pinned: daemon on CPU 0, generator on CPU 1,"
+                + " against direct on one thread on CPU 0.\n\n");
+        sb.append("| operation | daemon CPU µs/op (at best) | generator CPU µs/op (at best) | daemon CPU µs/op (1×1) | "
+                + "direct CPU µs/op (1 thread) | daemon / direct CPU | pinned ops/s: daemon vs direct (ratio) |\n");
+        sb.append("|---|---|---|---|---|---|---|\n");
+        for (String op : ops) {
+            Row d = best(rows, op, "daemon");
+            Row d1 = find(rows, op, "daemon", 1, 1);
+            Row x1 = find(rows, op, "direct", 1, 1);
+            if (d == null && x1 == null) continue;
+            Row dp = best(rows, op, "daemon-pinned");
+            Row xp = best(rows, op, "direct-pinned");
+            String pinned = dp != null && xp != null ? f(dp.opsPerS()) + " (" + dp.connections() + "×" + dp.depth()
+                    + ") vs " + f(xp.opsPerS()) + String.format(Locale.ROOT, " = %.2f×", dp.opsPerS() / xp.opsPerS())
+                    : "–";
+            sb.append("| ").append(op)
+                    .append(" | ").append(d == null ? "–" : f(d.daemonCpuUsPerOp()) + " (" + d.connections() + "×"
+                            + d.depth() + ")")
+                    .append(" | ").append(d == null ? "–" : f(d.clientCpuUsPerOp()))
+                    .append(" | ").append(d1 == null ? "–" : f(d1.daemonCpuUsPerOp()))
+                    .append(" | ").append(x1 == null ? "–" : f(x1.clientCpuUsPerOp()))
+                    .append(" | ").append(d != null && x1 != null && !Double.isNaN(d.daemonCpuUsPerOp())
+                            && x1.clientCpuUsPerOp() > 0
+                            ? String.format(Locale.ROOT, "%.1f×", d.daemonCpuUsPerOp() / x1.clientCpuUsPerOp()) : "–")
+                    .append(" | ").append(pinned).append(" |\n");
         }
         return sb.toString();
     }

@@ -8,10 +8,32 @@ import java.util.Map;
  * concurrency. {@code opsPerS} is the median over the repetitions, {@code opsPerSMin}
  * and {@code opsPerSMax} their spread; latencies come from the histogram of all
  * repetitions together. For {@code decrypt_batch_10k} ops are data keys, latency is per call.
+ *
+ * <p>{@code daemonCpuUsPerOp}: CPU µs per op of the serving process outside the bench (the
+ * daemon; the p11-kit server); {@code clientCpuUsPerOp}: CPU µs per op of the bench JVM —
+ * the load generator for daemon rows, the whole in-process work for direct rows. NaN
+ * (JSON {@code null}) where not measured. {@code extra}: further fields of special rows.
  */
 public record Row(String operation, String system, int connections, int depth, double opsPerS,
                   double p50Us, double p99Us, double p999Us, double opsPerSMin, double opsPerSMax,
-                  int repetitions, long samples, String note) {
+                  int repetitions, long samples, String note, double daemonCpuUsPerOp, double clientCpuUsPerOp,
+                  Map<String, Object> extra) {
+
+    /** A row without CPU figures (those are NaN: {@code null} in the JSON). */
+    public Row(String operation, String system, int connections, int depth, double opsPerS, double p50Us,
+               double p99Us, double p999Us, double opsPerSMin, double opsPerSMax, int repetitions, long samples,
+               String note) {
+        this(operation, system, connections, depth, opsPerS, p50Us, p99Us, p999Us, opsPerSMin, opsPerSMax,
+                repetitions, samples, note, Double.NaN, Double.NaN, Map.of());
+    }
+
+    /** This row with further JSON fields (e.g. the idle-connection memory figures). */
+    public Row withExtra(Map<String, Object> more) {
+        Map<String, Object> m = new LinkedHashMap<>(extra);
+        m.putAll(more);
+        return new Row(operation, system, connections, depth, opsPerS, p50Us, p99Us, p999Us, opsPerSMin, opsPerSMax,
+                repetitions, samples, note, daemonCpuUsPerOp, clientCpuUsPerOp, m);
+    }
 
     /** A system that cannot do the operation (e.g. p11-kit without AES-GCM): no numbers. */
     public static Row unsupported(String operation, String system, String why) {
@@ -49,6 +71,9 @@ public record Row(String operation, String system, int connections, int depth, d
         m.put("ops_per_s_max", num(opsPerSMax));
         m.put("repetitions", repetitions);
         m.put("samples", samples);
+        m.put("daemon_cpu_us_per_op", num(daemonCpuUsPerOp));
+        m.put("client_cpu_us_per_op", num(clientCpuUsPerOp));
+        m.putAll(extra);
         if (note != null) m.put("note", note);
         return m;
     }

@@ -37,6 +37,17 @@ final class Targets {
             Row x = Report.best(rows, op, "direct");
             ratio(sb, op + ": best daemon throughput ≥ 1.0× best direct", d, x, 1.0);
         }
+        for (String op : PinnedCapacity.OPS) {
+            Row dp = Report.best(rows, op, "daemon-pinned");
+            Row xp = Report.best(rows, op, "direct-pinned");
+            if (dp != null || xp != null) {
+                ratio(sb, op + ": the same, pinned — daemon on CPU 0 (generator on CPU 1) ≥ 1.0× direct on CPU 0", dp, xp,
+                        1.0);
+            } else {
+                Row skipped = find(rows, op, "daemon-pinned");
+                if (skipped != null) line(sb, op + ": pinned daemon vs direct on one core", skipped.note(), null);
+            }
+        }
         ratio(sb, "sign_p256: best daemon throughput ≥ 3× best p11-kit", Report.best(rows, "sign_p256", "daemon"),
                 Report.best(rows, "sign_p256", "p11-kit"), 3.0);
         Row batch = Report.best(rows, "decrypt_batch_10k", "daemon");
