@@ -12,7 +12,7 @@ import java.nio.file.Path;
 /**
  * CPU time (user + system, all threads, including threads that have ended) of this JVM —
  * the load generator, or for the direct baseline the whole in-process PKCS#11 work — and
- * of another process (the daemon, the p11-kit server). On a shared machine the wall clock
+ * of another process and its children (the daemon, the p11-kit server). On a shared machine the wall clock
  * measures the neighbours as much as the code; CPU time per operation does not, and it
  * separates what the daemon costs from what the load generator on the same vCPUs costs.
  *
@@ -88,6 +88,20 @@ final class ProcCpu {
     }
 
     static Mark mark(long serverPid) {
-        return new Mark(serverPid, serverPid > 0 ? ns(serverPid) : -1, ns(SELF));
+        return new Mark(serverPid, serverPid > 0 ? treeNs(serverPid) : -1, ns(SELF));
+    }
+
+    /**
+     * CPU ns of {@code pid} and its descendants alive now: {@code p11-kit server} serves each
+     * client in a child process. (The daemon has none: the launcher execs the JVM.)
+     */
+    static long treeNs(long pid) {
+        long total = ns(pid);
+        if (total < 0) return -1;
+        var self = ProcessHandle.of(pid);
+        if (self.isPresent()) {
+            for (ProcessHandle h : self.get().descendants().toList()) total += Math.max(0, ns(h.pid()));
+        }
+        return total;
     }
 }

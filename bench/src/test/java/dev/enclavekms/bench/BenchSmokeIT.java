@@ -68,8 +68,60 @@ class BenchSmokeIT {
                     + idleConns + " answered a Status afterwards)"), idle.toString());
             for (String system : List.of("enclave-kmsd", "kmsctl", "pkcs11-tool")) measured(rows, "startup", system);
 
+            // CPU per operation: present on every row, null or ≥ 0; measured wherever the row has numbers
+            for (Map<String, Object> r : rows) {
+                for (String k : List.of("daemon_cpu_us_per_op", "client_cpu_us_per_op")) {
+                    assertTrue(r.containsKey(k), k + " missing in " + r);
+                    assertTrue(r.get(k) == null || ((Number) r.get(k)).doubleValue() >= 0, k + " of " + r);
+                }
+            }
+            for (String system : List.of("daemon", "floor", "daemon-open-loop", "daemon-audit-on", "daemon-idle",
+                    "p11-kit")) {
+                for (Map<String, Object> r : rows) {
+                    if (!system.equals(r.get("system")) || r.get("ops_per_s") == null) continue;
+                    assertNotNull(r.get("daemon_cpu_us_per_op"), "daemon_cpu_us_per_op of " + r);
+                    assertNotNull(r.get("client_cpu_us_per_op"), "client_cpu_us_per_op of " + r);
+                }
+            }
+            for (Map<String, Object> r : select(rows, "unwrap", "direct")) {
+                assertNotNull(r.get("client_cpu_us_per_op"), "in-process CPU of " + r);
+                assertEquals(null, r.get("daemon_cpu_us_per_op"), r.toString());
+            }
+
+            // the pinned capacity comparison: numbers where two CPUs and taskset exist, else the reason
+            String cannotPin = Pinning.unavailable();
+            for (String op : PinnedCapacity.OPS) {
+                for (String system : List.of("daemon-pinned", "direct-pinned")) {
+                    if (cannotPin == null) {
+                        Map<String, Object> r = measured(rows, op, system).getFirst();
+                        assertNotNull(r.get("client_cpu_us_per_op"), r.toString());
+                        if (system.equals("daemon-pinned")) assertNotNull(r.get("daemon_cpu_us_per_op"), r.toString());
+                    } else {
+                        Map<String, Object> r = only(rows, op, system);
+                        assertTrue(((String) r.get("note")).startsWith("skipped: "), r.toString());
+                    }
+                }
+            }
+
+            // idle-connection memory on a freshly started daemon
+            Map<String, Object> fresh = only(rows, "idle_connections", "daemon-fresh");
+            assertEquals(idleConns, ((Number) fresh.get("connections")).intValue(), fresh.toString());
+            assertTrue(((String) fresh.get("note")).contains("(" + idleConns + " answered)"), fresh.toString());
+            for (String k : List.of("rss_kib_before", "rss_kib_open", "rss_kib_after_status")) {
+                assertTrue(((Number) fresh.get(k)).longValue() > 0, k + " of " + fresh);
+            }
+            for (String k : List.of("rss_kib_per_connection", "rss_kib_per_connection_after_status")) {
+                assertTrue(fresh.get(k) instanceof Number, k + " of " + fresh);
+            }
+            for (String k : List.of("heap_used_kib_before", "heap_used_kib_open")) {
+                assertTrue(fresh.containsKey(k) && (fresh.get(k) == null || fresh.get(k) instanceof Number),
+                        k + " of " + fresh);
+            }
+
             String md = Files.readString(out.resolve("latest.md"));
             assertTrue(md.contains("## Targets (issue 9), judged on this run"), md);
+            assertTrue(md.contains("## CPU per operation"), md);
+            assertTrue(md.contains("- idle connections on a fresh daemon: "), md);
             for (Map<String, Object> r : rows) {
                 assertTrue(md.contains("| " + r.get("operation") + " | " + r.get("system") + " | "), r.toString());
             }
