@@ -85,9 +85,9 @@ public final class Bench {
             closedLoop(d, w.mix(), "daemon");
             batch(d, w);
             for (String op : OPEN_LOOP_OPS) openLoop(d, w.op(op));
+            PinnedCapacity.daemon(this, d, w);
         }
         new Restarts(this, w).run();
-        PinnedCapacity.daemon(this, w);
         new Baselines(this, mode, dev).run();
         Measure tool = Startup.pkcs11Tool(dev, mode.startupReps());
         add(tool.row("startup", "pkcs11-tool", 1, 1), tool.latencyNs);

@@ -37,29 +37,19 @@ final class KmsDaemon implements AutoCloseable {
      * know one exits at once, which {@link DaemonRefused} reports.
      */
     static KmsDaemon dev(Path repo, Path state, Path logs, String name, List<String> extra) throws Exception {
-        return dev(repo, state, logs, name, extra, List.of(), "");
-    }
-
-    /**
-     * As above, started through {@code prefix} (e.g. {@code taskset -c 0}), which must exec
-     * the launcher so that the process's pid stays the daemon JVM's, with {@code javaOpts}
-     * added to ENCLAVE_KMS_JAVA_OPTS.
-     */
-    static KmsDaemon dev(Path repo, Path state, Path logs, String name, List<String> extra, List<String> prefix,
-                         String javaOpts) throws Exception {
         Files.createDirectories(state);
-        List<String> cmd = new java.util.ArrayList<>(prefix);
-        cmd.addAll(List.of(repo.resolve("bin/enclave-kmsd").toString(), "--dev", "--state-dir", state.toString()));
+        List<String> cmd = new java.util.ArrayList<>(List.of(repo.resolve("bin/enclave-kmsd").toString(), "--dev",
+                "--state-dir", state.toString()));
         cmd.addAll(extra);
         // BENCH_DAEMON_ARGS: options for every daemon the run starts (e.g. to compare a
         // daemon setting across two runs).
         String more = System.getenv("BENCH_DAEMON_ARGS");
         if (more != null && !more.isBlank()) cmd.addAll(List.of(more.strip().split("\\s+")));
-        return start(repo, cmd, state.resolve("kms.sock"), state.resolve("softhsm2.conf"), logs, name, javaOpts);
+        return start(repo, cmd, state.resolve("kms.sock"), state.resolve("softhsm2.conf"), logs, name);
     }
 
-    private static KmsDaemon start(Path repo, List<String> cmd, Path socket, Path softhsmConf, Path logs, String name,
-                                   String javaOpts) throws Exception {
+    private static KmsDaemon start(Path repo, List<String> cmd, Path socket, Path softhsmConf, Path logs, String name)
+            throws Exception {
         Files.createDirectories(logs);
         Path stdout = logs.resolve("daemon-" + name + "-stdout.log");
         Path stderr = logs.resolve("daemon-" + name + "-stderr.log");
@@ -68,9 +58,6 @@ final class KmsDaemon implements AutoCloseable {
                 .redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
         pb.environment().remove("ENCLAVE_KMS_SOCKET");
         pb.environment().put("SOFTHSM2_CONF", softhsmConf.toString());
-        if (!javaOpts.isBlank()) {
-            pb.environment().merge("ENCLAVE_KMS_JAVA_OPTS", javaOpts, (a, b) -> a + " " + b);
-        }
         long t0 = System.nanoTime();
         Process p = pb.start();
         long deadline = t0 + TimeUnit.SECONDS.toNanos(120);

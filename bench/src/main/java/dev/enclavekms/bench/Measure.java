@@ -28,7 +28,7 @@ final class Measure {
      * serving process, for {@code ops} operations (data keys for a batch).
      */
     void cpu(ProcCpu.Mark start, long ops) {
-        ProcCpu.Mark end = ProcCpu.mark(start.serverPid());
+        ProcCpu.Mark end = ProcCpu.end(start);
         selfCpuNs = Math.max(0, selfCpuNs) + end.selfNs() - start.selfNs();
         if (start.serverNs() >= 0 && end.serverNs() >= 0) {
             serverCpuNs = Math.max(0, serverCpuNs) + end.serverNs() - start.serverNs();

@@ -32,7 +32,8 @@ final class Pinning {
         }
         TreeSet<Integer> cpus = parse(allowed);
         if (n < 2 || !cpus.contains(0) || !cpus.contains(1)) {
-            return "pinning needs CPUs 0 and 1; this machine gives the bench " + n + " (Cpus_allowed_list " + allowed + ")";
+            return "pinning needs CPUs 0 and 1; this machine gives the bench " + n + " (Cpus_allowed_list " + allowed
+                    + ")";
         }
         try {
             Process p = new ProcessBuilder("taskset", "-p", String.valueOf(SELF))

@@ -87,8 +87,16 @@ final class ProcCpu {
     record Mark(long serverPid, long serverNs, long selfNs) {
     }
 
+    /** The start of an interval: the serving process first, so that reading it is not counted as the bench's. */
     static Mark mark(long serverPid) {
-        return new Mark(serverPid, serverPid > 0 ? treeNs(serverPid) : -1, ns(SELF));
+        long server = serverPid > 0 ? treeNs(serverPid) : -1;
+        return new Mark(serverPid, server, ns(SELF));
+    }
+
+    /** The end of the interval started by {@code start}: the bench first, for the same reason. */
+    static Mark end(Mark start) {
+        long self = ns(SELF);
+        return new Mark(start.serverPid(), start.serverPid() > 0 ? treeNs(start.serverPid()) : -1, self);
     }
 
     /**
