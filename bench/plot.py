@@ -98,10 +98,11 @@ def latency(lat, out):
     panels = ["unwrap", "sign_p256", "mix"]
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 5.2))
     ticks = [50, 90, 99, 99.9, 99.99]
-    colors = {"daemon": "tab:blue", "daemon-open-loop": "tab:orange", "direct": "tab:green", "p11-kit": "tab:red",
+    colors = {"daemon": "tab:blue", "daemon-open-loop": "tab:orange", "daemon-open-loop-1ms": "tab:purple", "direct": "tab:green", "p11-kit": "tab:red",
               "floor": "tab:gray"}
     for ax, op in zip(axes, panels):
         wanted = [(op, "daemon", 1, 1, "daemon 1×1"), (op, "daemon-open-loop", None, None, "daemon open loop, 50 % of peak"),
+                  (op, "daemon-open-loop-1ms", None, None, "daemon open loop, highest rate with p99 ≤ 1 ms"),
                   (op, "direct", 1, 1, "direct 1 thread"), (op, "p11-kit", 1, 1, "p11-kit 1 thread"),
                   ("status", "floor", 1, 1, "floor (Status) 1×1")]
         for o, s, c, d, label in wanted:

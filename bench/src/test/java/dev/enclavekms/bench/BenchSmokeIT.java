@@ -52,7 +52,13 @@ class BenchSmokeIT {
                 assertTrue(((String) r.get("note")).startsWith("unsupported: "), r.toString());
                 assertEquals(null, r.get("ops_per_s"), r.toString());
             }
-            for (String op : Bench.OPEN_LOOP_OPS) measured(rows, op, "daemon-open-loop");
+            for (String op : Bench.OPEN_LOOP_OPS) {
+                measured(rows, op, "daemon-open-loop");
+                // the rate-for-1-ms row is present with numbers whether or not the rate held it
+                Map<String, Object> slo = only(rows, op, "daemon-open-loop-1ms");
+                assertTrue(((String) slo.get("note")).contains("p99"), slo.toString());
+                measured(rows, op, "daemon-open-loop-1ms");
+            }
             for (String op : Bench.AUDIT_OPS) {
                 measured(rows, op, "daemon-audit-on");
                 // With the daemon's audit-off setting: numbers; without it: the reason, never silence.
@@ -75,8 +81,8 @@ class BenchSmokeIT {
                     assertTrue(r.get(k) == null || ((Number) r.get(k)).doubleValue() >= 0, k + " of " + r);
                 }
             }
-            for (String system : List.of("daemon", "floor", "daemon-open-loop", "daemon-audit-on", "daemon-idle",
-                    "p11-kit")) {
+            for (String system : List.of("daemon", "floor", "daemon-open-loop", "daemon-open-loop-1ms",
+                    "daemon-audit-on", "daemon-audit-off", "daemon-idle", "daemon-pinned", "p11-kit")) {
                 for (Map<String, Object> r : rows) {
                     if (!system.equals(r.get("system")) || r.get("ops_per_s") == null) continue;
                     assertNotNull(r.get("daemon_cpu_us_per_op"), "daemon_cpu_us_per_op of " + r);
