@@ -19,6 +19,8 @@ import java.util.regex.Pattern;
  * <ul>
  * <li>start-up: exec of {@code bin/enclave-kmsd} to its first Status answer, on an
  * existing token, several times; and {@code kmsctl status} wall time against it;</li>
+ * <li>idle-connection memory on the freshly started daemon (the {@code daemon-fresh} row),
+ * before the load warms its heap;</li>
  * <li>audit on vs off: unwrap and sign_p256 on a daemon with the durable audit log (the
  * default), then on one started with the audit-off option (BENCH_AUDIT_OFF, default
  * {@value Bench#AUDIT_OFF_DEFAULT}); a daemon that refuses the option gives rows with no
