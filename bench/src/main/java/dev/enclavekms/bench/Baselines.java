@@ -128,10 +128,10 @@ final class Baselines {
             return;
         }
         String original = Pinning.allowedList(Pinning.SELF);
-        Pinning.pin(Pinning.SELF, PinnedCapacity.DAEMON_CPU);
         try {
             int threads;
             try {
+                Pinning.pin(Pinning.SELF, PinnedCapacity.DAEMON_CPU);
                 threads = Pinning.verify(Pinning.SELF, PinnedCapacity.DAEMON_CPU);
             } catch (IllegalStateException e) {
                 for (String op : PinnedCapacity.OPS) {

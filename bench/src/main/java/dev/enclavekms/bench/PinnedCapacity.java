@@ -23,27 +23,31 @@ final class PinnedCapacity {
     static void daemon(Bench bench, KmsDaemon d, Workload w) throws Exception {
         String why = Pinning.unavailable();
         if (why != null) {
-            for (String op : OPS) bench.add(Row.noNumbers(op, "daemon-pinned", "skipped: " + why), null);
+            skipped(bench, why);
             return;
         }
         String original = Pinning.allowedList(Pinning.SELF);
-        // The daemon is left pinned: it is stopped right after these rows.
-        Pinning.pin(d.process.pid(), DAEMON_CPU);
-        Pinning.pin(Pinning.SELF, LOAD_CPU);
         try {
             List<Load.Calls> ops = new ArrayList<>();
             for (String op : OPS) ops.add(w.op(op));
+            try {
+                // The daemon is left pinned: it is stopped right after these rows.
+                Pinning.pin(d.process.pid(), DAEMON_CPU);
+                Pinning.pin(Pinning.SELF, LOAD_CPU);
+            } catch (IllegalStateException e) {
+                skipped(bench, e.getMessage());
+                return;
+            }
             bench.warm(d, ops); // threads the daemon starts now inherit the pin, and get checked below
             int daemonThreads;
             int loadThreads;
             try {
+                // again: a thread started while taskset walked the thread list kept the old mask
+                Pinning.pin(d.process.pid(), DAEMON_CPU);
                 daemonThreads = Pinning.verify(d.process.pid(), DAEMON_CPU);
                 loadThreads = Pinning.verify(Pinning.SELF, LOAD_CPU);
             } catch (IllegalStateException e) {
-                for (String op : OPS) {
-                    bench.add(Row.noNumbers(op, "daemon-pinned", "skipped: pinning not in effect: " + e.getMessage()),
-                            null);
-                }
+                skipped(bench, "pinning not in effect: " + e.getMessage());
                 return;
             }
             for (Load.Calls op : ops) {
@@ -64,5 +68,9 @@ final class PinnedCapacity {
         } finally {
             Pinning.pin(Pinning.SELF, original);
         }
+    }
+
+    private static void skipped(Bench bench, String why) {
+        for (String op : OPS) bench.add(Row.noNumbers(op, "daemon-pinned", "skipped: " + why), null);
     }
 }
