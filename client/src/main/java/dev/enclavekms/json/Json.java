@@ -167,12 +167,16 @@ public final class Json {
 
     private String readString() throws JsonException {
         int start = ++pos; // after '"'
-        // Fast path: no escapes.
+        // Fast path: no escapes. One pass; the surrogate check runs only when one was seen
+        // (base64 strings, most of a megabyte DecryptBatch call, never have any).
+        boolean surrogates = false;
         while (pos < text.length()) {
             char c = text.charAt(pos);
             if (c == '"') {
                 String s = text.substring(start, pos++);
-                checkSurrogates(s, start);
+                if (surrogates) {
+                    checkSurrogates(s, start);
+                }
                 return s;
             }
             if (c == '\\') {
@@ -181,6 +185,7 @@ public final class Json {
             if (c < 0x20) {
                 throw new JsonException("control character in string", pos);
             }
+            surrogates |= Character.isSurrogate(c);
             pos++;
         }
         StringBuilder sb = new StringBuilder(text.length() - start > 64 ? 64 : 16);
@@ -353,9 +358,27 @@ public final class Json {
         return sb.toString();
     }
 
+    /**
+     * A value that is already JSON text: {@link #write} copies it as it is. For a large
+     * value built piece by piece while other work goes on (DecryptBatch encodes its entries
+     * as the device finishes them); the maker writes its pieces with {@link #append}, so
+     * the text is what {@code write} would have produced from the plain value.
+     */
+    public interface Encoded {
+        /** Appends this value's JSON text. */
+        void appendTo(StringBuilder sb);
+    }
+
+    /** {@link #write(Object)} into {@code sb}; returns {@code sb}. */
+    public static StringBuilder append(StringBuilder sb, Object value) {
+        write(sb, value);
+        return sb;
+    }
+
     private static void write(StringBuilder sb, Object v) {
         switch (v) {
             case null -> sb.append("null");
+            case Encoded e -> e.appendTo(sb);
             case String s -> writeString(sb, s);
             case Boolean b -> sb.append(b.booleanValue());
             case Double d -> writeDouble(sb, d);
