@@ -380,6 +380,9 @@ public final class Json {
     public interface Encoded {
         /** Appends this value's JSON text. */
         void appendTo(StringBuilder sb);
+
+        /** The length of that text, so that the writer grows its buffer once, not by doubling. */
+        int length();
     }
 
     /** {@link #write(Object)} into {@code sb}; returns {@code sb}. */
@@ -391,7 +394,11 @@ public final class Json {
     private static void write(StringBuilder sb, Object v) {
         switch (v) {
             case null -> sb.append("null");
-            case Encoded e -> e.appendTo(sb);
+            case Encoded e -> {
+                // Room for the value and a little of what may follow (closing brackets).
+                sb.ensureCapacity(sb.length() + e.length() + 64);
+                e.appendTo(sb);
+            }
             case String s -> writeString(sb, s);
             case Boolean b -> sb.append(b.booleanValue());
             case Double d -> writeDouble(sb, d);

@@ -54,9 +54,22 @@ final class EncodedResults extends AbstractList<Map<String, Object>> implements 
         json.append('}');
     }
 
+    /** Overwrites the text (which holds plaintexts in base64) when the reply will not be sent. */
+    void wipe() {
+        for (int i = 0; i < json.length(); i++) {
+            json.setCharAt(i, ' ');
+        }
+        json.setLength(0);
+    }
+
     @Override
     public void appendTo(StringBuilder sb) {
         sb.append(json).append(']');
+    }
+
+    @Override
+    public int length() {
+        return json.length() + 1;
     }
 
     @Override

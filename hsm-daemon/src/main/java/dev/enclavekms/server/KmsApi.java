@@ -413,15 +413,21 @@ public final class KmsApi {
         EncodedResults results = new EncodedResults(ciphertexts.size());
         // Each chunk is encoded into the reply's text (and its plaintexts wiped) while the
         // device decrypts the next: after the last entry, only the frame is left to write.
-        ciphertexts.failingOnBadEntry(() -> crypto.as(caller).decryptBatch(ciphertexts, context, chunk -> {
-            try {
-                encodeBatch(chunk, results);
-            } finally {
-                chunk.forEach(e -> {
-                    if (e.result() != null) e.result().plaintext().close();
-                });
-            }
-        }));
+        boolean answered = false;
+        try {
+            ciphertexts.failingOnBadEntry(() -> crypto.as(caller).decryptBatch(ciphertexts, context, chunk -> {
+                try {
+                    encodeBatch(chunk, results);
+                } finally {
+                    chunk.forEach(e -> {
+                        if (e.result() != null) e.result().plaintext().close();
+                    });
+                }
+            }));
+            answered = true;
+        } finally {
+            if (!answered) results.wipe(); // a failed call's reply is never sent: its plaintexts go too
+        }
         return Map.of("results", results);
     }
 
