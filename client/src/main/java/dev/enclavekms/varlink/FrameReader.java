@@ -178,6 +178,14 @@ public final class FrameReader {
     }
 
     private Frame decode(int len) {
+        // Fast path: the JDK's replacing decoder copies ASCII in bulk (a megabyte DecryptBatch
+        // call decodes several times faster than through a CharsetDecoder). Invalid UTF-8
+        // always yields U+FFFD there; only then is the text decoded again strictly, to tell
+        // a real U+FFFD from a substituted one.
+        String text = new String(message, 0, len, StandardCharsets.UTF_8);
+        if (text.indexOf('\uFFFD') < 0) {
+            return new Frame.Text(text);
+        }
         try {
             CharBuffer chars = StandardCharsets.UTF_8.newDecoder()
                     .onMalformedInput(CodingErrorAction.REPORT)

@@ -173,6 +173,15 @@ class FrameReaderTest {
     }
 
     @Test
+    void aRealReplacementCharacter_isText_andBadBytesBesideOne_stillBadEncoding() throws IOException {
+        // The fast decoder turns invalid bytes into U+FFFD; a U+FFFD the client sent is kept.
+        byte[] stream = concat(FrameReader.encode("\"a\uFFFDb\""), utf8("\"\uFFFD"), new byte[] {(byte) 0xff, 0});
+        FrameReader r = new FrameReader(new ChunkedStream(stream), 1024);
+        assertEquals("\"a\uFFFDb\"", text(r.next()));
+        assertInstanceOf(FrameReader.Frame.BadEncoding.class, r.next());
+    }
+
+    @Test
     void eofInTheMiddleOfAMessage_eofException() throws IOException {
         FrameReader r = new FrameReader(new ChunkedStream(FrameReader.encode("1"), utf8("{\"half\":")), 1024);
         assertEquals("1", text(r.next()));

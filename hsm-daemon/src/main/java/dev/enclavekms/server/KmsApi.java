@@ -408,33 +408,37 @@ public final class KmsApi {
 
     private Map<String, Object> decryptBatch(Call c, Caller caller) throws KmsError, VarlinkError {
         Params p = c.parameters();
-        List<byte[]> ciphertexts = ciphertexts(p);
-        List<Object> results = new ArrayList<>(ciphertexts.size());
-        // Each chunk is encoded (and its plaintexts wiped) while the device decrypts the next.
-        crypto.as(caller).decryptBatch(ciphertexts, context(p), chunk -> {
-            try {
-                encodeBatch(chunk, results);
-            } finally {
-                chunk.forEach(e -> {
-                    if (e.result() != null) e.result().plaintext().close();
-                });
-            }
-        });
+        BatchCiphertexts ciphertexts = BatchCiphertexts.of(p);
+        EncryptionContext context = ciphertexts.beforeFailing(() -> context(p));
+        EncodedResults results = new EncodedResults(ciphertexts.size());
+        // Each chunk is encoded into the reply's text (and its plaintexts wiped) while the
+        // device decrypts the next: after the last entry, only the frame is left to write.
+        boolean answered = false;
+        try {
+            ciphertexts.failingOnBadEntry(() -> crypto.as(caller).decryptBatch(ciphertexts, context, chunk -> {
+                try {
+                    encodeBatch(chunk, results);
+                } finally {
+                    chunk.forEach(e -> {
+                        if (e.result() != null) e.result().plaintext().close();
+                    });
+                }
+            }));
+            answered = true;
+        } finally {
+            if (!answered) results.wipe(); // a failed call's reply is never sent: its plaintexts go too
+        }
         return Map.of("results", results);
     }
 
-    private static void encodeBatch(List<CryptoService.BatchEntry> entries, List<Object> results) {
+    private static void encodeBatch(List<CryptoService.BatchEntry> entries, EncodedResults results) {
         for (CryptoService.BatchEntry e : entries) {
-            Map<String, Object> r = new LinkedHashMap<>();
             if (e.result() != null) {
-                r.put("plaintext", base64AndClose(e.result().plaintext()));
-                r.put("key", e.result().key());
-                r.put("version", (long) e.result().version());
+                results.addSuccess("plaintext", base64AndClose(e.result().plaintext()), "key", e.result().key(),
+                        "version", (long) e.result().version());
             } else {
-                r.put("error", ErrorMapping.shortName(e.error()));
-                r.put("message", e.error().getMessage());
+                results.addFailure(ErrorMapping.shortName(e.error()), e.error().getMessage());
             }
-            results.add(r);
         }
     }
 

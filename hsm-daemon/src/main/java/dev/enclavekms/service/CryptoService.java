@@ -256,18 +256,38 @@ public final class CryptoService {
         if (ciphertexts.size() > MAX_BATCH) {
             throw new KmsError.InvalidParameter("ciphertexts", "ciphertexts: at most " + MAX_BATCH + " per call");
         }
-        if (targetKey != null) {
-            encryptionKey(targetKey, context); // a bad target fails the call, not each entry
+        // A bad target fails the call, not each entry.
+        KeyRecord target = targetKey == null ? null : encryptionKey(targetKey, context);
+        return new BatchReEncryption(this, context, target, mayUseRevoked).run(ciphertexts);
+    }
+
+    /** {@link #source(Envelope, EncryptionContext, Use)} for re-encryption ({@link #reEncrypt}'s choice of use). */
+    Source reEncryptionSource(Envelope env, EncryptionContext context, boolean mayUseRevoked) throws KmsError {
+        return source(env, context, mayUseRevoked ? Use.REENCRYPT_REVOKED : Use.DECRYPT);
+    }
+
+    /** The key a re-encryption seals under, as {@link #reEncrypt} finds it (a target, or the envelope's own key). */
+    KeyRecord reEncryptionTarget(String keyName, EncryptionContext context) throws KmsError {
+        return requireEncryptionKey(find(keyName, context), context, "context");
+    }
+
+    /** A key's primary version, checked for encryption, and the AAD of its envelopes under {@code context}. */
+    record Sealing(KeyRecord key, KeyVersion version, byte[] aad) { }
+
+    Sealing sealing(KeyRecord key, EncryptionContext context) throws KmsError {
+        KeyVersion v = primaryForUse(key);
+        return new Sealing(key, v, Envelope.aad(key.name(), v.version(), Envelope.SealingScheme.AES_256_GCM, context));
+    }
+
+    /** The device step of {@link #sealUnderPrimary} with its decisions made: counts the use and seals. */
+    Encrypted seal(Sealing s, byte[] plaintext) throws KmsError {
+        usage.acquire(s.key(), s.version(), 1);
+        try {
+            return new Encrypted(s.key().name(), s.version().version(),
+                    envelope(s.key(), s.version(), enclave.encrypt(s.version().objectId(), s.aad(), plaintext)));
+        } catch (EnclaveException e) {
+            throw Failures.of(e, s.key().name());
         }
-        List<ReEncryptEntry> out = new ArrayList<>(ciphertexts.size());
-        for (byte[] c : ciphertexts) {
-            try {
-                out.add(new ReEncryptEntry(reEncrypt(c, context, targetKey, null, mayUseRevoked), null));
-            } catch (KmsError.CallerError e) {
-                out.add(new ReEncryptEntry(null, e));
-            }
-        }
-        return out;
     }
 
     /** Receives a DecryptBatch's entries chunk by chunk, in order (see {@link #decryptBatch(List, EncryptionContext, BatchSink)}). */
