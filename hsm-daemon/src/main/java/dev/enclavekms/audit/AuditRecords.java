@@ -129,7 +129,8 @@ public final class AuditRecords {
 
     /**
      * A record's time to the second, formatted once per second: every call's record has a
-     * time, and the formatter's field-by-field work was most of a record's time stamp.
+     * time, and the formatter works out every field of it each time (CanonicalFieldsTest
+     * holds the result to the formatter's).
      */
     private record Second(long epochSecond, String text) {
     }
