@@ -176,7 +176,8 @@ public final class AuditLog implements AutoCloseable {
     private sealed interface Request permits Append, Checkpoint, Probe, Stop {
     }
 
-    private record Append(Map<String, Object> fields, CompletableFuture<Long> done) implements Request {
+    /** A record to write: its own fields, already encoded on the caller's thread. */
+    private record Append(CanonicalFields fields, CompletableFuture<Long> done) implements Request {
     }
 
     private record Checkpoint(String reason, CompletableFuture<Head> done) implements Request {
@@ -303,8 +304,9 @@ public final class AuditLog implements AutoCloseable {
             // The appender would try to recover first; let requireWritable decide, counting the refusal.
             requireWritable();
         }
+        CanonicalFields encoded = canonicalFields(fields);
         CompletableFuture<Long> done = new CompletableFuture<>();
-        enqueue(new Append(Map.copyOf(fields), done));
+        enqueue(new Append(encoded, done));
         lead();
         return await(done);
     }
@@ -326,8 +328,9 @@ public final class AuditLog implements AutoCloseable {
         if (failure != null) {
             requireWritable();
         }
+        CanonicalFields encoded = canonicalFields(fields);
         CompletableFuture<Long> done = new CompletableFuture<>();
-        enqueue(new Append(Map.copyOf(fields), done));
+        enqueue(new Append(encoded, done));
         if (queue.size() > deferredHighWater) {
             // Back-pressure: callers that do not wait could otherwise outrun the disk until
             // the queue is full and every call, durable ones included, is refused. Past the
@@ -409,6 +412,23 @@ public final class AuditLog implements AutoCloseable {
             Thread.currentThread().interrupt();
         } catch (ExecutionException | TimeoutException e) {
             LOG.log(System.Logger.Level.ERROR, "the audit log did not close cleanly: " + e.getMessage());
+        }
+    }
+
+    /**
+     * The record's own fields in canonical form, made here on the caller's thread rather than
+     * by the writer, which every waiting call queues behind (CanonicalFields).
+     */
+    private static CanonicalFields canonicalFields(Map<String, Object> fields) throws AuditUnavailableException {
+        for (String reserved : AuditRecords.RESERVED) {
+            if (fields.containsKey(reserved)) {
+                throw new AuditUnavailableException("internal error: an audit record may not set '" + reserved + "'");
+            }
+        }
+        try {
+            return CanonicalFields.of(fields);
+        } catch (IllegalArgumentException e) {
+            throw new AuditUnavailableException("internal error: the audit record cannot be encoded: " + e.getMessage());
         }
     }
 
@@ -626,32 +646,18 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
-    private void stageRecord(Staging st, Map<String, Object> fields, CompletableFuture<Long> done) throws IOException {
-        for (String reserved : AuditRecords.RESERVED) {
-            if (fields.containsKey(reserved)) {
-                done.completeExceptionally(new AuditUnavailableException("internal error: an audit record may not set '"
-                        + reserved + "'"));
-                return;
-            }
-        }
-        Sealed sealed;
-        try {
-            sealed = chained(st, fields);
-        } catch (IllegalArgumentException e) {
-            done.completeExceptionally(new AuditUnavailableException("internal error: the audit record cannot be"
-                    + " encoded: " + e.getMessage()));
-            return;
-        }
-        if (sealed.line().length > AuditRecords.MAX_LINE_BYTES) {
-            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + sealed.line().length
+    private void stageRecord(Staging st, CanonicalFields fields, CompletableFuture<Long> done) throws IOException {
+        CanonicalFields.Line sealed = chained(st, fields);
+        if (sealed.bytes().length > AuditRecords.MAX_LINE_BYTES) {
+            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + sealed.bytes().length
                     + " bytes, more than " + AuditRecords.MAX_LINE_BYTES));
             return;
         }
-        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + sealed.line().length > options.maxFileBytes()) {
+        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + sealed.bytes().length > options.maxFileBytes()) {
             rotate(st);
             sealed = chained(st, fields);
         }
-        stage(st, sealed.record(), sealed.line());
+        stage(st, sealed.seq(), sealed.hash(), sealed.time(), sealed.bytes());
         long mySeq = st.seq;
         st.sinceCheckpoint++;
         st.onDurable.add(() -> done.complete(mySeq));
@@ -664,21 +670,19 @@ public final class AuditLog implements AutoCloseable {
     record Sealed(Map<String, Object> record, byte[] line) {
     }
 
-    /** The record with the chain fields of the next position in {@code st}. */
-    private Sealed chained(Staging st, Map<String, Object> fields) {
-        Map<String, Object> record = new LinkedHashMap<>(fields);
-        record.put(AuditRecords.VERSION_FIELD, AuditRecords.FORMAT_VERSION);
-        record.put(AuditRecords.SEQ, st.seq + 1);
-        record.put(AuditRecords.TIME, AuditRecords.time(clock.instant()));
-        record.put(AuditRecords.PREV, st.hash);
-        return seal(record);
+    /**
+     * The record with the chain fields of the next position in {@code st}: the writer's
+     * share of a record's encoding (its own fields were encoded by its caller).
+     */
+    private CanonicalFields.Line chained(Staging st, CanonicalFields fields) {
+        return fields.seal(st.seq + 1, AuditRecords.time(clock.instant()), st.hash);
     }
 
     /**
      * Adds the hash to a record and encodes its line, canonicalising it once: members sort by
      * key, so the line is the encoding without {@code hash} with the {@code hash} member put
-     * between the members before it and those after it (the per-record cost of the single
-     * writer, which every call waits behind).
+     * between the members before it and those after it. The writer's records go through
+     * {@link CanonicalFields} instead, which must give the same bytes (AuditLogTest).
      */
     static Sealed seal(Map<String, Object> record) {
         Map<String, Object> before = new LinkedHashMap<>();
@@ -703,12 +707,12 @@ public final class AuditLog implements AutoCloseable {
         return (CanonicalJson.write(record) + "\n").getBytes(StandardCharsets.UTF_8);
     }
 
-    private void stage(Staging st, Map<String, Object> record, byte[] line) {
+    private void stage(Staging st, long seq, String hash, String time, byte[] line) {
         st.lines.add(ByteBuffer.wrap(line));
         st.bytes += line.length;
-        st.seq = (Long) record.get(AuditRecords.SEQ);
-        st.hash = (String) record.get(AuditRecords.HASH);
-        st.time = (String) record.get(AuditRecords.TIME);
+        st.seq = seq;
+        st.hash = hash;
+        st.time = time;
     }
 
     /**
@@ -745,7 +749,8 @@ public final class AuditLog implements AutoCloseable {
         }
         record.put(AuditRecords.SIGNATURE, Base64.getEncoder().encodeToString(signature));
         record.put(AuditRecords.HASH, AuditRecords.hash(record));
-        stage(st, record, encode(record));
+        stage(st, (Long) record.get(AuditRecords.SEQ), (String) record.get(AuditRecords.HASH),
+                (String) record.get(AuditRecords.TIME), encode(record));
         st.sinceCheckpoint = 0;
         st.checkpointed = true;
         if (done != null) {
@@ -970,8 +975,8 @@ public final class AuditLog implements AutoCloseable {
             resumed.put("reason", was);
             resumed.put("refused_calls", refused.get());
             Staging st = new Staging();
-            Sealed record = chained(st, resumed);
-            stage(st, record.record(), record.line());
+            CanonicalFields.Line record = chained(st, CanonicalFields.of(resumed));
+            stage(st, record.seq(), record.hash(), record.time(), record.bytes());
             st.sinceCheckpoint++;
             flush(st);
         } catch (IOException | RuntimeException e) {

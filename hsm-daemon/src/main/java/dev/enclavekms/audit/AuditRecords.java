@@ -4,7 +4,6 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -96,10 +95,15 @@ public final class AuditRecords {
     }
 
     public static byte[] sha256(byte[] data) {
+        return newSha256().digest(data);
+    }
+
+    /** A fresh SHA-256 digest. */
+    static MessageDigest newSha256() {
         try {
-            return ((MessageDigest) SHA256.clone()).digest(data);
+            return (MessageDigest) SHA256.clone();
         } catch (CloneNotSupportedException e) {
-            return sha256Prototype().digest(data); // a provider whose digests cannot be cloned
+            return sha256Prototype(); // a provider whose digests cannot be cloned
         }
     }
 
@@ -109,12 +113,32 @@ public final class AuditRecords {
 
     /** RFC 3339 UTC with microseconds: fixed width, so that times sort as text. */
     public static String time(Instant t) {
-        return TIME_FORMAT.format(t.truncatedTo(ChronoUnit.MICROS));
+        long second = t.getEpochSecond();
+        Second s = lastSecond;
+        if (s == null || s.epochSecond() != second) {
+            s = new Second(second, SECOND_FORMAT.format(Instant.ofEpochSecond(second)));
+            lastSecond = s;
+        }
+        int micros = t.getNano() / 1000;
+        char[] fraction = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+        for (int i = 6; micros > 0; i--, micros /= 10) {
+            fraction[i] = (char) ('0' + micros % 10);
+        }
+        return s.text().concat(new String(fraction));
     }
 
-    /** Built once: parsing the pattern for every record was a tenth of a call's audit cost. */
-    private static final java.time.format.DateTimeFormatter TIME_FORMAT = java.time.format.DateTimeFormatter
-            .ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'").withZone(java.time.ZoneOffset.UTC);
+    /**
+     * A record's time to the second, formatted once per second: every call's record has a
+     * time, and the formatter works out every field of it each time (CanonicalFieldsTest
+     * holds the result to the formatter's).
+     */
+    private record Second(long epochSecond, String text) {
+    }
+
+    private static volatile Second lastSecond;
+
+    private static final java.time.format.DateTimeFormatter SECOND_FORMAT = java.time.format.DateTimeFormatter
+            .ofPattern("uuuu-MM-dd'T'HH:mm:ss").withZone(java.time.ZoneOffset.UTC);
 
     /** The file whose first record has {@code firstSeq}: {@code audit-<20 digits>.jsonl}, sorting by name. */
     public static String fileName(long firstSeq) {

@@ -6,7 +6,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.function.BiConsumer;
-import java.util.regex.Pattern;
 
 /**
  * Builds the audit record of one call, from an explicit allowlist: for each method, which
@@ -51,13 +50,21 @@ public final class CallAuditor {
     public static final java.util.Set<String> DEFERRED_METHODS = java.util.Set.of(
             KMS + "Status", KMS + "GetPublicKey", KMS + "GetPublicKeys", KMS + "GetCaCertificates",
             ADMIN + "ListKeys", ADMIN + "DescribeKey", ADMIN + "AuditPublicKey");
-    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}");
-    private static final Pattern ENUM = Pattern.compile("[A-Z0-9_]{1,64}");
-    private static final Pattern CONTEXT_KEY = Pattern.compile("[A-Za-z0-9._:/-]{1,128}");
-    private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9._:@/-]{1,128}");
-    private static final Pattern METHOD = Pattern.compile("[A-Za-z0-9_.]{1,255}");
-    private static final Pattern SESSION_ID = Pattern.compile("[0-9a-f]{48}");
-    private static final Pattern CERTIFICATE_TEXT = Pattern.compile("[\\x20-\\x7e]{1,1024}");
+    // The shapes of values shown in clear (CallAuditorTest pins each against its regex).
+    /** {@code [A-Za-z0-9_][A-Za-z0-9._/-]{0,127}} */
+    static final TextShape NAME = TextShape.of("A-Za-z0-9_", "A-Za-z0-9._/-", 1, 128);
+    /** {@code [A-Z0-9_]{1,64}} */
+    static final TextShape ENUM = TextShape.of("A-Z0-9_", 1, 64);
+    /** {@code [A-Za-z0-9._:/-]{1,128}} */
+    static final TextShape CONTEXT_KEY = TextShape.of("A-Za-z0-9._:/-", 1, 128);
+    /** {@code [A-Za-z0-9._:@/-]{1,128}} */
+    static final TextShape IDENTIFIER = TextShape.of("A-Za-z0-9._:@/-", 1, 128);
+    /** {@code [A-Za-z0-9_.]{1,255}} */
+    static final TextShape METHOD = TextShape.of("A-Za-z0-9_.", 1, 255);
+    /** {@code [0-9a-f]{48}} */
+    static final TextShape SESSION_ID = TextShape.of("0-9a-f", 48, 48);
+    /** {@code [\x20-\x7e]{1,1024}}: printable ASCII */
+    static final TextShape CERTIFICATE_TEXT = TextShape.of(" -~", 1, 1024);
 
     /** How one allowed value is recorded. */
     enum Kind {
@@ -226,7 +233,7 @@ public final class CallAuditor {
             identifier(r, "tenant", call.session().get(TENANT_ATTRIBUTE));
         }
         String method = call.method() == null ? "" : call.method();
-        r.put("method", METHOD.matcher(method).matches() ? method : hasher.hmac(method));
+        r.put("method", METHOD.matches(method) ? method : hasher.hmac(method));
         copy(r, PARAMETERS.get(method), call.parameters());
         if (call.error() == null) {
             copy(r, REPLIES.get(method), call.reply());
@@ -236,7 +243,7 @@ public final class CallAuditor {
             }
             r.put("outcome", "ok");
         } else {
-            r.put("outcome", METHOD.matcher(call.error()).matches() ? call.error() : hasher.hmac(call.error()));
+            r.put("outcome", METHOD.matches(call.error()) ? call.error() : hasher.hmac(call.error()));
         }
         if (call.streaming()) {
             r.put("stream", true);
@@ -252,9 +259,9 @@ public final class CallAuditor {
             throws AuditUnavailableException {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put(AuditRecords.TYPE, AuditRecords.TYPE_SESSION);
-        r.put("session", SESSION_ID.matcher(session).matches() ? session : hasher.hmac(session));
+        r.put("session", SESSION_ID.matches(session) ? session : hasher.hmac(session));
         identifier(r, "tenant", tenant);
-        r.put("event", METHOD.matcher(reason).matches() ? reason : hasher.hmac(reason));
+        r.put("event", METHOD.matches(reason) ? reason : hasher.hmac(reason));
         return r;
     }
 
@@ -266,7 +273,7 @@ public final class CallAuditor {
             throws AuditUnavailableException {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put(AuditRecords.TYPE, AuditRecords.TYPE_LIFECYCLE);
-        r.put("event", METHOD.matcher(event).matches() ? event : hasher.hmac(event));
+        r.put("event", METHOD.matches(event) ? event : hasher.hmac(event));
         if (key != null) {
             r.put("key", show(Kind.KEY_NAME, key));
             r.put("version", (long) version);
@@ -277,7 +284,7 @@ public final class CallAuditor {
 
     private void identifier(Map<String, Object> r, String name, Object value) throws AuditUnavailableException {
         if (value instanceof String s && !s.isEmpty()) {
-            r.put(name, IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s));
+            r.put(name, IDENTIFIER.matches(s) ? s : hasher.hmac(s));
         }
     }
 
@@ -298,12 +305,12 @@ public final class CallAuditor {
     /** The value as the record shows it, or null when it is not of the expected type (the call failed on it). */
     private Object show(Kind kind, Object v) throws AuditUnavailableException {
         return switch (kind) {
-            case KEY_NAME -> v instanceof String s ? (NAME.matcher(s).matches() ? s : hasher.hmac(s)) : null;
-            case ENUM -> v instanceof String s ? (ENUM.matcher(s).matches() ? s : hasher.hmac(s)) : null;
+            case KEY_NAME -> v instanceof String s ? (NAME.matches(s) ? s : hasher.hmac(s)) : null;
+            case ENUM -> v instanceof String s ? (ENUM.matches(s) ? s : hasher.hmac(s)) : null;
             case INTEGER -> v instanceof Long n ? n : v instanceof Integer i ? (Object) (long) i : null;
             case BOOLEAN -> v instanceof Boolean b ? b : null;
-            case SESSION -> v instanceof String s ? (SESSION_ID.matcher(s).matches() ? s : hasher.hmac(s)) : null;
-            case IDENTIFIER -> v instanceof String s ? (IDENTIFIER.matcher(s).matches() ? s : hasher.hmac(s)) : null;
+            case SESSION -> v instanceof String s ? (SESSION_ID.matches(s) ? s : hasher.hmac(s)) : null;
+            case IDENTIFIER -> v instanceof String s ? (IDENTIFIER.matches(s) ? s : hasher.hmac(s)) : null;
             case CERTIFICATE_TEXT -> v instanceof String s ? certificateText(s) : null;
             case CERTIFICATE_TEXTS -> {
                 if (!(v instanceof List<?> l)) yield null;
@@ -320,7 +327,7 @@ public final class CallAuditor {
                     if (!(e.getKey() instanceof String k) || !(e.getValue() instanceof String value)) {
                         continue;
                     }
-                    out.put(CONTEXT_KEY.matcher(k).matches() ? k : hasher.hmac(k), hasher.hmac(value));
+                    out.put(CONTEXT_KEY.matches(k) ? k : hasher.hmac(k), hasher.hmac(value));
                 }
                 yield out;
             }
@@ -328,7 +335,7 @@ public final class CallAuditor {
     }
 
     private String certificateText(String s) throws AuditUnavailableException {
-        return CERTIFICATE_TEXT.matcher(s).matches() ? s : hasher.hmac(s);
+        return CERTIFICATE_TEXT.matches(s) ? s : hasher.hmac(s);
     }
 
     private static void batchCounts(Map<String, Object> reply, Map<String, Object> r) {

@@ -4,9 +4,9 @@ import dev.enclavekms.json.Json;
 import dev.enclavekms.json.JsonException;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * The one encoding of an audit record, byte for byte: what is written to the log, what its
@@ -80,21 +80,12 @@ public final class CanonicalJson {
             case Long n -> sb.append(n.longValue());
             case Integer n -> sb.append(n.intValue());
             case Map<?, ?> m -> {
-                TreeMap<String, Object> sorted = new TreeMap<>();
-                for (Map.Entry<?, ?> e : m.entrySet()) {
-                    if (!(e.getKey() instanceof String k)) {
-                        throw new IllegalArgumentException("object keys must be strings");
-                    }
-                    sorted.put(k, e.getValue());
-                }
                 sb.append('{');
                 boolean first = true;
-                for (Map.Entry<String, Object> e : sorted.entrySet()) {
+                for (Map.Entry<String, Object> e : sorted(m)) {
                     if (!first) sb.append(',');
                     first = false;
-                    writeString(sb, e.getKey());
-                    sb.append(':');
-                    write(sb, e.getValue());
+                    member(sb, e.getKey(), e.getValue());
                 }
                 sb.append('}');
             }
@@ -108,6 +99,32 @@ public final class CanonicalJson {
             }
             default -> throw new IllegalArgumentException("no canonical form for " + v.getClass().getName());
         }
+    }
+
+    /**
+     * The members of an object in canonical order (by key, UTF-16 code units: what
+     * {@link String#compareTo} compares). An array sort rather than a {@code TreeMap}: every
+     * call's record is encoded, and its members are few.
+     *
+     * @throws IllegalArgumentException when a key is not a string
+     */
+    @SuppressWarnings("unchecked")
+    static Map.Entry<String, Object>[] sorted(Map<?, ?> m) {
+        Map.Entry<String, Object>[] members = m.entrySet().toArray(new Map.Entry[0]);
+        for (Map.Entry<String, Object> e : members) {
+            if (!((Object) e.getKey() instanceof String)) {
+                throw new IllegalArgumentException("object keys must be strings");
+            }
+        }
+        Arrays.sort(members, Map.Entry.comparingByKey());
+        return members;
+    }
+
+    /** One member of an object, {@code "key":value}, in canonical form. */
+    static void member(StringBuilder sb, String key, Object value) {
+        writeString(sb, key);
+        sb.append(':');
+        write(sb, value);
     }
 
     /** Length of the run at the start of {@code s} that is written as it is. */

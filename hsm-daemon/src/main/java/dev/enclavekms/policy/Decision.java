@@ -19,7 +19,10 @@ public record Decision(boolean allowed, String tenant, List<Grant> matched, List
 
     /** Whether a grant that allows the request acts on every tenant. */
     public boolean allTenants() {
-        return matched.stream().anyMatch(Grant::allTenants);
+        for (Grant g : matched) {
+            if (g.allTenants()) return true;
+        }
+        return false;
     }
 
     /** The first grant that allows the request, or null. */

@@ -48,7 +48,11 @@ public record Grant(String tenant, String name, int line, Set<Principal> to, Lis
     }
 
     public boolean covers(String method) {
-        if (Methods.has(method, Methods.Trait.TOKEN)) return tokenAdmin;
+        return covers(method, Methods.traits(method));
+    }
+
+    private boolean covers(String method, Set<Methods.Trait> traits) {
+        if (traits.contains(Methods.Trait.TOKEN)) return tokenAdmin;
         return methods.contains(method);
     }
 
@@ -62,18 +66,20 @@ public record Grant(String tenant, String name, int line, Set<Principal> to, Lis
      * null when it does.
      */
     public String mismatch(Request r, String callerTenant) {
-        if (!covers(r.method())) {
-            return Methods.has(r.method(), Methods.Trait.TOKEN) ? "has no token_admin: true"
+        // Every call is decided against each of its caller's grants: the method's traits are looked up once.
+        Set<Methods.Trait> traits = Methods.traits(r.method());
+        if (!covers(r.method(), traits)) {
+            return traits.contains(Methods.Trait.TOKEN) ? "has no token_admin: true"
                     : "does not cover " + r.method();
         }
-        if (Methods.has(r.method(), Methods.Trait.GLOBAL) && !allTenants) {
+        if (traits.contains(Methods.Trait.GLOBAL) && !allTenants) {
             return r.method() + " acts on every tenant and needs a grant with all_tenants: true";
         }
         if (r.admission()) {
             return null;
         }
-        if (r.key() != null && Methods.has(r.method(), Methods.Trait.KEYED)) {
-            if (keys.stream().noneMatch(g -> g.matches(r.key()))) {
+        if (r.key() != null && traits.contains(Methods.Trait.KEYED)) {
+            if (!anyMatches(keys, r.key())) {
                 return "key '" + r.key() + "' matches none of its keys " + keys;
             }
             if (r.keyTenant() != null && !allTenants && !r.keyTenant().equals(callerTenant)) {
@@ -84,7 +90,7 @@ public record Grant(String tenant, String name, int line, Set<Principal> to, Lis
             }
         }
         if (!context.isEmpty()) {
-            if (!Methods.has(r.method(), Methods.Trait.CONTEXT)) {
+            if (!traits.contains(Methods.Trait.CONTEXT)) {
                 return "requires context " + conditions() + ", which " + r.method() + " does not carry";
             }
             Map<String, String> given = r.context() == null ? Map.of() : r.context();
@@ -102,10 +108,17 @@ public record Grant(String tenant, String name, int line, Set<Principal> to, Lis
         if (r.reencryptRevoked() && !reencryptRevoked) {
             return "has no reencrypt_revoked: true (needed to re-encrypt from a REVOKED version)";
         }
-        if (r.san() != null && sans.stream().noneMatch(g -> g.matches(r.san()))) {
+        if (r.san() != null && !anyMatches(sans, r.san())) {
             return "certificate name '" + r.san() + "' matches none of its san patterns " + sans;
         }
         return null;
+    }
+
+    private static boolean anyMatches(List<Glob> globs, String s) {
+        for (Glob g : globs) {
+            if (g.matches(s)) return true;
+        }
+        return false;
     }
 
     private String conditions() {

@@ -86,8 +86,13 @@ public final class Methods {
     }
 
     public static boolean has(String method, Trait t) {
+        return traits(method).contains(t);
+    }
+
+    /** The traits of a method, none for an unknown one: one lookup where a caller asks about several. */
+    public static Set<Trait> traits(String method) {
         Set<Trait> traits = ALL.get(method);
-        return traits != null && traits.contains(t);
+        return traits != null ? traits : Set.of();
     }
 
     /** The policy's short name of a varlink method: {@code dev.enclavekms.Kms.Decrypt} → {@code Kms.Decrypt}. */

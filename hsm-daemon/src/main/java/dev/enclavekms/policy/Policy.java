@@ -71,7 +71,10 @@ public final class Policy {
      * applies, and always for an unidentified caller.
      */
     public Membership membership(Identity who) {
-        List<Principal> principals = who.principals();
+        return membership(who.principals());
+    }
+
+    private Membership membership(List<Principal> principals) {
         if (principals.isEmpty()) {
             return null;
         }
@@ -116,14 +119,14 @@ public final class Policy {
     }
 
     private Decision decide(Identity who, Request r, boolean traced) {
-        Membership m = membership(who);
+        List<Principal> principals = who.principals();
+        Membership m = membership(principals);
         if (m == null) {
-            String why = who.principals().isEmpty() ? "" : " and there is no default_tenant";
+            String why = principals.isEmpty() ? "" : " and there is no default_tenant";
             return new Decision(false, null, List.of(), List.of(), who.describe() + " belongs to no tenant of the policy"
                     + why + "; every call is denied (" + r.method() + ")");
         }
         Tenant t = tenants.get(m.tenant());
-        List<Principal> principals = who.principals();
         List<Grant> matched = new ArrayList<>();
         List<String> trace = new ArrayList<>();
         List<String> reasons = new ArrayList<>();

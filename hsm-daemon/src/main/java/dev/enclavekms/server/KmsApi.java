@@ -192,10 +192,12 @@ public final class KmsApi {
             }
         }
         Caller caller = Caller.of(p, who, method);
-        if (caller.tenant() != null) {
+        // Written only when it changes: the connection's attributes are one map shared by its
+        // pipelined calls, and a write per call made every other call's read of it miss.
+        if (caller.tenant() == null) {
+            if (session.containsKey(SESSION_TENANT)) session.remove(SESSION_TENANT);
+        } else if (!caller.tenant().equals(session.get(SESSION_TENANT))) {
             session.put(SESSION_TENANT, caller.tenant());
-        } else {
-            session.remove(SESSION_TENANT);
         }
         if (!Methods.has(method, Methods.Trait.OPEN)) {
             caller.admit();
