@@ -14,9 +14,9 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * One client connection: its peer, its per-connection state and its reply stream.
  * Calls are read on the connection's own virtual thread. Pipelined calls of methods that
- * may run concurrently each run on a virtual thread of their own; their replies take a
- * place in {@link #reserve() reply order} when the call is read and leave in that order,
- * so every call is answered in the order it was sent, as varlink requires.
+ * may run concurrently each run on threads of their own; their replies take a place in
+ * {@link #reserve() reply order} when the call is read and leave in that order, so every
+ * call is answered in the order it was sent, as varlink requires.
  */
 final class Connection {
     /** A reply's place in the order of the connection's calls. */
