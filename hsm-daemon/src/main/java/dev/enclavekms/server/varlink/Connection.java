@@ -148,6 +148,7 @@ final class Connection {
             if (broken) {
                 order.remove(slot);
                 endedNow.add(ended);
+                order.notifyAll(); // awaitReplies may be waiting for the order to empty
             } else if (writing) {
                 return; // the writer takes it
             } else {

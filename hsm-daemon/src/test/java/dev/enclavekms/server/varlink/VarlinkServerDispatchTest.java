@@ -192,4 +192,15 @@ class VarlinkServerDispatchTest {
         assertThrows(IOException.class, client::receiveRaw, "then the connection is closed");
         assertEquals(3, seen.size(), "each recorded: " + seen);
     }
+
+    @Test
+    void aClientThatLeavesWithCallsInFlight_isForgottenOnceTheyEnd() throws Exception {
+        PipelinedCalls.send(client, T, "Hold", "1", "Hold", "2", "Hang", "3");
+        Await.until("the calls to run", Duration.ofSeconds(10), () -> holding.get() == 2);
+        client.close();
+        hold.countDown(); // their replies find the client gone; the hung one is timed out later
+        Await.until("the connection to be forgotten", Duration.ofSeconds(20), () -> server.connectionCount() == 0);
+        VarlinkClient next = another();
+        assertEquals(4L, next.call(T + ".Where", Map.of("id", 4L)).get("id"), "the daemon serves on");
+    }
 }
