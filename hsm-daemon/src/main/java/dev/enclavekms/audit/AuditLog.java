@@ -789,7 +789,6 @@ public final class AuditLog implements AutoCloseable {
         LOG.log(System.Logger.Level.INFO, "audit log continues in " + next);
     }
 
-    /** Writes and fsyncs what is staged, then makes it the durable head and releases its callers. */
     /** The staged lines in {@link #writeBuffer}, ready to write (the lines themselves are left as they are). */
     private ByteBuffer joined(Staging st) {
         if (writeBuffer.capacity() < st.bytes) {
@@ -802,6 +801,7 @@ public final class AuditLog implements AutoCloseable {
         return out.flip();
     }
 
+    /** Writes and fsyncs what is staged, then makes it the durable head and releases its callers. */
     private void flush(Staging st) throws IOException {
         if (!st.isEmpty()) {
             if (fileSize + st.bytes > zeroedEnd) {
