@@ -207,6 +207,13 @@ public final class AuditLog implements AutoCloseable {
 
     // ---- state owned by the thread that holds "writing" (and by open() before the appender starts)
     private FileChannel channel;
+    /**
+     * The lines of one write, copied into one direct buffer kept for the next write (only the
+     * writer, who holds {@code writing}, uses it). Writing the staged heap buffers as they are
+     * made the JDK copy each into a temporary direct buffer of its own, looked up in a
+     * per-thread cache: measured at 5.6 % of the daemon's CPU at 16 × 8.
+     */
+    private ByteBuffer writeBuffer = ByteBuffer.allocateDirect(64 * 1024);
     /** How commits are made durable when the files are real; null until the first, or where unavailable. */
     private DataSync sync;
     private boolean nativeSync;
@@ -787,18 +794,29 @@ public final class AuditLog implements AutoCloseable {
         LOG.log(System.Logger.Level.INFO, "audit log continues in " + next);
     }
 
+    /** The staged lines in {@link #writeBuffer}, ready to write (the lines themselves are left as they are). */
+    private ByteBuffer joined(Staging st) {
+        if (writeBuffer.capacity() < st.bytes) {
+            writeBuffer = ByteBuffer.allocateDirect((int) Math.max(st.bytes, 2L * writeBuffer.capacity()));
+        }
+        ByteBuffer out = writeBuffer.clear();
+        for (ByteBuffer line : st.lines) {
+            out.put(line.duplicate());
+        }
+        return out.flip();
+    }
+
     /** Writes and fsyncs what is staged, then makes it the durable head and releases its callers. */
     private void flush(Staging st) throws IOException {
         if (!st.isEmpty()) {
             if (fileSize + st.bytes > zeroedEnd) {
                 preallocate(st.bytes); // the appender did not keep up (or the log just opened)
             }
-            ByteBuffer[] buffers = st.lines.toArray(ByteBuffer[]::new);
-            long remaining = st.bytes;
-            while (remaining > 0) {
+            ByteBuffer out = joined(st);
+            while (out.hasRemaining()) {
                 // A partial write (e.g. the file size limit reached) returns short; the next
                 // write then reports the error.
-                remaining -= channel.write(buffers);
+                channel.write(out);
             }
             if (options.durability() == Durability.FSYNC) {
                 dataSync();

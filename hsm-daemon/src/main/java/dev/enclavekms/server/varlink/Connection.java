@@ -14,19 +14,32 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * One client connection: its peer, its per-connection state and its reply stream.
  * Calls are read on the connection's own virtual thread. Pipelined calls of methods that
- * may run concurrently each run on a virtual thread of their own; their replies take a
- * place in {@link #reserve() reply order} when the call is read and leave in that order,
- * so every call is answered in the order it was sent, as varlink requires.
+ * may run concurrently each run on threads of their own; their replies take a place in
+ * {@link #reserve() reply order} when the call is read and leave in that order, so every
+ * call is answered in the order it was sent, as varlink requires.
  */
 final class Connection {
     /** A reply's place in the order of the connection's calls. */
     static final class Slot {
         private byte[] frame;
         private boolean done;
+        /** Runs once the reply is written or dropped: the call has ended. */
+        private Runnable ended;
+        /** The call when it runs on a device worker: the reaper times it out (see {@link #timeOutOverdue}). */
+        private volatile WorkerCall onWorker;
+
+        void onWorker(WorkerCall call) {
+            onWorker = call;
+        }
     }
 
     /** Replies not yet written, in the order their calls arrived (guarded by itself). */
     private final java.util.ArrayDeque<Slot> order = new java.util.ArrayDeque<>();
+    /**
+     * A thread is writing the replies it took off the head of {@link #order} (guarded by
+     * {@code order}): a reply completed meanwhile is left for it, and nobody else writes.
+     */
+    private boolean writing;
     /** Set when a reply could not be written: the connection is closing, later replies are dropped. */
     private boolean broken;
     /** Calls begun and not yet ended (guarded by this). */
@@ -118,34 +131,116 @@ final class Connection {
 
     /**
      * Gives a reserved place its reply ({@code null}: none) and writes every reply that is
-     * now first in line. A reply that cannot be written closes the connection.
+     * now first in line; {@code ended} runs once this reply is written or dropped. A reply
+     * that cannot be written closes the connection.
+     *
+     * <p>One thread writes at a time, and it writes every reply that is ready, consecutive
+     * ones with one {@code write}: a call that completes while another writes leaves its
+     * reply to that writer and returns at once, instead of waiting for the lock and then
+     * making a system call of its own.
      */
-    void complete(Slot slot, byte[] frame) {
+    void complete(Slot slot, byte[] frame, Runnable ended) {
+        java.util.List<Runnable> endedNow = new java.util.ArrayList<>(4);
         synchronized (order) {
             slot.frame = frame;
             slot.done = true;
-            try {
+            slot.ended = ended;
+            if (broken) {
+                order.remove(slot);
+                endedNow.add(ended);
+                order.notifyAll(); // awaitReplies may be waiting for the order to empty
+            } else if (writing) {
+                return; // the writer takes it
+            } else {
+                writing = true;
+            }
+        }
+        if (endedNow.isEmpty()) {
+            writeReady(endedNow);
+        }
+        for (Runnable r : endedNow) {
+            r.run();
+        }
+    }
+
+    /** As the writer: writes the ready replies at the head of the order until none is left. */
+    private void writeReady(java.util.List<Runnable> endedNow) {
+        while (true) {
+            java.util.List<Slot> taken = new java.util.ArrayList<>(4);
+            synchronized (order) {
                 while (!broken && !order.isEmpty() && order.peekFirst().done) {
-                    byte[] f = order.pollFirst().frame;
-                    if (f != null) {
-                        write(f);
-                    }
+                    taken.add(order.pollFirst());
                 }
+                if (taken.isEmpty()) {
+                    if (broken) {
+                        for (Slot s : order) {
+                            if (s.done) endedNow.add(s.ended); // the others end when they complete
+                        }
+                        order.clear();
+                    }
+                    writing = false;
+                    order.notifyAll();
+                    return;
+                }
+            }
+            try {
+                write(joined(taken));
             } catch (IOException e) {
-                broken = true; // the peer went away or the reaper closed a stalled connection
+                synchronized (order) {
+                    broken = true; // the peer went away or the reaper closed a stalled connection
+                }
                 close();
             }
-            if (broken) {
-                order.clear();
+            for (Slot s : taken) {
+                s.ended.run(); // at once: the reader may be waiting for a free place among the calls
             }
-            order.notifyAll();
         }
+    }
+
+    /** The frames of consecutive replies as one buffer (most often just the one frame). */
+    private static byte[] joined(java.util.List<Slot> slots) {
+        if (slots.size() == 1) {
+            byte[] f = slots.get(0).frame;
+            return f == null ? new byte[0] : f;
+        }
+        int length = 0;
+        for (Slot s : slots) {
+            if (s.frame != null) length += s.frame.length;
+        }
+        byte[] all = new byte[length];
+        int at = 0;
+        for (Slot s : slots) {
+            if (s.frame != null) {
+                System.arraycopy(s.frame, 0, all, at, s.frame.length);
+                at += s.frame.length;
+            }
+        }
+        return all;
+    }
+
+    /**
+     * Claims for the reaper this connection's calls on device workers that are past their
+     * deadline and not yet answered. The calls in flight are found through their places in
+     * the reply order, so tracking them costs nothing per call.
+     */
+    java.util.List<WorkerCall> timeOutOverdue(long nowNanos) {
+        java.util.List<WorkerCall> overdue = java.util.List.of();
+        synchronized (order) {
+            for (Slot s : order) {
+                WorkerCall w = s.onWorker;
+                if (w != null && !s.done && w.overdue(nowNanos) && w.timeOut()) {
+                    if (overdue.isEmpty()) overdue = new java.util.ArrayList<>();
+                    overdue.add(w);
+                }
+            }
+        }
+        return overdue;
     }
 
     /** Waits until every reserved reply is written: calls after this one must not overtake them. */
     void awaitReplies() throws IOException {
         synchronized (order) {
-            while (!order.isEmpty()) {
+            while (!order.isEmpty() || writing) {
                 try {
                     order.wait();
                 } catch (InterruptedException e) {
@@ -209,6 +304,9 @@ final class Connection {
     }
 
     void write(byte[] frame) throws IOException {
+        if (frame.length == 0) {
+            return; // nothing to say (a oneway call)
+        }
         synchronized (out) {
             writeStartedNanos = System.nanoTime() | 1; // never 0 while writing
             try {

@@ -4,10 +4,11 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A pipelined call that runs whole on a device worker, and the one decision about it that
- * two threads race for: the worker answers it, or — past its deadline — the reaper does.
- * Whoever {@linkplain #settle settles} or {@linkplain #timeOut times it out} first records
- * and answers it; the other drops what it has.
+ * A pipelined call handed to a device worker — whole (the daemon's lone call) or its first
+ * half (dispatch and the device call; a call thread then records and answers it) — and the
+ * one decision about it that two threads race for: the worker settles it, or — past its
+ * deadline — the reaper does. Whoever {@linkplain #settle settles} or {@linkplain #timeOut
+ * times it out} first records and answers it; the other drops what it has.
  */
 final class WorkerCall {
     private static final int QUEUED = 0;
