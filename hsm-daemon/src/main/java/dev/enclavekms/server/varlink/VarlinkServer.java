@@ -343,8 +343,9 @@ public final class VarlinkServer implements AutoCloseable {
      * Reads the connection's calls. A call of a {@linkplain VarlinkInterface#concurrentMethods()
      * concurrent method} runs off this thread (at most {@value #MAX_CALLS_IN_FLIGHT} at once):
      * a device call on a device worker (see {@link #runDevicePart}), any other on a virtual
-     * thread of its own; its reply is queued in the connection's reply order; any other message waits until every earlier reply is written and is then handled
-     * here, so the calls after it also wait for it.
+     * thread of its own; its reply is queued in the connection's reply order. Any other
+     * message waits until every earlier reply is written and is then handled here, so the
+     * calls after it also wait for it.
      */
     @SuppressWarnings("unchecked")
     private void serveConnection(Connection c) {
