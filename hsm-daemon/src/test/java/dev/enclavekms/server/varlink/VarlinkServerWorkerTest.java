@@ -20,10 +20,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Calls of an offloaded (device) interface: a connection's lone call runs whole on a device
- * worker and is answered from there; pipelined ones still run together; and a call that hangs
- * in the device is answered with an internal error after the call timeout — recorded once as
- * failed — while the connection goes on serving, and nothing of the hung call leaves later.
+ * Calls of an offloaded (device) interface: the daemon's lone call runs whole on its
+ * connection's reader (on a machine with two or more carrier threads) and is answered from
+ * there; a call with another pipelined behind it runs on a device worker; pipelined ones still
+ * run together; and a call that hangs in the device is answered with an internal error after
+ * the call timeout — recorded once as failed — while other connections go on being served (a
+ * second lone call among them goes to a worker), and nothing of the hung call leaves later.
  */
 @Timeout(60)
 class VarlinkServerWorkerTest {
@@ -43,6 +45,7 @@ class VarlinkServerWorkerTest {
     VarlinkClient client;
     volatile CountDownLatch meeting;
     final CountDownLatch release = new CountDownLatch(1);
+    final CountDownLatch hanging = new CountDownLatch(1);
     final AtomicInteger hungFinished = new AtomicInteger();
     final List<CallInterceptor.CompletedCall> seen = new CopyOnWriteArrayList<>();
     final List<String> recordedOn = new CopyOnWriteArrayList<>();
@@ -61,6 +64,7 @@ class VarlinkServerWorkerTest {
                 })
                 // A device call that hangs until the test lets it go.
                 .method("Hang", call -> {
+                    hanging.countDown();
                     release.await(50, TimeUnit.SECONDS);
                     hungFinished.incrementAndGet();
                     return Map.of("id", call.parameters().integer("id", 0, 1000));
@@ -99,16 +103,48 @@ class VarlinkServerWorkerTest {
         PipelinedCalls.send(client, T, methodAndIds);
     }
 
+    /** Where the daemon's lone call runs: its reader (a virtual thread of the connection) or a worker. */
+    private static final String LONE_THREAD = VarlinkServer.READER_RUNS_LONE_CALLS ? "varlink-conn-" : "varlink-worker-";
+
     @Test
-    void aLoneCall_runsWholeOnADeviceWorker_andIsAnswered() throws Exception {
+    void aLoneCall_runsWholeOnOneThread_itsReader_andIsAnswered() throws Exception {
         for (long id = 1; id <= 3; id++) {
             Map<String, Object> r = client.call(T + ".Where", Map.of("id", id));
             assertEquals(id, r.get("id"));
-            assertTrue(((String) r.get("thread")).startsWith("varlink-worker-"), r.toString());
+            assertTrue(((String) r.get("thread")).startsWith(LONE_THREAD), r.toString());
         }
         assertEquals(3, seen.size(), "each call shown to the interceptor once: " + seen);
-        // Recorded (the audit record) and answered by the worker too: no hand-off back to a call thread.
-        assertTrue(recordedOn.stream().allMatch(n -> n.startsWith("varlink-worker-")), recordedOn.toString());
+        // Recorded (the audit record) and answered by the same thread: no hand-off at all.
+        assertTrue(recordedOn.stream().allMatch(n -> n.startsWith(LONE_THREAD)), recordedOn.toString());
+    }
+
+    @Test
+    void aCallWithAnotherPipelinedBehindIt_runsOnAWorker_soTheReaderReadsOn() throws Exception {
+        send("Where", "1", "Where", "2", "Where", "3"); // one write: the reader holds the later calls
+        for (long id = 1; id <= 3; id++) {
+            Map<String, Object> r = client.receiveRaw();
+            @SuppressWarnings("unchecked")
+            Map<String, Object> p = (Map<String, Object>) r.get("parameters");
+            assertEquals(id, p.get("id"), r.toString());
+            if (id < 3) {
+                assertTrue(((String) p.get("thread")).startsWith("varlink-worker-"), r.toString());
+            }
+        }
+    }
+
+    @Test
+    void whileALoneCallHangsOnItsReader_anotherConnectionsLoneCallRunsOnAWorker() throws Exception {
+        send("Hang", "1");
+        assertTrue(hanging.await(10, TimeUnit.SECONDS), "the hung call reached its handler");
+        assertEquals(T + ".InternalError", client.receiveRaw().get("error"), "the hung call times out");
+        // Answered, the hung call no longer counts as in flight, so the next call is the daemon's
+        // lone call again; but the hung one still holds its reader's carrier, so this one must
+        // not take a second: it runs on a worker.
+        try (VarlinkClient other = VarlinkClient.connect(dir.resolve("s.sock"))) {
+            Map<String, Object> r = other.call(T + ".Where", Map.of("id", 2L));
+            assertEquals(2L, r.get("id"));
+            assertTrue(((String) r.get("thread")).startsWith("varlink-worker-"), r.toString());
+        }
     }
 
     @Test
@@ -121,7 +157,7 @@ class VarlinkServerWorkerTest {
     }
 
     @Test
-    void aHungDeviceCall_isAnsweredAfterTheCallTimeout_recordedOnceAsFailed_connectionServesOn() throws Exception {
+    void aHungDeviceCall_isAnsweredAfterTheCallTimeout_recordedOnceAsFailed_daemonServesOn() throws Exception {
         send("Hang", "1");
         Map<String, Object> timedOut = client.receiveRaw();
         assertEquals(T + ".InternalError", timedOut.get("error"), timedOut.toString());
@@ -130,12 +166,14 @@ class VarlinkServerWorkerTest {
         assertEquals(T + ".InternalError", seen.getFirst().error());
         assertEquals(T + ".Hang", seen.getFirst().method());
 
-        assertEquals(2L, client.call(T + ".Where", Map.of("id", 2L)).get("id"), "the connection still serves");
+        try (VarlinkClient other = VarlinkClient.connect(dir.resolve("s.sock"))) {
+            assertEquals(2L, other.call(T + ".Where", Map.of("id", 2L)).get("id"), "the daemon still serves");
+        }
         release.countDown(); // the device finishes the hung call after its caller was told it failed
         Await.until("the hung call to finish on its worker", Duration.ofSeconds(10), () -> hungFinished.get() > 0);
         assertEquals(1, hungFinished.get());
-        // Its late result is dropped: the next reply on the connection is the next call's own.
-        assertEquals(3L, client.call(T + ".Where", Map.of("id", 3L)).get("id"));
+        // Its late result is dropped: the next reply on its connection is the next call's own.
+        assertEquals(3L, client.call(T + ".Where", Map.of("id", 3L)).get("id"), "its connection serves on");
         assertEquals(List.of(T + ".Hang", T + ".Where", T + ".Where"), seen.stream().map(c -> c.method()).toList(),
                 "the hung call recorded once, as failed, and never again");
         assertEquals(List.of(T + ".Hang " + T + ".InternalError", T + ".Where ok", T + ".Where ok"), observed,
