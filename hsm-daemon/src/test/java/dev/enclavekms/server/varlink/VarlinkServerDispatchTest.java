@@ -180,7 +180,7 @@ class VarlinkServerDispatchTest {
         PipelinedCalls.send(client, T, "Hold", "1", "Hold", "2", "Hold", "3");
         Await.until("the three calls to run", Duration.ofSeconds(10), () -> holding.get() == 3);
         Thread stopper = Thread.ofPlatform().start(() -> server.shutdown(Duration.ofSeconds(20)));
-        Thread.sleep(200);
+        stopper.join(Duration.ofMillis(200)); // long enough for a shutdown that did not wait to end
         assertTrue(stopper.isAlive(), "shutdown waits for the calls in flight");
         hold.countDown();
         for (long id = 1; id <= 3; id++) {
