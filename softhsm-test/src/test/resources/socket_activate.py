@@ -19,6 +19,7 @@ Events, one JSON object per line on standard output:
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -84,8 +85,11 @@ def main():
                 emit(event="error", message="already running")
                 continue
             with open(a.stdout, "ab") as out, open(a.stderr, "ab") as err:
+                # systemd starts a service with every signal at its default action; a test run
+                # under nohup would otherwise pass SIGHUP on as ignored, and the JVM honours that.
                 child = subprocess.Popen(cmd, stdin=listener.fileno(), stdout=out, stderr=err, env=env,
-                                         close_fds=True)
+                                         close_fds=True,
+                                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
             emit(event="started", pid=child.pid)
             threading.Thread(target=wait_for, args=(child,), daemon=True).start()
         elif command == "quit":
