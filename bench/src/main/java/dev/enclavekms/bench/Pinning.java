@@ -47,12 +47,18 @@ final class Pinning {
 
     /** {@code taskset -a -p -c CPUS PID}: every current thread of {@code pid}; threads it starts later inherit. */
     static void pin(long pid, String cpus) throws Exception {
-        Process p = new ProcessBuilder("taskset", "-a", "-p", "-c", cpus, String.valueOf(pid))
-                .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes()).strip();
-        if (!p.waitFor(10, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IllegalStateException("taskset -a -p -c " + cpus + " " + pid + " failed: " + out);
+        String out = "";
+        // A thread that ends between taskset listing the threads and setting its affinity makes
+        // taskset fail ("No such process"); the next attempt lists only the living ones.
+        for (int attempt = 0; attempt < 5; attempt++) {
+            Process p = new ProcessBuilder("taskset", "-a", "-p", "-c", cpus, String.valueOf(pid))
+                    .redirectErrorStream(true).start();
+            out = new String(p.getInputStream().readAllBytes()).strip();
+            if (p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0) {
+                return;
+            }
         }
+        throw new IllegalStateException("taskset -a -p -c " + cpus + " " + pid + " failed: " + out);
     }
 
     /**
