@@ -32,6 +32,7 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.enclavekms.service.BatchDecryption.CHUNK_ENTRIES;
+import static dev.enclavekms.service.BatchDecryption.FIRST_CHUNK_ENTRIES;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -100,7 +101,9 @@ class BatchDecryptionTest {
     @Test
     void everySizeAroundTheChunkBoundaries_decryptsEveryEntryInOrder() throws Exception {
         List<CryptoService.GeneratedDataKey> keys = dataKeys("weights", 2 * CHUNK_ENTRIES + 1);
-        for (int n : new int[] {0, 1, CHUNK_ENTRIES - 1, CHUNK_ENTRIES, CHUNK_ENTRIES + 1, 2 * CHUNK_ENTRIES + 1}) {
+        // The chunks grow from FIRST_CHUNK_ENTRIES (16, 64, 256, ...): sizes on both sides of their ends.
+        for (int n : new int[] {0, 1, FIRST_CHUNK_ENTRIES - 1, FIRST_CHUNK_ENTRIES, FIRST_CHUNK_ENTRIES + 1, 80, 81,
+                CHUNK_ENTRIES, 336, 337, 2 * CHUNK_ENTRIES + 1}) {
             Recorder sink = new Recorder();
             crypto.decryptBatch(ciphertexts(keys.subList(0, n)), CTX, sink);
             assertEquals(n, sink.entries.size(), "entries for " + n);
@@ -111,8 +114,9 @@ class BatchDecryptionTest {
                 assertEquals("weights", e.result().key());
                 e.result().close();
             }
-            assertEquals((n + CHUNK_ENTRIES - 1) / CHUNK_ENTRIES, sink.chunkSizes.size(), "chunks for " + n);
+            assertEquals(BatchDecryption.chunkSizes(n), sink.chunkSizes, "chunks for " + n);
             assertTrue(sink.chunkSizes.stream().allMatch(s -> s >= 1 && s <= CHUNK_ENTRIES), sink.chunkSizes.toString());
+            if (n > 0) assertEquals(Math.min(n, FIRST_CHUNK_ENTRIES), sink.chunkSizes.getFirst(), "a small first chunk");
             assertTrue(sink.threads.stream().noneMatch(t -> t == Thread.currentThread()),
                     "the sink runs beside the device, not on the caller's thread");
         }
@@ -220,7 +224,13 @@ class BatchDecryptionTest {
         assertTrue(e.getMessage().contains("unavailable"), e.getMessage());
         assertEquals(CHUNK_ENTRIES + 10, failing.produced.size(), "the device stopped at the failure");
         assertTrue(failing.produced.stream().allMatch(FailingEnclave::wiped), "every plaintext is wiped");
-        assertEquals(List.of(CHUNK_ENTRIES), seen, "only the finished chunk reached the sink");
+        List<Integer> finished = new ArrayList<>();
+        for (int size : BatchDecryption.chunkSizes(keys.size())) {
+            if (finished.stream().mapToInt(Integer::intValue).sum() + size > CHUNK_ENTRIES + 10) break;
+            finished.add(size);
+        }
+        assertEquals(List.of(FIRST_CHUNK_ENTRIES, 4 * FIRST_CHUNK_ENTRIES), finished); // 16 + 64 end before 266
+        assertEquals(finished, seen, "only the finished chunks reached the sink");
     }
 
     @Test
