@@ -117,8 +117,13 @@ class BatchDecryptionTest {
             assertEquals(BatchDecryption.chunkSizes(n), sink.chunkSizes, "chunks for " + n);
             assertTrue(sink.chunkSizes.stream().allMatch(s -> s >= 1 && s <= CHUNK_ENTRIES), sink.chunkSizes.toString());
             if (n > 0) assertEquals(Math.min(n, FIRST_CHUNK_ENTRIES), sink.chunkSizes.getFirst(), "a small first chunk");
-            assertTrue(sink.threads.stream().noneMatch(t -> t == Thread.currentThread()),
-                    "the sink runs beside the device, not on the caller's thread");
+            if (n > 0) {
+                // Every chunk but the last is encoded beside the device; the last one on the
+                // calling thread, after the device, with no hand-off left.
+                assertTrue(sink.threads.subList(0, sink.threads.size() - 1).stream().noneMatch(t -> t == Thread.currentThread()),
+                        "the sink runs beside the device, not on the caller's thread");
+                assertSame(Thread.currentThread(), sink.threads.getLast(), "the last chunk on the caller's thread");
+            }
         }
     }
 
@@ -253,6 +258,29 @@ class BatchDecryptionTest {
         assertEquals(1, calls.get(), "no chunk reaches a sink that failed");
         assertTrue(counting.produced.stream().allMatch(FailingEnclave::wiped), "every plaintext is wiped");
         assertNotEquals(0, counting.produced.size());
+    }
+
+    @Test
+    void sinkFailureOnTheLastChunk_onTheCallersThread_failsTheCall_andWipesEveryPlaintext() throws Exception {
+        List<CryptoService.GeneratedDataKey> keys = dataKeys("weights", CHUNK_ENTRIES + 3);
+        int chunks = BatchDecryption.chunkSizes(keys.size()).size();
+        FailingEnclave counting = new FailingEnclave(enclave, Integer.MAX_VALUE);
+        CryptoService service = new CryptoService(counting, registry, health, usage);
+        IllegalStateException bug = new IllegalStateException("the sink's bug on the last chunk");
+        AtomicInteger calls = new AtomicInteger();
+
+        IllegalStateException thrown = assertThrows(IllegalStateException.class,
+                () -> service.decryptBatch(ciphertexts(keys), CTX, chunk -> {
+                    if (calls.incrementAndGet() == chunks) {
+                        throw bug; // without closing: the batch must close them
+                    }
+                    chunk.forEach(b -> b.result().close());
+                }));
+
+        assertSame(bug, thrown);
+        assertEquals(chunks, calls.get());
+        assertEquals(keys.size(), counting.produced.size());
+        assertTrue(counting.produced.stream().allMatch(FailingEnclave::wiped), "every plaintext is wiped");
     }
 
     /**
