@@ -25,18 +25,20 @@ import java.util.Map;
 final class EncodedResults extends AbstractList<Map<String, Object>> implements PreEncoded {
     private static final Map<String, Object> SUCCEEDED = Map.of();
 
-    /** The text so far, '[' and the entries; {@link #copyUtf8} adds the closing ']'. */
-    private byte[] utf8;
-    private int length;
+    /**
+     * The text so far, '[' and the entries; {@link #copyUtf8} adds the closing ']'. Allocated
+     * by the first entry (on the batch's encoding thread), not before the device starts.
+     */
+    private byte[] utf8 = {'['};
+    private int length = 1;
+    private final int expected;
     /** One entry's text, reused: written by {@link Json#append}, then copied into {@link #utf8}. */
     private final StringBuilder entry = new StringBuilder(256);
     private final List<Map<String, Object>> outcomes;
 
     /** @param expected entries expected, to size the text once */
     EncodedResults(int expected) {
-        // ≈ 90 bytes per DecryptBatch entry (a 32-byte key's base64, names, punctuation) and a short key name.
-        utf8 = new byte[Math.max(16, expected * 112)];
-        utf8[length++] = '[';
+        this.expected = expected;
         outcomes = new ArrayList<>(expected);
     }
 
@@ -85,7 +87,10 @@ final class EncodedResults extends AbstractList<Map<String, Object>> implements 
     /** Room for {@code more} bytes after {@link #length}. */
     private void ensure(int more) {
         if (length + more > utf8.length) {
-            byte[] bigger = Arrays.copyOf(utf8, Math.max(utf8.length * 2, length + more));
+            // First the expected size, once: ≈ 90 bytes per DecryptBatch entry (a 32-byte key's
+            // base64, names, punctuation) and a short key name; then doubling.
+            int size = utf8.length == 1 ? expected * 112 : utf8.length * 2;
+            byte[] bigger = Arrays.copyOf(utf8, Math.max(size, length + more));
             Arrays.fill(utf8, (byte) 0); // the old copy holds plaintexts in base64
             utf8 = bigger;
         }
@@ -101,7 +106,7 @@ final class EncodedResults extends AbstractList<Map<String, Object>> implements 
     /** Overwrites the text (which holds plaintexts in base64) when the reply will not be sent. */
     void wipe() {
         Arrays.fill(utf8, (byte) 0);
-        utf8[0] = '[';
+        utf8 = new byte[] {'['};
         length = 1;
         wipe(entry);
     }
