@@ -2,6 +2,9 @@ package dev.enclavekms.varlink;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -112,13 +115,7 @@ public final class FrameReader {
                 }
             }
             int start = chunkPos;
-            int nul = -1;
-            for (int i = chunkPos; i < chunkLen; i++) {
-                if (chunk[i] == 0) {
-                    nul = i;
-                    break;
-                }
-            }
+            int nul = indexOfNul(chunk, chunkPos, chunkLen);
             int end = nul < 0 ? chunkLen : nul;
             int n = end - start;
             chunkPos = nul < 0 ? chunkLen : nul + 1;
@@ -145,6 +142,34 @@ public final class FrameReader {
                 return f;
             }
         }
+    }
+
+    private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final long ONES = 0x0101010101010101L;
+    private static final long HIGHS = 0x8080808080808080L;
+
+    /**
+     * The index of the first NUL byte in {@code bytes[from, to)}, or -1. Eight bytes at a time
+     * (a byte-at-a-time loop was ≈ 0.5 ms of a 1.4 MB DecryptBatch request, and as much
+     * again of the client's read of its reply): {@code (v - ONES) & ~v & HIGHS} marks the
+     * zero bytes of {@code v}; a borrow can mark a byte above a zero but never below the
+     * first, so in little-endian order the lowest mark is the first NUL.
+     */
+    static int indexOfNul(byte[] bytes, int from, int to) {
+        int i = from;
+        for (; i <= to - Long.BYTES; i += Long.BYTES) {
+            long v = (long) LONGS.get(bytes, i);
+            long zeros = (v - ONES) & ~v & HIGHS;
+            if (zeros != 0) {
+                return i + (Long.numberOfTrailingZeros(zeros) >>> 3);
+            }
+        }
+        for (; i < to; i++) {
+            if (bytes[i] == 0) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /** Grows the buffer to {@code size}, drawing what exceeds the private allowance from the budget. */

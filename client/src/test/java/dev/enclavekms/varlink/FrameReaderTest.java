@@ -231,4 +231,28 @@ class FrameReaderTest {
         // 200 KB in 64-byte reads would take over 3,000; with the larger chunk for a long message, a few dozen.
         assertTrue(in.reads < 100, in.reads + " reads");
     }
+
+    @Test
+    void nulScan_eightBytesAtATime_findsTheFirstNul_asAByteLoopDoes() {
+        // Bytes around zero (0x01 after a NUL borrows into the next byte), high bytes, plain ASCII.
+        byte[] alphabet = {0, 0, 1, 1, (byte) 0x80, (byte) 0x81, (byte) 0xFF, (byte) 0xFE, 'a', '"', 0x7F};
+        java.util.Random random = new java.util.Random(5);
+        for (int round = 0; round < 20_000; round++) {
+            byte[] b = new byte[random.nextInt(40)];
+            boolean sparse = random.nextBoolean(); // few NULs: the first one far in
+            for (int i = 0; i < b.length; i++) {
+                b[i] = sparse && random.nextInt(20) != 0 ? (byte) ('A' + random.nextInt(26)) : alphabet[random.nextInt(alphabet.length)];
+            }
+            int from = b.length == 0 ? 0 : random.nextInt(b.length + 1);
+            int to = from + random.nextInt(b.length - from + 1);
+            int expected = -1;
+            for (int i = from; i < to; i++) {
+                if (b[i] == 0) {
+                    expected = i;
+                    break;
+                }
+            }
+            assertEquals(expected, FrameReader.indexOfNul(b, from, to), () -> Arrays.toString(b) + " from " + from + " to " + to);
+        }
+    }
 }

@@ -111,4 +111,17 @@ class EnvelopeTest {
         c[i] = (byte) v;
         return c;
     }
+
+    @Test
+    void keyNames_asciiAndNot_roundTrip_andTheByteLimitHolds() throws Exception {
+        for (String name : new String[] {"k", "model-weights", "clé-ключ-\uD83D\uDD11", "a".repeat(128), "é".repeat(64)}) {
+            Envelope e = new Envelope(name, 2, Envelope.SealingScheme.AES_256_GCM, new byte[12], new byte[16]);
+            assertEquals(name, Envelope.parse(e.encode()).keyName(), name);
+        }
+        for (String name : new String[] {"", "a".repeat(129), "é".repeat(65), "\uD83D\uDD11".repeat(33)}) {
+            assertThrows(IllegalArgumentException.class,
+                    () -> new Envelope(name, 2, Envelope.SealingScheme.AES_256_GCM, new byte[12], new byte[16]),
+                    name.length() + " chars");
+        }
+    }
 }

@@ -191,6 +191,88 @@ class BatchCallsDaemonTest {
         }
     }
 
+    /**
+     * A batch over many chunks (the first prepared on the calling thread, the last encoded
+     * there): every entry's outcome is the single Decrypt's, and a bad entry anywhere — in the
+     * first chunk, at a chunk's end, the very last — fails the whole call with the same typed
+     * error, and the same audit record, as one at the start: nothing of the entries before it
+     * shows.
+     */
+    @Test
+    void decryptBatch_overManyChunks_equalsOneAtATime_andABadEntryAnywhereFailsTheCallTheSameWay() throws Exception {
+        try (InProcessDaemon d = InProcessDaemon.start(dir, "batch-chunks", Clock.systemUTC());
+             KmsClient admin = d.client()) {
+            admin.createKey("one", "ENCRYPT");
+            admin.createKey("two", "ENCRYPT");
+            int n = 1_500; // chunks of 16, 64, then 256: the last one partly filled
+            List<byte[]> cts = new ArrayList<>();
+            List<DataKey> ones = admin.generateDataKeys("one", n / 2, CONTEXT);
+            admin.rotateKey("two");
+            List<DataKey> twos = admin.generateDataKeys("two", n - n / 2, CONTEXT);
+            for (int i = 0; i < n; i++) cts.add((i % 2 == 0 ? ones.get(i / 2) : twos.get(i / 2)).ciphertext());
+            cts.set(3, new byte[] {1, 2, 3});                                         // not an envelope
+            cts.set(16, java.util.Arrays.copyOf(cts.get(16), cts.get(16).length - 1)); // tampered
+            cts.set(n - 1, new byte[] {9});                                           // the very last
+            List<dev.enclavekms.client.DecryptResult> batch = admin.decryptBatch(cts, CONTEXT);
+            assertEquals(n, batch.size());
+            for (int i = 0; i < n; i++) {
+                Object single;
+                try {
+                    single = admin.decrypt(cts.get(i), CONTEXT);
+                } catch (KmsException e) {
+                    single = e;
+                }
+                if (single instanceof dev.enclavekms.client.Plaintext p) {
+                    var b = assertInstanceOf(dev.enclavekms.client.Plaintext.class, batch.get(i), "entry " + i);
+                    assertArrayEquals(p.plaintext(), b.plaintext(), "entry " + i);
+                    assertEquals(List.of(p.key(), p.version()), List.of(b.key(), b.version()), "entry " + i);
+                } else {
+                    KmsException e = (KmsException) single;
+                    var f = assertInstanceOf(dev.enclavekms.client.DecryptResult.Failure.class, batch.get(i), "entry " + i);
+                    assertEquals(List.of(e.shortName(), e.getMessage()), List.of(f.error(), f.message()), "entry " + i);
+                }
+            }
+            assertInstanceOf(dev.enclavekms.client.DecryptResult.Failure.class, batch.get(3));
+            assertInstanceOf(dev.enclavekms.client.DecryptResult.Failure.class, batch.get(16));
+            assertInstanceOf(dev.enclavekms.client.DecryptResult.Failure.class, batch.get(n - 1));
+
+            List<String> encoded = new ArrayList<>();
+            for (byte[] c : cts) encoded.add(b64(c));
+            String firstRecord = null;
+            for (int at : new int[] {0, 15, 16, 79, 80, n - 2, n - 1}) {
+                List<String> bad = new ArrayList<>(encoded);
+                bad.set(at, "not base64!");
+                int before = auditRecords(dir).size();
+                String failed = call(d.socket(), "DecryptBatch", Map.of("ciphertexts", bad, "context", CONTEXT));
+                Map<String, Object> error = Json.parseObject(failed);
+                assertEquals(List.of("error", "parameters"), List.copyOf(error.keySet()), failed);
+                assertEquals("dev.enclavekms.Kms.InvalidParameter", error.get("error"), failed);
+                assertEquals(Map.of("parameter", "ciphertexts[" + at + "]",
+                                "message", "ciphertexts[" + at + "]: is not valid base64 (standard alphabet, padded)"),
+                        error.get("parameters"), failed);
+                List<Map<String, Object>> records = auditRecords(dir);
+                assertEquals(before + 1, records.size(), "one audit record for the failed call");
+                Map<String, Object> record = new LinkedHashMap<>(records.getLast());
+                for (String varies : List.of("hash", "prev", "seq", "time", "conn")) record.remove(varies); // chain, clock, connection
+                String shape = Json.write(record).replace("ciphertexts[" + at + "]", "ciphertexts[i]");
+                if (firstRecord == null) firstRecord = shape;
+                assertEquals(firstRecord, shape, "the record of a bad entry at " + at + " is that of one at 0");
+            }
+            assertTrue(firstRecord.contains("InvalidParameter"), firstRecord);
+        }
+    }
+
+    private static List<Map<String, Object>> auditRecords(Path dir) throws Exception {
+        List<Map<String, Object>> records = new ArrayList<>();
+        for (Path p : dev.enclavekms.audit.AuditLog.logFiles(dir.resolve("audit"))) {
+            for (String line : Files.readAllLines(p)) {
+                line = line.replace("\0", ""); // the log's preallocated zero padding
+                if (!line.isBlank()) records.add(Json.parseObject(line));
+            }
+        }
+        return records;
+    }
+
     private static void sameOutcome(KmsClient admin, Object single, ReEncryptResult batched, String where)
             throws Exception {
         if (single instanceof KmsException e) {

@@ -32,6 +32,7 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.enclavekms.service.BatchDecryption.CHUNK_ENTRIES;
+import static dev.enclavekms.service.BatchDecryption.FIRST_CHUNK_ENTRIES;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -100,7 +101,9 @@ class BatchDecryptionTest {
     @Test
     void everySizeAroundTheChunkBoundaries_decryptsEveryEntryInOrder() throws Exception {
         List<CryptoService.GeneratedDataKey> keys = dataKeys("weights", 2 * CHUNK_ENTRIES + 1);
-        for (int n : new int[] {0, 1, CHUNK_ENTRIES - 1, CHUNK_ENTRIES, CHUNK_ENTRIES + 1, 2 * CHUNK_ENTRIES + 1}) {
+        // The chunks grow from FIRST_CHUNK_ENTRIES (16, 64, 256, ...): sizes on both sides of their ends.
+        for (int n : new int[] {0, 1, FIRST_CHUNK_ENTRIES - 1, FIRST_CHUNK_ENTRIES, FIRST_CHUNK_ENTRIES + 1, 80, 81,
+                CHUNK_ENTRIES, 336, 337, 2 * CHUNK_ENTRIES + 1}) {
             Recorder sink = new Recorder();
             crypto.decryptBatch(ciphertexts(keys.subList(0, n)), CTX, sink);
             assertEquals(n, sink.entries.size(), "entries for " + n);
@@ -111,10 +114,16 @@ class BatchDecryptionTest {
                 assertEquals("weights", e.result().key());
                 e.result().close();
             }
-            assertEquals((n + CHUNK_ENTRIES - 1) / CHUNK_ENTRIES, sink.chunkSizes.size(), "chunks for " + n);
+            assertEquals(BatchDecryption.chunkSizes(n), sink.chunkSizes, "chunks for " + n);
             assertTrue(sink.chunkSizes.stream().allMatch(s -> s >= 1 && s <= CHUNK_ENTRIES), sink.chunkSizes.toString());
-            assertTrue(sink.threads.stream().noneMatch(t -> t == Thread.currentThread()),
-                    "the sink runs beside the device, not on the caller's thread");
+            if (n > 0) assertEquals(Math.min(n, FIRST_CHUNK_ENTRIES), sink.chunkSizes.getFirst(), "a small first chunk");
+            if (n > 0) {
+                // Every chunk but the last is encoded beside the device; the last one on the
+                // calling thread, after the device, with no hand-off left.
+                assertTrue(sink.threads.subList(0, sink.threads.size() - 1).stream().noneMatch(t -> t == Thread.currentThread()),
+                        "the sink runs beside the device, not on the caller's thread");
+                assertSame(Thread.currentThread(), sink.threads.getLast(), "the last chunk on the caller's thread");
+            }
         }
     }
 
@@ -220,7 +229,13 @@ class BatchDecryptionTest {
         assertTrue(e.getMessage().contains("unavailable"), e.getMessage());
         assertEquals(CHUNK_ENTRIES + 10, failing.produced.size(), "the device stopped at the failure");
         assertTrue(failing.produced.stream().allMatch(FailingEnclave::wiped), "every plaintext is wiped");
-        assertEquals(List.of(CHUNK_ENTRIES), seen, "only the finished chunk reached the sink");
+        List<Integer> finished = new ArrayList<>();
+        for (int size : BatchDecryption.chunkSizes(keys.size())) {
+            if (finished.stream().mapToInt(Integer::intValue).sum() + size > CHUNK_ENTRIES + 10) break;
+            finished.add(size);
+        }
+        assertEquals(List.of(FIRST_CHUNK_ENTRIES, 4 * FIRST_CHUNK_ENTRIES), finished); // 16 + 64 end before 266
+        assertEquals(finished, seen, "only the finished chunks reached the sink");
     }
 
     @Test
@@ -243,6 +258,29 @@ class BatchDecryptionTest {
         assertEquals(1, calls.get(), "no chunk reaches a sink that failed");
         assertTrue(counting.produced.stream().allMatch(FailingEnclave::wiped), "every plaintext is wiped");
         assertNotEquals(0, counting.produced.size());
+    }
+
+    @Test
+    void sinkFailureOnTheLastChunk_onTheCallersThread_failsTheCall_andWipesEveryPlaintext() throws Exception {
+        List<CryptoService.GeneratedDataKey> keys = dataKeys("weights", CHUNK_ENTRIES + 3);
+        int chunks = BatchDecryption.chunkSizes(keys.size()).size();
+        FailingEnclave counting = new FailingEnclave(enclave, Integer.MAX_VALUE);
+        CryptoService service = new CryptoService(counting, registry, health, usage);
+        IllegalStateException bug = new IllegalStateException("the sink's bug on the last chunk");
+        AtomicInteger calls = new AtomicInteger();
+
+        IllegalStateException thrown = assertThrows(IllegalStateException.class,
+                () -> service.decryptBatch(ciphertexts(keys), CTX, chunk -> {
+                    if (calls.incrementAndGet() == chunks) {
+                        throw bug; // without closing: the batch must close them
+                    }
+                    chunk.forEach(b -> b.result().close());
+                }));
+
+        assertSame(bug, thrown);
+        assertEquals(chunks, calls.get());
+        assertEquals(keys.size(), counting.produced.size());
+        assertTrue(counting.produced.stream().allMatch(FailingEnclave::wiped), "every plaintext is wiped");
     }
 
     /**

@@ -276,6 +276,10 @@ final class Connection {
      * @throws IllegalArgumentException when the parameters hold a value JSON cannot carry
      */
     static byte[] replyFrame(Map<String, Object> parameters, boolean continues) {
+        if (parameters != null && parameters.size() == 1
+                && parameters.values().iterator().next() instanceof PreEncoded value) {
+            return preEncodedReplyFrame(parameters.keySet().iterator().next(), value, continues);
+        }
         Map<String, Object> msg = new LinkedHashMap<>();
         if (parameters != null && !parameters.isEmpty()) {
             msg.put("parameters", parameters);
@@ -284,6 +288,21 @@ final class Connection {
             msg.put("continues", true);
         }
         return FrameReader.encode(Json.write(msg));
+    }
+
+    /**
+     * The frame {@link #replyFrame} writes for one pre-encoded parameter, byte for byte, with
+     * the value's bytes copied in once.
+     */
+    private static byte[] preEncodedReplyFrame(String name, PreEncoded value, boolean continues) {
+        byte[] head = ("{\"parameters\":{" + Json.write(name) + ":").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] tail = (continues ? "},\"continues\":true}" : "}}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        int length = value.utf8Length();
+        byte[] frame = new byte[head.length + length + tail.length + 1]; // ends with the NUL
+        System.arraycopy(head, 0, frame, 0, head.length);
+        value.copyUtf8(frame, head.length);
+        System.arraycopy(tail, 0, frame, head.length + length, tail.length);
+        return frame;
     }
 
     void sendReply(Map<String, Object> parameters, boolean continues) throws IOException {
