@@ -40,7 +40,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * hashes, writes them with one gathering write and makes them durable with one
  * {@code fdatasync} ({@link FileChannel#force force(false)}), then releases every waiting
  * caller. Concurrent calls therefore share an fsync instead of queueing for one each. A
- * caller waits at most {@link Options#maxWait()}.
+ * caller waits at most {@link Options#maxWait()}. {@link #appendThen} is the same without
+ * the wait: the writer that makes the record durable runs the caller's confirmation.
  *
  * <h2>Failing closed</h2>
  * When a write, an fsync or the check that the file is still the one being written (not

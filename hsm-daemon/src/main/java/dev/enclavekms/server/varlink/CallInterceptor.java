@@ -12,7 +12,9 @@ import java.util.Map;
  * {@link #completed} at a streamed call's first reply, the handler's thread):
  * {@link #admit} → the method's handler → {@link #completed} → the reply is written. An
  * exception from either method replaces what the caller gets; the call is still observed by
- * the {@link VarlinkServer.CallObserver} with that error.
+ * the {@link VarlinkServer.CallObserver} with that error. A pipelined call of an offloaded
+ * interface is shown through {@link #completedThen} instead, from its device worker, and
+ * answered from whichever thread the interceptor gives its outcome on.
  */
 public interface CallInterceptor {
 
