@@ -479,7 +479,12 @@ public final class AuditLog implements AutoCloseable {
             refuseQueued(); // closed meanwhile: no writer will take what is left
             return;
         }
-        java.util.concurrent.locks.LockSupport.unpark(appender);
+        if (!writing.get()) {
+            java.util.concurrent.locks.LockSupport.unpark(appender);
+        }
+        // Else a writer is at work and takes this record after its write: every writer looks
+        // at the queue after it lets go (see lead), and the appender after it wrote. Waking the
+        // appender anyway would cost this thread a system call and the appender an empty round.
     }
 
     /**
