@@ -40,7 +40,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * hashes, writes them with one gathering write and makes them durable with one
  * {@code fdatasync} ({@link FileChannel#force force(false)}), then releases every waiting
  * caller. Concurrent calls therefore share an fsync instead of queueing for one each. A
- * caller waits at most {@link Options#maxWait()}.
+ * caller waits at most {@link Options#maxWait()}. {@link #appendThen} is the same without
+ * the wait: the writer that makes the record durable runs the caller's confirmation.
  *
  * <h2>Failing closed</h2>
  * When a write, an fsync or the check that the file is still the one being written (not
@@ -176,8 +177,83 @@ public final class AuditLog implements AutoCloseable {
     private sealed interface Request permits Append, Checkpoint, Probe, Stop {
     }
 
-    /** A record to write: its own fields, already encoded on the caller's thread. */
-    private record Append(CanonicalFields fields, CompletableFuture<Long> done) implements Request {
+    /** A record to write: its own fields, already encoded on the caller's thread, and who learns its fate. */
+    private record Append(CanonicalFields fields, Settlement done) implements Request {
+    }
+
+    /**
+     * Told once what became of a record given to {@link #appendThen}, on the thread that
+     * settled it: the group commit's writer (the appender, most often), or the caller itself
+     * when the record was refused at once. It must return quickly and never block: every
+     * other record of the same commit waits for it.
+     */
+    @FunctionalInterface
+    public interface Confirmation {
+        /** @param refusal null once the record is durable; else why it never will be confirmed */
+        void settled(AuditUnavailableException refusal);
+    }
+
+    /** Who learns what became of a record: a caller waiting for it, or a {@link Confirmation}. */
+    private sealed interface Settlement permits Waiting, Confirming {
+        void durable(long seq);
+
+        void refused(AuditUnavailableException e);
+    }
+
+    /** A caller that waits for its record ({@link #append}, {@link #appendDeferred}). */
+    private static final class Waiting extends CompletableFuture<Long> implements Settlement {
+        @Override
+        public void durable(long seq) {
+            complete(seq);
+        }
+
+        @Override
+        public void refused(AuditUnavailableException e) {
+            completeExceptionally(e);
+        }
+    }
+
+    /** A record of {@link #appendThen}: its confirmation runs once, and a bug in it stays its own. */
+    private static final class Confirming implements Settlement {
+        private final Confirmation then;
+        private final long deadlineNanos;
+        /**
+         * Settled already: by the writer that took it (whose failed write may also refuse
+         * records a rotation's flush already confirmed), by stop, or by the watchdog past the
+         * deadline — whoever comes first.
+         */
+        private final java.util.concurrent.atomic.AtomicBoolean settled = new java.util.concurrent.atomic.AtomicBoolean();
+
+        Confirming(Confirmation then, long deadlineNanos) {
+            this.then = then;
+            this.deadlineNanos = deadlineNanos;
+        }
+
+        boolean overdue(long nowNanos) {
+            return nowNanos - deadlineNanos > 0;
+        }
+
+        @Override
+        public void durable(long seq) {
+            settle(null);
+        }
+
+        @Override
+        public void refused(AuditUnavailableException e) {
+            settle(e);
+        }
+
+        private void settle(AuditUnavailableException refusal) {
+            if (!settled.compareAndSet(false, true)) {
+                return;
+            }
+            try {
+                then.settled(refusal);
+            } catch (RuntimeException e) {
+                // The writer runs every confirmation of its commit: one bug must not leave the others unsent.
+                LOG.log(System.Logger.Level.ERROR, "an audit confirmation failed", e);
+            }
+        }
     }
 
     private record Checkpoint(String reason, CompletableFuture<Head> done) implements Request {
@@ -199,6 +275,10 @@ public final class AuditLog implements AutoCloseable {
     private final int deferredHighWater;
     private static final int DEFERRED_HIGH_WATER = 1024;
     private final Thread appender;
+    /** Refuses {@link #appendThen} records not confirmed within maxWait (see {@link #watch}). */
+    private final Thread watchdog;
+    /** The requests of the write in progress, for the watchdog; null between writes. */
+    private volatile Request[] inFlight;
     private final AtomicLong forces = new AtomicLong();
     /** Held by the one thread writing a batch (a waiting caller or the appender): see {@link #lead}. */
     private final java.util.concurrent.atomic.AtomicBoolean writing = new java.util.concurrent.atomic.AtomicBoolean();
@@ -255,6 +335,7 @@ public final class AuditLog implements AutoCloseable {
         this.queue = new LinkedBlockingQueue<>(options.maxQueue());
         this.deferredHighWater = Math.max(1, Math.min(DEFERRED_HIGH_WATER, options.maxQueue() / 2));
         this.appender = Thread.ofPlatform().daemon().name("audit-appender").unstarted(this::run);
+        this.watchdog = Thread.ofVirtual().name("audit-watchdog").unstarted(this::watch);
     }
 
     /**
@@ -284,6 +365,7 @@ public final class AuditLog implements AutoCloseable {
             throw e;
         }
         log.appender.start();
+        log.watchdog.start();
         try {
             log.append(start);
         } catch (AuditUnavailableException e) {
@@ -312,7 +394,7 @@ public final class AuditLog implements AutoCloseable {
             requireWritable();
         }
         CanonicalFields encoded = canonicalFields(fields);
-        CompletableFuture<Long> done = new CompletableFuture<>();
+        Waiting done = new Waiting();
         enqueue(new Append(encoded, done));
         lead();
         return await(done);
@@ -336,7 +418,7 @@ public final class AuditLog implements AutoCloseable {
             requireWritable();
         }
         CanonicalFields encoded = canonicalFields(fields);
-        CompletableFuture<Long> done = new CompletableFuture<>();
+        Waiting done = new Waiting();
         enqueue(new Append(encoded, done));
         if (queue.size() > deferredHighWater) {
             // Back-pressure: callers that do not wait could otherwise outrun the disk until
@@ -347,6 +429,62 @@ public final class AuditLog implements AutoCloseable {
             return;
         }
         java.util.concurrent.locks.LockSupport.unpark(appender); // written by the appender: the caller does not wait
+    }
+
+    /**
+     * Appends a record like {@link #append}, without waiting for it: returns once it is
+     * queued, and {@code then} learns — once — when it is durable, or why it will not be.
+     * The record takes its place in the chain like any other and is written by the appender
+     * (woken here), so the caller never waits for the disk; {@code then} runs on the thread
+     * that made it durable or failed it, or on this thread when it is refused at once (the
+     * log is unwritable or closed, the record is malformed, too many records wait). Every
+     * guarantee of {@link #append} holds: a record is confirmed only once durable, and a
+     * failed write refuses every record of that write.
+     *
+     * <p>Back-pressure as for {@link #appendDeferred}: past the high-water mark the caller
+     * leads the write itself and waits for it (at most {@link Options#maxWait()}), then runs
+     * {@code then} here; callers that do not wait could otherwise outrun the disk until the
+     * queue is full.
+     *
+     * <p>As a waiting caller gives up after {@link Options#maxWait()}, a record not durable by
+     * then is refused by the watchdog (a disk that hangs in {@code fdatasync} holds the writer,
+     * so the writer cannot); like a caller's, such a record may still reach the file later.
+     */
+    public void appendThen(Map<String, Object> fields, Confirmation then) {
+        Objects.requireNonNull(fields, "fields");
+        Objects.requireNonNull(then, "then");
+        CanonicalFields encoded;
+        try {
+            refuseIfClosed();
+            if (failure != null) {
+                // Recovery is tried by the next admission (requireWritable), not by a record whose call already ran.
+                refused.incrementAndGet();
+                throw unwritable();
+            }
+            encoded = canonicalFields(fields);
+            if (queue.size() >= deferredHighWater) {
+                Waiting done = new Waiting();
+                enqueue(new Append(encoded, done));
+                lead();
+                await(done);
+                then.settled(null);
+                return;
+            }
+            enqueue(new Append(encoded, new Confirming(then, System.nanoTime() + options.maxWait().toNanos())));
+        } catch (AuditUnavailableException e) {
+            then.settled(e);
+            return;
+        }
+        if (stopped) {
+            refuseQueued(); // closed meanwhile: no writer will take what is left
+            return;
+        }
+        if (!writing.get()) {
+            java.util.concurrent.locks.LockSupport.unpark(appender);
+        }
+        // Else a writer is at work and takes this record after its write: every writer looks
+        // at the queue after it lets go (see lead), and the appender after it wrote. Waking the
+        // appender anyway would cost this thread a system call and the appender an empty round.
     }
 
     /**
@@ -526,12 +664,14 @@ public final class AuditLog implements AutoCloseable {
             try {
                 if (stopped) return;
                 queue.drainTo(batch, MAX_BATCH);
+                inFlight = batch.toArray(Request[]::new);
                 Stop stop = processSafely(batch);
                 if (stop != null) {
                     stop(stop);
                     return;
                 }
             } finally {
+                inFlight = null;
                 batch.clear();
                 writing.set(false);
             }
@@ -570,11 +710,48 @@ public final class AuditLog implements AutoCloseable {
         stopped = true;
         trimPadding();
         closeChannel();
+        refuseQueued();
+        stop.done().complete(null);
+        java.util.concurrent.locks.LockSupport.unpark(appender);
+    }
+
+    /**
+     * The watchdog: nobody waits on an {@link #appendThen} record, so nobody would notice one
+     * held past {@link Options#maxWait()} by a write that does not return (a hung disk holds
+     * the writer, often the appender itself). Once a second it refuses such records, queued
+     * or in the write in progress, as a waiting caller would give up.
+     */
+    private void watch() {
+        long period = Math.max(10, Math.min(1000, options.maxWait().toMillis() / 2));
+        while (!stopped) {
+            try {
+                Thread.sleep(period);
+            } catch (InterruptedException e) {
+                return;
+            }
+            long now = System.nanoTime();
+            Request[] writingNow = inFlight;
+            if (writingNow != null) {
+                for (Request r : writingNow) expire(r, now);
+            }
+            for (Request r : queue) {
+                expire(r, now);
+            }
+        }
+    }
+
+    private void expire(Request r, long nowNanos) {
+        if (r instanceof Append a && a.done() instanceof Confirming c && c.overdue(nowNanos)) {
+            c.refused(new AuditUnavailableException("the audit log did not confirm the record within "
+                    + options.maxWait().toSeconds() + " s (is the disk hung?)"));
+        }
+    }
+
+    /** Refuses what is still queued once the log has stopped (each request is taken by one thread). */
+    private void refuseQueued() {
         for (Request r = queue.poll(); r != null; r = queue.poll()) {
             failRequest(r, new AuditUnavailableException("the audit log is closed: the daemon is stopping"));
         }
-        stop.done().complete(null);
-        java.util.concurrent.locks.LockSupport.unpark(appender);
     }
 
     /** How long the appender may wait for work before a timed checkpoint or a retry is due. */
@@ -646,17 +823,17 @@ public final class AuditLog implements AutoCloseable {
 
     private static void failRequest(Request r, AuditUnavailableException e) {
         switch (r) {
-            case Append a -> a.done().completeExceptionally(e);
+            case Append a -> a.done().refused(e);
             case Checkpoint c -> c.done().completeExceptionally(e);
             case Probe p -> p.done().completeExceptionally(e);
             case Stop s -> s.done().complete(null);
         }
     }
 
-    private void stageRecord(Staging st, CanonicalFields fields, CompletableFuture<Long> done) throws IOException {
+    private void stageRecord(Staging st, CanonicalFields fields, Settlement done) throws IOException {
         CanonicalFields.Line sealed = chained(st, fields);
         if (sealed.bytes().length > AuditRecords.MAX_LINE_BYTES) {
-            done.completeExceptionally(new AuditUnavailableException("the audit record would be " + sealed.bytes().length
+            done.refused(new AuditUnavailableException("the audit record would be " + sealed.bytes().length
                     + " bytes, more than " + AuditRecords.MAX_LINE_BYTES));
             return;
         }
@@ -667,7 +844,7 @@ public final class AuditLog implements AutoCloseable {
         stage(st, sealed.seq(), sealed.hash(), sealed.time(), sealed.bytes());
         long mySeq = st.seq;
         st.sinceCheckpoint++;
-        st.onDurable.add(() -> done.complete(mySeq));
+        st.onDurable.add(() -> done.durable(mySeq));
         if (st.sinceCheckpoint >= options.checkpointRecords()) {
             stageCheckpoint(st, "count", null);
         }

@@ -45,11 +45,9 @@ final class AuditInterceptor implements CallInterceptor {
 
     @Override
     public void completed(CompletedCall call) throws VarlinkError {
-        Peer peer = call.peer();
+        CallAuditor.CallFacts facts = facts(call);
         Map<String, Object> record = null;
         try {
-            CallAuditor.CallFacts facts = new CallAuditor.CallFacts(peer.user(), peer.group(), peer.connectionId(),
-                    call.session(), call.method(), call.parameters(), call.reply(), call.error(), call.streaming());
             record = auditor.record(facts);
             if (CallAuditor.deferrable(facts)) {
                 log.appendDeferred(record); // releases nothing: durable with the next group commit
@@ -57,16 +55,64 @@ final class AuditInterceptor implements CallInterceptor {
                 log.append(record);
             }
         } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "cannot audit " + call.method() + "; the call is refused", e);
-            throw refusal(call.method(), new AuditUnavailableException("internal error while recording the call;"
-                    + " see the daemon log"));
+            throw internalError(call, e);
         } catch (AuditUnavailableException e) {
-            if (call.error() == null) {
-                LOG.log(System.Logger.Level.ERROR, "call not audited, its reply withheld (" + e.getMessage() + "): "
-                        + (record != null ? record : call.method() + " by user=" + peer.user()));
-            }
-            throw refusal(call.method(), e);
+            throw withheld(call, record, e);
         }
+    }
+
+    /**
+     * The same record, appended without waiting ({@link AuditLog#appendThen}): {@code then}
+     * runs once it is durable (the reply may leave) or refused (AuditUnavailable instead),
+     * on the thread of the group commit that settled it. Deferred methods as in
+     * {@link #completed}.
+     */
+    @Override
+    public void completedThen(CompletedCall call, Recorded then) {
+        CallAuditor.CallFacts facts = facts(call);
+        if (CallAuditor.deferrable(facts)) {
+            // Queued, not waited for (past the log's high-water mark it waits, as back-pressure).
+            VarlinkError refusal = null;
+            try {
+                completed(call);
+            } catch (VarlinkError e) {
+                refusal = e;
+            }
+            then.answer(refusal);
+            return;
+        }
+        Map<String, Object> record;
+        try {
+            record = auditor.record(facts);
+        } catch (RuntimeException e) {
+            then.answer(internalError(call, e));
+            return;
+        } catch (AuditUnavailableException e) {
+            then.answer(withheld(call, null, e));
+            return;
+        }
+        log.appendThen(record, refused -> then.answer(refused == null ? null : withheld(call, record, refused)));
+    }
+
+    private static CallAuditor.CallFacts facts(CompletedCall call) {
+        Peer peer = call.peer();
+        return new CallAuditor.CallFacts(peer.user(), peer.group(), peer.connectionId(), call.session(),
+                call.method(), call.parameters(), call.reply(), call.error(), call.streaming());
+    }
+
+    private static VarlinkError internalError(CompletedCall call, RuntimeException e) {
+        LOG.log(System.Logger.Level.ERROR, "cannot audit " + call.method() + "; the call is refused", e);
+        return refusal(call.method(), new AuditUnavailableException("internal error while recording the call;"
+                + " see the daemon log"));
+    }
+
+    /** A record that could not be made durable: the call is refused, and a withheld success is logged. */
+    private static VarlinkError withheld(CompletedCall call, Map<String, Object> record, AuditUnavailableException e) {
+        if (call.error() == null) {
+            LOG.log(System.Logger.Level.ERROR, "call not audited, its reply withheld (" + e.getMessage() + "): "
+                    + (record != null ? record : call.method() + " by user=" + call.peer().user()));
+        }
+        return refusal(call.method(), e);
     }
 
     /** AuditUnavailable of the interface the caller called (Kms for anything not ours). */

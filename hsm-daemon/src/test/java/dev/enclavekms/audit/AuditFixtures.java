@@ -96,6 +96,10 @@ final class AuditFixtures {
     static final class FaultyDisk implements AuditLog.ChannelOpener {
         final AtomicReference<IOException> failure = new AtomicReference<>();
         volatile int partialBytes;
+        /** When set, a record write waits for it first: holds the writer mid-commit while others queue. */
+        volatile java.util.concurrent.CountDownLatch writeGate;
+        /** Counted down as a record write starts waiting for {@link #writeGate}. */
+        final java.util.concurrent.CountDownLatch writeHeld = new java.util.concurrent.CountDownLatch(1);
 
         @Override
         public FileChannel open(Path file, OpenOption... options) throws IOException {
@@ -123,6 +127,15 @@ final class AuditFixtures {
 
             @Override
             public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
+                java.util.concurrent.CountDownLatch gate = writeGate;
+                if (gate != null) {
+                    writeHeld.countDown();
+                    try {
+                        gate.await();
+                    } catch (InterruptedException e) {
+                        throw new java.io.InterruptedIOException();
+                    }
+                }
                 IOException f = failure.get();
                 if (f != null) {
                     int n = partialBytes;

@@ -471,6 +471,175 @@ class AuditLogTest {
         assertThrows(AuditUnavailableException.class, () -> log.appendDeferred(call("dev.enclavekms.Kms.Status")));
     }
 
+    // ------------------------------------------------------------------ appendThen (asynchronous)
+
+    /** What one {@link AuditLog#appendThen} learned, on which thread, and what the file held then. */
+    private record Settled(AuditUnavailableException refusal, String thread, String fileThen) {
+    }
+
+    private static String fileText(Path file) {
+        try {
+            return Files.readString(file, StandardCharsets.ISO_8859_1); // the padding is zeros, not UTF-8
+        } catch (IOException e) {
+            return "unreadable: " + e;
+        }
+    }
+
+    @Test
+    void appendThen_returnsAtOnce_confirmedOnlyOnceDurable_onTheAppender_inChainOrder() throws Exception {
+        AuditLog log = open(options());
+        Path file = log.head().file();
+        int n = 20;
+        List<java.util.concurrent.CompletableFuture<Settled>> outcomes = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            var outcome = new java.util.concurrent.CompletableFuture<Settled>();
+            // Confirmed means durable: the record is in the file when its confirmation runs.
+            log.appendThen(call("dev.enclavekms.Kms.Decrypt", "i", (long) i), refusal -> outcome.complete(
+                    new Settled(refusal, Thread.currentThread().getName(), fileText(file))));
+            outcomes.add(outcome);
+        }
+        for (int i = 0; i < n; i++) {
+            Settled s = outcomes.get(i).get(20, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(null, s.refusal(), "record " + i);
+            assertTrue(s.fileThen().contains("\"i\":" + i + ","), "record " + i + " was in the file when confirmed");
+            // Written by the appender: the caller never led the write, nor waited for it.
+            assertEquals("audit-appender", s.thread(), "record " + i);
+        }
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        assertEquals(n + 1, r.size());
+        for (int i = 0; i < n; i++) {
+            assertEquals((long) i, r.get(i + 1).get("i"), "records in the order they were appended");
+        }
+        log.close();
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
+    void appendThen_aFailedWrite_refusesEveryRecordOfThatWrite_noneConfirmed_chainIntactAfterRecovery()
+            throws Exception {
+        FaultyDisk disk = new FaultyDisk();
+        AuditLog log = open(options(), disk);
+        disk.writeGate = new java.util.concurrent.CountDownLatch(1);
+        // The appender takes "first" and waits inside its write; "a" to "e" queue behind it
+        // and go out together in the next write, which the disk fails.
+        var first = new java.util.concurrent.CompletableFuture<AuditUnavailableException>();
+        log.appendThen(call("first"), refusal -> {
+            disk.partialBytes = 20; // the failing write leaves part of a record behind
+            disk.failure.set(new IOException("No space left on device"));
+            first.complete(refusal);
+        });
+        assertTrue(disk.writeHeld.await(20, java.util.concurrent.TimeUnit.SECONDS), "the appender writes \"first\"");
+        List<java.util.concurrent.CompletableFuture<AuditUnavailableException>> queued = new ArrayList<>();
+        java.util.concurrent.atomic.AtomicInteger calledTwice = new java.util.concurrent.atomic.AtomicInteger();
+        for (String m : List.of("a", "b", "c", "d", "e")) {
+            var f = new java.util.concurrent.CompletableFuture<AuditUnavailableException>();
+            log.appendThen(call(m), refusal -> {
+                if (!f.complete(refusal)) calledTwice.incrementAndGet();
+            });
+            queued.add(f);
+        }
+        assertFalse(first.isDone(), "appendThen returned while its record was still being written");
+        disk.writeGate.countDown();
+
+        assertEquals(null, first.get(20, java.util.concurrent.TimeUnit.SECONDS), "the write before the failure is confirmed");
+        for (var f : queued) {
+            AuditUnavailableException refusal = f.get(20, java.util.concurrent.TimeUnit.SECONDS);
+            assertNotNull(refusal, "a record of the failed write was confirmed");
+            assertTrue(refusal.getMessage().contains("No space left on device"), refusal.getMessage());
+        }
+        assertNotNull(log.failure());
+        // While unwritable, appendThen refuses at once, on the caller's thread.
+        var refusedNow = new java.util.concurrent.atomic.AtomicReference<AuditUnavailableException>();
+        log.appendThen(call("while failed"), refusedNow::set);
+        assertNotNull(refusedNow.get());
+
+        disk.failure.set(null);
+        log.requireWritable();
+        var after = new java.util.concurrent.CompletableFuture<AuditUnavailableException>();
+        log.appendThen(call("after"), after::complete);
+        assertEquals(null, after.get(20, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, calledTwice.get(), "each confirmation runs once");
+        List<Map<String, Object>> r = records(dir.resolve("audit"));
+        assertEquals(List.of("first", "after"), r.stream().filter(m -> "call".equals(m.get("type")))
+                .map(m -> m.get("method")).toList(), "no record of the failed write is in the chain");
+        log.close();
+        assertEquals(AuditVerifier.Status.INTACT, verify().status(), String.valueOf(verify()));
+    }
+
+    @Test
+    void appendThen_aWriteThatHangsPastMaxWait_refusedByTheWatchdog_onceOnly() throws Exception {
+        FaultyDisk disk = new FaultyDisk();
+        AuditLog.Options o = options();
+        AuditLog log = open(new AuditLog.Options(o.dir(), o.maxFileBytes(), o.checkpointRecords(),
+                o.checkpointInterval(), Duration.ofSeconds(1), o.maxQueue()), disk);
+        disk.writeGate = new java.util.concurrent.CountDownLatch(1); // a disk that does not return
+        java.util.concurrent.atomic.AtomicInteger told = new java.util.concurrent.atomic.AtomicInteger();
+        var outcome = new java.util.concurrent.CompletableFuture<AuditUnavailableException>();
+        log.appendThen(call("held"), refusal -> {
+            told.incrementAndGet();
+            outcome.complete(refusal);
+        });
+        AuditUnavailableException refusal = outcome.get(20, java.util.concurrent.TimeUnit.SECONDS);
+        assertNotNull(refusal, "not confirmed while the write hangs");
+        assertTrue(refusal.getMessage().contains("did not confirm the record within 1 s"), refusal.getMessage());
+        disk.writeGate.countDown(); // the disk returns: the record lands, but was already refused
+        long seq = log.append(call("next"));
+        assertEquals(seq - 1, records(dir.resolve("audit")).stream().filter(m -> "held".equals(m.get("method")))
+                .findFirst().orElseThrow().get("seq"));
+        assertEquals(1, told.get(), "told once");
+    }
+
+    @Test
+    void appendThen_closedLog_refusedAtOnceOnTheCallersThread() throws Exception {
+        AuditLog log = open(options());
+        log.close();
+        var refusal = new java.util.concurrent.atomic.AtomicReference<AuditUnavailableException>();
+        var thread = new java.util.concurrent.atomic.AtomicReference<Thread>();
+        log.appendThen(call("m"), e -> {
+            refusal.set(e);
+            thread.set(Thread.currentThread());
+        });
+        assertNotNull(refusal.get(), "refused before appendThen returned");
+        assertTrue(refusal.get().getMessage().contains("closed"), refusal.get().getMessage());
+        assertEquals(Thread.currentThread(), thread.get());
+    }
+
+    @Test
+    void appendThen_fasterThanTheDisk_waitsInsteadOfFillingTheQueue_everyRecordConfirmed() throws Exception {
+        AuditLog.Options o = options();
+        // A queue of 16: three threads appending in a loop without waiting would fill it
+        // within one fsync and be refused; past the high-water mark they wait instead.
+        AuditLog log = open(new AuditLog.Options(o.dir(), o.maxFileBytes(), o.checkpointRecords(),
+                o.checkpointInterval(), o.maxWait(), 16));
+        int threads = 3;
+        int each = 2000;
+        java.util.concurrent.atomic.AtomicInteger confirmed = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.ConcurrentLinkedQueue<AuditUnavailableException> refusals =
+                new java.util.concurrent.ConcurrentLinkedQueue<>();
+        List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(threads)) {
+            for (int t = 0; t < threads; t++) {
+                done.add(pool.submit(() -> {
+                    for (int i = 0; i < each; i++) {
+                        log.appendThen(call("dev.enclavekms.Kms.Decrypt"), e -> {
+                            if (e == null) confirmed.incrementAndGet();
+                            else refusals.add(e);
+                        });
+                    }
+                    return null;
+                }));
+            }
+            for (var f : done) f.get();
+        }
+        dev.enclavekms.server.varlink.Await.until("every record confirmed", Duration.ofSeconds(30),
+                () -> confirmed.get() + refusals.size() == threads * each);
+        assertEquals(List.of(), List.copyOf(refusals));
+        log.close();
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+        assertEquals(threads * each, records(dir.resolve("audit")).stream()
+                .filter(m -> "call".equals(m.get("type"))).count());
+    }
+
     @Test
     void durabilityNone_recordsWrittenAndChained_neverFsynced() throws Exception {
         AuditLog log = open(options().withDurability(AuditLog.Durability.NONE));

@@ -12,7 +12,9 @@ import java.util.Map;
  * {@link #completed} at a streamed call's first reply, the handler's thread):
  * {@link #admit} → the method's handler → {@link #completed} → the reply is written. An
  * exception from either method replaces what the caller gets; the call is still observed by
- * the {@link VarlinkServer.CallObserver} with that error.
+ * the {@link VarlinkServer.CallObserver} with that error. A pipelined call of an offloaded
+ * interface is shown through {@link #completedThen} instead, from its device worker, and
+ * answered from whichever thread the interceptor gives its outcome on.
  */
 public interface CallInterceptor {
 
@@ -35,6 +37,41 @@ public interface CallInterceptor {
      */
     void completed(CompletedCall call) throws VarlinkError;
 
+    /**
+     * {@link #completed} for a caller that must not wait (a device worker): {@code then}
+     * learns — exactly once — whether the call may be answered as it is or must be refused,
+     * when that is known, possibly later and on another thread (the audit log's group
+     * commit). {@code then} never blocks. This method throws only before it has told
+     * {@code then}; the server treats that like an exception from {@link #completed}.
+     *
+     * <p>The default calls {@link #completed} on a new virtual thread: an interceptor not
+     * written for this may wait, and must not hold its caller.
+     */
+    default void completedThen(CompletedCall call, Recorded then) {
+        Thread.startVirtualThread(() -> {
+            VarlinkError refusal;
+            try {
+                completed(call);
+                refusal = null;
+            } catch (VarlinkError e) {
+                refusal = e;
+            } catch (RuntimeException e) {
+                then.failed(e);
+                return;
+            }
+            then.answer(refusal);
+        });
+    }
+
+    /** What becomes of a call once {@link #completedThen} has its outcome. */
+    interface Recorded {
+        /** @param refusal null: answer the call as it is; else the error to send instead */
+        void answer(VarlinkError refusal);
+
+        /** The interceptor failed unexpectedly: the call is refused, as by an exception from {@link #completed}. */
+        void failed(RuntimeException bug);
+    }
+
     /** Admits everything and records nothing. */
     CallInterceptor NONE = new CallInterceptor() {
         @Override
@@ -43,6 +80,11 @@ public interface CallInterceptor {
 
         @Override
         public void completed(CompletedCall call) {
+        }
+
+        @Override
+        public void completedThen(CompletedCall call, Recorded then) {
+            then.answer(null);
         }
     };
 

@@ -163,6 +163,41 @@ final class Connection {
         }
     }
 
+    /**
+     * {@link #complete} for a thread that must never write to a client (the audit log's group
+     * commit, a device worker): gives the place its reply, and when that makes replies ready
+     * at the head of the order and nobody writes them yet, starts a virtual thread to write
+     * them. So a client that stops reading blocks only that thread, and the replies of one
+     * connection completed together (one group commit) leave with one write by one thread.
+     */
+    void completeOffThread(Slot slot, byte[] frame, Runnable ended) {
+        synchronized (order) {
+            slot.frame = frame;
+            slot.done = true;
+            slot.ended = ended;
+            if (broken) {
+                order.remove(slot);
+                order.notifyAll(); // awaitReplies may be waiting for the order to empty
+            } else if (writing || !order.peekFirst().done) {
+                return; // the writer takes it, or whoever completes the reply before it
+            } else {
+                writing = true;
+                ended = null;
+            }
+        }
+        if (ended != null) {
+            ended.run();
+            return;
+        }
+        Thread.startVirtualThread(() -> {
+            java.util.List<Runnable> endedNow = new java.util.ArrayList<>(4);
+            writeReady(endedNow);
+            for (Runnable r : endedNow) {
+                r.run();
+            }
+        });
+    }
+
     /** As the writer: writes the ready replies at the head of the order until none is left. */
     private void writeReady(java.util.List<Runnable> endedNow) {
         while (true) {

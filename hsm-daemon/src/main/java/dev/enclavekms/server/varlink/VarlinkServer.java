@@ -523,12 +523,15 @@ public final class VarlinkServer implements AutoCloseable {
     }
 
     /**
-     * The first half of a pipelined device call, on this worker: validation, admission,
-     * dispatch and the device call. Its second half — the audit record, which may wait for
-     * the group commit, and the reply — goes to a virtual thread, so that a worker never
-     * waits for the disk or for a client's socket. Compared with a call thread that hands the
-     * device call to a worker and waits for it, this saves a round trip between the two and
-     * the timed wait; the call timeout is kept as for {@link #runWhole}, by the reaper.
+     * A pipelined device call, from this worker: validation, admission, dispatch and the
+     * device call run here; the audit record is handed to the interceptor without waiting for
+     * it ({@link CallInterceptor#completedThen}), and whichever thread makes it durable (the
+     * audit log's group commit) gives the reply to the connection, which writes it on a
+     * thread of its own ({@link Connection#completeOffThread}). So a worker never waits for
+     * the disk or for a client's socket, and no thread is started and parked per call to wait
+     * for the record. The call timeout is kept as for {@link #runWhole}, by the reaper, up to
+     * the end of the device call (a call it timed out is dropped here, unrecorded again); the
+     * wait for the record is bounded by the audit log (its maxWait, as for a waiting caller).
      */
     private void runDevicePart(WorkerCall w) {
         if (!w.start()) {
@@ -536,33 +539,54 @@ public final class VarlinkServer implements AutoCloseable {
         }
         Connection c = w.connection();
         byte[][] reply = new byte[1][];
-        Replies out = f -> reply[0] = f;
         Ran ran;
         try {
-            ran = run(c, w.message(), out, true);
+            ran = run(c, w.message(), f -> reply[0] = f, true);
         } catch (IOException | RuntimeException e) {
             if (w.settle()) {
                 failedWithoutReply(c, e);
                 leaving();
-                c.complete(w.slot(), null, w.answered());
+                c.completeOffThread(w.slot(), null, w.answered());
+            }
+            return;
+        }
+        if (ran == null) {
+            // Bad input, answered in reply[0] without reaching the interceptor: nothing to record.
+            if (w.settle()) {
+                leaving();
+                c.completeOffThread(w.slot(), reply[0], w.answered());
             }
             return;
         }
         if (!w.settle()) {
             return; // timed out meanwhile: answered and recorded as failed by the reaper
         }
-        startCallThread(() -> {
-            try {
-                if (ran != null) {
-                    finish(ran, out, null);
-                }
-            } catch (IOException | RuntimeException e) {
-                failedWithoutReply(c, e);
-            } finally {
-                leaving();
-                c.complete(w.slot(), reply[0], w.answered());
-            }
-        });
+        VarlinkError failure = ran.failure();
+        if (ran.gate() == null) {
+            answerSplit(ran, w, failure);
+        } else if (failure == null) {
+            ran.gate().succeededThen(ran.reply().parameters(), refused -> answerSplit(ran, w, refused));
+        } else {
+            ran.gate().failedThen(failure.error(), refused -> answerSplit(ran, w, refused != null ? refused : failure));
+        }
+    }
+
+    /**
+     * Answers a split call once its record is settled ({@code sent}: null for its reply, else
+     * the error it gets), on the thread that settled it. Never blocks: the reply is written
+     * by the connection's own writer.
+     */
+    private void answerSplit(Ran ran, WorkerCall w, VarlinkError sent) {
+        Connection c = ran.c();
+        try {
+            observer.called(c.peer(), ran.method(), sent == null ? null : sent.error(), System.nanoTime() - ran.start());
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "call observer failed on " + ran.method(), e);
+        }
+        leaving();
+        byte[] frame = ran.oneway() ? null
+                : sent == null ? ran.reply().frame() : Connection.errorFrame(sent.error(), sent.parameters());
+        c.completeOffThread(w.slot(), frame, w.answered());
     }
 
     /**
@@ -660,8 +684,8 @@ public final class VarlinkServer implements AutoCloseable {
 
     /**
      * A call that ran (or failed) and has yet to pass the interceptor and be answered: the
-     * second half of a call, which a device worker hands to a virtual thread (see
-     * {@link #runDevicePart}).
+     * second half of a call, which a device worker hands to the interceptor without waiting
+     * (see {@link #runDevicePart}).
      */
     private record Ran(Connection c, String method, Intercepted gate, boolean oneway, long start, Reply reply,
                        VarlinkError failure) {
@@ -834,6 +858,47 @@ public final class VarlinkServer implements AutoCloseable {
             }
             done = true;
             show(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, null, error, false));
+        }
+
+        /** {@link #succeeded} without waiting: {@code then} gets null (answer it) or the error to send instead. */
+        void succeededThen(Map<String, Object> reply, java.util.function.Consumer<VarlinkError> then) {
+            if (started || done) {
+                then.accept(null);
+                return;
+            }
+            done = true;
+            showThen(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, reply, null, false),
+                    then);
+        }
+
+        /** {@link #failed} without waiting: {@code then} gets null (send the failure) or the error to send instead. */
+        void failedThen(String error, java.util.function.Consumer<VarlinkError> then) {
+            if (done) {
+                then.accept(null);
+                return;
+            }
+            done = true;
+            showThen(new CallInterceptor.CompletedCall(c.peer(), c.attributes(), method, params, null, error, false),
+                    then);
+        }
+
+        private void showThen(CallInterceptor.CompletedCall call, java.util.function.Consumer<VarlinkError> then) {
+            CallInterceptor.Recorded recorded = new CallInterceptor.Recorded() {
+                @Override
+                public void answer(VarlinkError refusal) {
+                    then.accept(refusal);
+                }
+
+                @Override
+                public void failed(RuntimeException bug) {
+                    then.accept(interceptorBug(bug));
+                }
+            };
+            try {
+                interceptor.completedThen(call, recorded);
+            } catch (RuntimeException e) {
+                recorded.failed(e); // thrown before it told recorded (its contract)
+            }
         }
     }
 

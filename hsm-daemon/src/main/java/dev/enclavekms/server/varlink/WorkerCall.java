@@ -5,7 +5,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A pipelined call handed to a device worker — whole (the daemon's lone call) or its first
- * half (dispatch and the device call; a call thread then records and answers it) — and the
+ * half (dispatch and the device call; whoever makes its audit record durable answers it) — and the
  * one decision about it that two threads race for: the worker settles it, or — past its
  * deadline — the reaper does. Whoever {@linkplain #settle settles} or {@linkplain #timeOut
  * times it out} first records and answers it; the other drops what it has.
