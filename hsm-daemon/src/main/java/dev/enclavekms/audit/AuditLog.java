@@ -479,7 +479,11 @@ public final class AuditLog implements AutoCloseable {
             refuseQueued(); // closed meanwhile: no writer will take what is left
             return;
         }
-        if (!writing.get()) {
+        if (options.durability() == Durability.NONE) {
+            // No flush to wait for: a write to the page cache costs this thread less than
+            // waking the appender (one wake-up per commit measured 9 µs per call at 16 × 8).
+            lead();
+        } else if (!writing.get()) {
             java.util.concurrent.locks.LockSupport.unpark(appender);
         }
         // Else a writer is at work and takes this record after its write: every writer looks

@@ -19,6 +19,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -28,6 +29,7 @@ import static dev.enclavekms.audit.AuditFixtures.records;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -647,6 +649,26 @@ class AuditLogTest {
         assertEquals(0, log.fsyncCount());
         log.close();
         assertEquals(22, records(dir.resolve("audit")).size());
+        assertEquals(AuditVerifier.Status.INTACT, verify().status());
+    }
+
+    @Test
+    void durabilityNone_appendThen_writtenAndConfirmedOnTheCallersThread() throws Exception {
+        AuditLog log = open(options().withDurability(AuditLog.Durability.NONE));
+        Thread caller = Thread.currentThread();
+        for (int i = 0; i < 5; i++) {
+            CompletableFuture<Thread> confirmedOn = new CompletableFuture<>();
+            log.appendThen(call("m", "i", (long) i), refusal -> {
+                if (refusal != null) confirmedOn.completeExceptionally(refusal);
+                else confirmedOn.complete(Thread.currentThread());
+            });
+            // Nothing else writes: with no flush to wait for, the caller wrote its record itself.
+            assertTrue(confirmedOn.isDone(), "appendThen returned before its record was written");
+            assertSame(caller, confirmedOn.get());
+        }
+        assertEquals(0, log.fsyncCount());
+        log.close();
+        assertEquals(7, records(dir.resolve("audit")).size());
         assertEquals(AuditVerifier.Status.INTACT, verify().status());
     }
 
