@@ -140,26 +140,10 @@ final class Connection {
      * making a system call of its own.
      */
     void complete(Slot slot, byte[] frame, Runnable ended) {
-        java.util.List<Runnable> endedNow = new java.util.ArrayList<>(4);
-        synchronized (order) {
-            slot.frame = frame;
-            slot.done = true;
-            slot.ended = ended;
-            if (broken) {
-                order.remove(slot);
-                endedNow.add(ended);
-                order.notifyAll(); // awaitReplies may be waiting for the order to empty
-            } else if (writing) {
-                return; // the writer takes it
-            } else {
-                writing = true;
-            }
-        }
-        if (endedNow.isEmpty()) {
-            writeReady(endedNow);
-        }
-        for (Runnable r : endedNow) {
-            r.run();
+        switch (place(slot, frame, ended, false)) {
+            case LEFT -> { }
+            case DROPPED -> ended.run();
+            case WRITE -> writeAllReady();
         }
     }
 
@@ -171,6 +155,24 @@ final class Connection {
      * connection completed together (one group commit) leave with one write by one thread.
      */
     void completeOffThread(Slot slot, byte[] frame, Runnable ended) {
+        switch (place(slot, frame, ended, true)) {
+            case LEFT -> { }
+            case DROPPED -> ended.run();
+            case WRITE -> Thread.startVirtualThread(this::writeAllReady);
+        }
+    }
+
+    /** What giving a place its reply leaves to the thread that gave it. */
+    private enum Placed {
+        /** Another thread writes it (or, {@code onlyAtHead}, whoever completes the reply before it). */
+        LEFT,
+        /** The connection is broken: the reply is dropped, and its call ends now. */
+        DROPPED,
+        /** This thread became the writer: the ready replies are its to write. */
+        WRITE
+    }
+
+    private Placed place(Slot slot, byte[] frame, Runnable ended, boolean onlyAtHead) {
         synchronized (order) {
             slot.frame = frame;
             slot.done = true;
@@ -178,24 +180,23 @@ final class Connection {
             if (broken) {
                 order.remove(slot);
                 order.notifyAll(); // awaitReplies may be waiting for the order to empty
-            } else if (writing || !order.peekFirst().done) {
-                return; // the writer takes it, or whoever completes the reply before it
-            } else {
-                writing = true;
-                ended = null;
+                return Placed.DROPPED;
             }
-        }
-        if (ended != null) {
-            ended.run();
-            return;
-        }
-        Thread.startVirtualThread(() -> {
-            java.util.List<Runnable> endedNow = new java.util.ArrayList<>(4);
-            writeReady(endedNow);
-            for (Runnable r : endedNow) {
-                r.run();
+            if (writing || (onlyAtHead && !order.peekFirst().done)) {
+                return Placed.LEFT;
             }
-        });
+            writing = true;
+            return Placed.WRITE;
+        }
+    }
+
+    /** As the writer: writes every ready reply, then ends their calls. */
+    private void writeAllReady() {
+        java.util.List<Runnable> endedNow = new java.util.ArrayList<>(4);
+        writeReady(endedNow);
+        for (Runnable r : endedNow) {
+            r.run();
+        }
     }
 
     /** As the writer: writes the ready replies at the head of the order until none is left. */
