@@ -2,6 +2,7 @@ package dev.enclavekms.server;
 
 import dev.enclavekms.audit.AuditLog;
 import dev.enclavekms.enclave.Enclave;
+import dev.enclavekms.enclave.pkcs11.Pkcs11Binding;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Config;
 import dev.enclavekms.server.varlink.ServerLimits;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Enclave;
@@ -92,6 +93,12 @@ public final class Main implements Callable<Integer> {
             + " access logger; off by default, the audit log records every call (log.access in a configuration file).")
     boolean accessLog;
 
+    @Option(names = "--pkcs11-binding", paramLabel = "BINDING",
+            description = "ffm (default): the hot PKCS#11 calls (encrypt, decrypt, sign, HMAC) go straight into the"
+                    + " module through java.lang.foreign; wrapper: through the IAIK JNI wrapper, like every other call"
+                    + " (docs/operations.md). Where FFM cannot be used the daemon logs why and uses the wrapper.")
+    String pkcs11Binding = "ffm";
+
     public static void main(String[] args) {
         System.exit(new CommandLine(new Main()).execute(args));
     }
@@ -140,6 +147,9 @@ public final class Main implements Callable<Integer> {
         }
         if (auditDurability.equals("none") && !dev) {
             return "--audit-durability=none is for measuring with --dev only: a production audit log is always durable";
+        }
+        if (binding() == null) {
+            return "--pkcs11-binding must be ffm or wrapper";
         }
         if ((maxConnections != null || maxConnectionsPerUser != null) && !dev) {
             return "--max-connections and --max-connections-per-user are for --dev; in a configuration file use"
@@ -213,8 +223,21 @@ public final class Main implements Callable<Integer> {
         Enclave enclave = cfg.card() != null
                 ? CardBackend.open(cfg.card(), cfg.pinFile(), simulator, dev)
                 : Pkcs11Enclave.open(new Pkcs11Config(cfg.pkcs11Module(), cfg.tokenLabel(), null,
-                        cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE));
+                        cfg.pinFile(), Pkcs11Config.DEFAULT_SESSION_POOL_SIZE).withBinding(binding()));
+        if (enclave instanceof Pkcs11Enclave p11) {
+            LOG.log(System.Logger.Level.INFO, "PKCS#11 hot calls (encrypt, decrypt, sign, HMAC) through the "
+                    + (p11.binding() == Pkcs11Binding.FFM ? "FFM binding" : "IAIK wrapper"));
+        }
         return new Started(Daemon.start(enclave, cfg, clock, pause, inherited), welcome);
+    }
+
+    /** The --pkcs11-binding value, or null when it names none. */
+    private Pkcs11Binding binding() {
+        return switch (pkcs11Binding) {
+            case "ffm" -> Pkcs11Binding.FFM;
+            case "wrapper" -> Pkcs11Binding.WRAPPER;
+            default -> null;
+        };
     }
 
     /** The listening AF_UNIX socket systemd passes as standard input. */

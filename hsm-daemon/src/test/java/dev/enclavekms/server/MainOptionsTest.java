@@ -36,4 +36,12 @@ class MainOptionsTest {
         assertNull(usage("--dev", "--access-log"));
         assertNull(usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--access-log"));
     }
+
+    @Test
+    void pkcs11Binding_ffmOrWrapper_inBothModes() {
+        assertNull(usage("--dev"));
+        assertNull(usage("--dev", "--pkcs11-binding", "wrapper"));
+        assertNull(usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--pkcs11-binding=ffm"));
+        assertEquals("--pkcs11-binding must be ffm or wrapper", usage("--dev", "--pkcs11-binding", "jni"));
+    }
 }

@@ -18,8 +18,6 @@ import org.xipki.pkcs11.wrapper.Session;
 import org.xipki.pkcs11.wrapper.Token;
 import org.xipki.pkcs11.wrapper.TokenException;
 import org.xipki.pkcs11.wrapper.TokenInfo;
-import org.xipki.pkcs11.wrapper.params.GCM_PARAMS;
-import org.xipki.pkcs11.wrapper.params.RSA_PKCS_PSS_PARAMS;
 
 import java.io.IOException;
 import java.math.BigInteger;
@@ -60,16 +58,9 @@ import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKA_TOKEN;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKA_UNWRAP;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKA_VALUE_LEN;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKA_WRAP;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKG_MGF1_SHA256;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_EC;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_EC_EDWARDS;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKK_RSA;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_AES_GCM;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_ECDSA;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_EDDSA;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_RSA_PKCS_PSS;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256;
-import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256_HMAC;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_CERTIFICATE;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PRIVATE_KEY;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKO_PUBLIC_KEY;
@@ -105,7 +96,8 @@ import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKU_USER;
 import static org.xipki.pkcs11.wrapper.PKCS11Constants.CK_UNAVAILABLE_INFORMATION_2;
 
 /**
- * The {@link Enclave} on a PKCS#11 token, through the IAIK wrapper (org.xipki:ipkcs11wrapper).
+ * The {@link Enclave} on a PKCS#11 token, through the IAIK wrapper (org.xipki:ipkcs11wrapper);
+ * the hot calls (encrypt, decrypt, sign, HMAC) through FFM by default ({@link Pkcs11Binding}, {@link HotCalls}).
  *
  * <h2>Sessions and login</h2>
  * A pool of at most {@link Pkcs11Config#sessionPoolSize()} read/write sessions, opened on
@@ -178,6 +170,8 @@ public final class Pkcs11Enclave implements Enclave {
 
     private final Pkcs11Config config;
     private final Pkcs11Library library;
+    /** Encrypt, decrypt, sign: through FFM or the wrapper (everything else: the wrapper). */
+    private final HotCalls hot;
     /** Kept for logging in again after the device dropped the login; wiped by close(). */
     private final char[] pin;
     private final Semaphore permits;
@@ -192,9 +186,10 @@ public final class Pkcs11Enclave implements Enclave {
     private volatile Generation current;
     private volatile boolean closed;
 
-    private Pkcs11Enclave(Pkcs11Config config, Pkcs11Library library, char[] pin) {
+    private Pkcs11Enclave(Pkcs11Config config, Pkcs11Library library, char[] pin, HotCalls hot) {
         this.config = config;
         this.library = library;
+        this.hot = hot;
         this.pin = pin;
         this.permits = new Semaphore(config.sessionPoolSize(), true);
     }
@@ -226,7 +221,7 @@ public final class Pkcs11Enclave implements Enclave {
             throw new EnclaveException.Unavailable("C_Initialize of " + config.library() + " failed: "
                     + e.getErrorName(), e);
         }
-        Pkcs11Enclave enclave = new Pkcs11Enclave(config, library, pin);
+        Pkcs11Enclave enclave = new Pkcs11Enclave(config, library, pin, hotCalls(config, library));
         try {
             enclave.current = enclave.connect(1);
         } catch (EnclaveException e) {
@@ -234,6 +229,27 @@ public final class Pkcs11Enclave implements Enclave {
             throw e;
         }
         return enclave;
+    }
+
+    /** The configured binding, or the wrapper where FFM cannot be set up (logged by the library, once). */
+    private static HotCalls hotCalls(Pkcs11Config config, Pkcs11Library library) {
+        if (config.binding() == Pkcs11Binding.FFM) {
+            CryptokiFunctions fn = library.ffm();
+            if (fn != null) {
+                return new FfmHotCalls(fn);
+            }
+        }
+        return WrapperHotCalls.INSTANCE;
+    }
+
+    /** How the hot calls (encrypt, decrypt, sign, HMAC) reach the module. */
+    public Pkcs11Binding binding() {
+        return hot.binding();
+    }
+
+    /** For tests. */
+    HotCalls hotCalls() {
+        return hot;
     }
 
     // ---------------------------------------------------------------- operations
@@ -322,16 +338,7 @@ public final class Pkcs11Enclave implements Enclave {
             byte[] iv = s.generateRandom(IV_BYTES);
             byte[] ct;
             try {
-                Mechanism gcm = new Mechanism(CKM_AES_GCM, new GCM_PARAMS(iv, ad, TAG_BITS));
-                if (plaintext.length == 0) {
-                    // The JNI layer passes an empty array as a NULL pointer, which SoftHSM refuses
-                    // with CKR_ARGUMENTS_BAD (and leaves the operation active). Init + Final with no
-                    // data is the same GCM computation: just the tag.
-                    s.encryptInit(gcm, k.handle());
-                    ct = s.encryptFinal();
-                } else {
-                    ct = s.encryptSingle(gcm, k.handle(), plaintext);
-                }
+                ct = hot.encrypt(s, k.handle(), iv, ad, plaintext);
             } catch (PKCS11Exception e) {
                 throw unlessWrongKey(e, key);
             }
@@ -352,20 +359,18 @@ public final class Pkcs11Enclave implements Enclave {
         }
         return withSession("decrypt", s -> {
             KeyHandle k = secretKey(s, key);
-            try {
-                s.decryptInit(new Mechanism(CKM_AES_GCM, new GCM_PARAMS(iv, ad, TAG_BITS)), k.handle());
-            } catch (PKCS11Exception e) {
-                throw unlessWrongKey(e, key);
-            }
             byte[] plaintext;
             try {
-                plaintext = s.decrypt(ct);
-            } catch (PKCS11Exception e) {
+                plaintext = hot.decrypt(s, k.handle(), iv, ad, ct);
+            } catch (HotCalls.OperationFailed e) {
+                // C_DecryptInit accepted key and parameters; C_Decrypt failed.
                 if (TAG_FAILED.contains(e.getErrorCode())) {
                     // The caller's data is bad, not the device: never retried, never detailed.
                     throw new EnclaveException.AuthenticationFailed();
                 }
                 throw e;
+            } catch (PKCS11Exception e) {
+                throw unlessWrongKey(e, key);
             }
             return SecretBytes.adopt(plaintext);
         });
@@ -396,11 +401,10 @@ public final class Pkcs11Enclave implements Enclave {
                 return switch (algorithm) {
                     // CKM_ECDSA signs the digest as given and returns r‖s; JCA and OpenSSL want DER.
                     case EC_P256_SHA256, EC_P384_SHA384 -> ecdsaDer(
-                            s.signSingle(new Mechanism(CKM_ECDSA), k.handle(), data), algorithm);
+                            hot.sign(s, HotCalls.SignMechanism.ECDSA, k.handle(), data), algorithm);
                     // Pure Ed25519: no parameters, the whole message.
-                    case ED25519 -> s.signSingle(new Mechanism(CKM_EDDSA), k.handle(), data);
-                    case RSA_3072_PSS_SHA256 -> s.signSingle(new Mechanism(CKM_RSA_PKCS_PSS,
-                            new RSA_PKCS_PSS_PARAMS(CKM_SHA256, CKG_MGF1_SHA256, 32)), k.handle(), data);
+                    case ED25519 -> hot.sign(s, HotCalls.SignMechanism.EDDSA, k.handle(), data);
+                    case RSA_3072_PSS_SHA256 -> hot.sign(s, HotCalls.SignMechanism.RSA_PSS_SHA256, k.handle(), data);
                     case AES_256_GCM, HMAC_SHA256 -> throw new IllegalStateException("unreachable");
                 };
             } catch (PKCS11Exception e) {
@@ -441,13 +445,7 @@ public final class Pkcs11Enclave implements Enclave {
             }
             requireAlgorithm(key, k, KeyAlgorithm.HMAC_SHA256);
             try {
-                if (input.length == 0) {
-                    // The JNI layer passes an empty array as a NULL pointer, which C_Sign refuses;
-                    // Init + Final with no update is the same MAC over the empty message.
-                    s.signInit(new Mechanism(CKM_SHA256_HMAC), k.handle());
-                    return s.signFinal();
-                }
-                return s.signSingle(new Mechanism(CKM_SHA256_HMAC), k.handle(), input);
+                return hot.sign(s, HotCalls.SignMechanism.HMAC_SHA256, k.handle(), input);
             } catch (PKCS11Exception e) {
                 if (NOT_SUPPORTED.contains(e.getErrorCode())) {
                     throw new EnclaveException.Unsupported("the token cannot compute HMAC-SHA256 ("

@@ -49,6 +49,9 @@ final class Pkcs11Library {
 
     private final Path path;
     private final PKCS11Module module;
+    /** The hot functions through FFM, or why not; read once, on first use (guarded by this). */
+    private CryptokiFunctions ffm;
+    private String ffmUnavailable;
 
     private Pkcs11Library(Path path, PKCS11Module module) {
         this.path = path;
@@ -99,6 +102,23 @@ final class Pkcs11Library {
 
     PKCS11Module module() {
         return module;
+    }
+
+    /**
+     * The hot functions of this library through FFM, from its function list, made on first
+     * use; null when FFM cannot be used with it here, logged once with the reason.
+     */
+    synchronized CryptokiFunctions ffm() {
+        if (ffm == null && ffmUnavailable == null) {
+            try {
+                ffm = CryptokiFunctions.load(path);
+            } catch (CryptokiFunctions.Unavailable e) {
+                ffmUnavailable = e.getMessage();
+                LOG.log(System.Logger.Level.WARNING, "PKCS#11 library {0}: the FFM binding cannot be used ({1});"
+                        + " the hot calls go through the wrapper", path, ffmUnavailable);
+            }
+        }
+        return ffm;
     }
 
     /** Slots that hold a token, with the token's description, in the library's order. */

@@ -55,7 +55,14 @@ class Pkcs11EnclaveTest extends EnclaveContractTest {
         if (token == null) {
             token = TestTokens.fresh("p11-enclave");
         }
-        return token.open();
+        Pkcs11Enclave e = Pkcs11Enclave.open(token.config().withBinding(binding()));
+        assertEquals(binding(), e.binding());
+        return e;
+    }
+
+    /** The binding of the hot calls under test: the default, FFM (Pkcs11EnclaveWrapperTest: the wrapper). */
+    protected Pkcs11Binding binding() {
+        return Pkcs11Binding.FFM;
     }
 
     @Override
