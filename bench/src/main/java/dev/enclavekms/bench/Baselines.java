@@ -3,6 +3,7 @@ package dev.enclavekms.bench;
 import dev.enclavekms.enclave.KeyAlgorithm;
 import dev.enclavekms.enclave.ObjectId;
 import dev.enclavekms.enclave.Sealed;
+import dev.enclavekms.enclave.pkcs11.Pkcs11Binding;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Config;
 import dev.enclavekms.enclave.pkcs11.Pkcs11Enclave;
 import dev.enclavekms.json.Json;
@@ -21,7 +22,8 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * The baselines, on the daemon's token after the daemon has stopped (so the two never
- * compete for it): direct (the project's Pkcs11Enclave in this JVM, 1 and 2 threads),
+ * compete for it): direct (the project's Pkcs11Enclave in this JVM, 1 and 2 threads, through the
+ * IAIK wrapper as the issue defines it; direct-ffm the same through the daemon's FFM binding),
  * process per call (pkcs11-tool --sign) and p11-kit (Pkcs11Enclave on p11-kit-client.so
  * through {@code p11-kit server}). Each uses its own keys of the same algorithms,
  * generated on the token and destroyed afterwards.
@@ -42,7 +44,9 @@ final class Baselines {
         Path module = Path.of((String) dev.get("pkcs11_module"));
         String label = (String) dev.get("token_label");
         Path pinFile = Path.of((String) dev.get("pin_file"));
-        Pkcs11Config cfg = new Pkcs11Config(module, label, null, pinFile, 4);
+        // direct is defined by the issue as the IAIK wrapper; direct-ffm is the same calls
+        // through the daemon's own FFM binding (Pkcs11Binding.FFM, the daemon's default)
+        Pkcs11Config cfg = new Pkcs11Config(module, label, null, pinFile, 4).withBinding(Pkcs11Binding.WRAPPER);
         ObjectId aes = ObjectId.random();
         ObjectId p256 = ObjectId.random();
         ObjectId ed = ObjectId.random();
@@ -54,61 +58,20 @@ final class Baselines {
                 enclave.generate(ed, KeyAlgorithm.ED25519, "bench-direct-ed25519");
                 List<Sealed> sealed = new ArrayList<>();
                 for (int i = 0; i < Workload.BATCH; i++) sealed.add(enclave.encrypt(aes, aad, bytes(32)));
-                byte[] plain1k = bytes(1024);
-                byte[] digest = Workload.sha256(bytes(64));
-                byte[] message = bytes(32);
-                Map<String, Direct.Op> ops = new LinkedHashMap<>();
-                ops.put("unwrap", (t, i) -> {
-                    enclave.decrypt(aes, aad, sealed.get((int) (i % 64))).close();
-                    return 1;
-                });
-                ops.put("generate_data_key", (t, i) -> {
-                    try (var k = enclave.random(32)) {
-                        enclave.encrypt(aes, aad, k.reveal());
-                    }
-                    return 1;
-                });
-                ops.put("encrypt_1k", (t, i) -> {
-                    enclave.encrypt(aes, aad, plain1k);
-                    return 1;
-                });
-                ops.put("sign_p256", (t, i) -> {
-                    enclave.sign(p256, KeyAlgorithm.EC_P256_SHA256, digest);
-                    return 1;
-                });
-                ops.put("sign_ed25519", (t, i) -> {
-                    enclave.sign(ed, KeyAlgorithm.ED25519, message);
-                    return 1;
-                });
-                Map<String, Direct.Op> byName = new LinkedHashMap<>(ops);
-                ops.put("mix", (t, i) -> byName.get(Workload.MIX.get((int) (i % Workload.MIX.size()))).run(t, i));
-                for (var e : ops.entrySet()) {
-                    for (int threads : new int[] {1, 2}) {
-                        Measure m = timed(threads, e.getValue());
-                        if (e.getKey().equals("mix")) m.note = "the same 70/15/10/5 mix in-process";
-                        bench.add(m.row(e.getKey(), "direct", threads, 1), m.latencyNs);
-                    }
-                }
+                Keys keys = new Keys(aes, p256, ed, aad, sealed);
+                Map<String, Direct.Op> ops = direct(enclave, keys, "direct", "the IAIK wrapper (JNI)");
                 directPinned(ops);
-                for (int threads : new int[] {1, 2}) {
-                    final int n = threads;
-                    Direct.Op batch = (t, i) -> {
-                        for (int k = t; k < Workload.BATCH; k += n) enclave.decrypt(aes, aad, sealed.get(k)).close();
-                        return (Workload.BATCH - t + n - 1) / n;
-                    };
-                    Measure m = new Measure();
-                    if (!mode.smoke()) Direct.run(threads, batch, 600, 1, new Histogram(3_600_000_000_000L, 3));
-                    for (int r = 0; r < batchReps(); r++) {
-                        Histogram h = new Histogram(3_600_000_000_000L, 3);
-                        ProcCpu.Mark cpu = ProcCpu.mark(0);
-                        m.add(Direct.run(threads, batch, 600, 1, h), h);
-                        m.cpu(cpu, Workload.BATCH);
+                try (Pkcs11Enclave ffm = Pkcs11Enclave.open(cfg.withBinding(Pkcs11Binding.FFM))) {
+                    if (ffm.binding() == Pkcs11Binding.FFM) {
+                        direct(ffm, keys, "direct-ffm", "the daemon's FFM binding");
+                    } else {
+                        for (String op : Targets.SINGLE_OPS) {
+                            bench.add(Row.noNumbers(op, "direct-ffm", "not measured: the FFM binding fell back to the wrapper"), null);
+                        }
                     }
-                    m.note = "ops = data keys; latency = one thread's share of " + Workload.BATCH;
-                    bench.add(m.row("decrypt_batch_10k", "direct", threads, 1), m.latencyNs);
                 }
-                runProcess(module, label, pinFile, p256, digest);
-                runP11Kit(cfg, p256, digest);
+                runProcess(module, label, pinFile, p256, keys.digest);
+                runP11Kit(cfg, p256, keys.digest);
             } finally {
                 for (ObjectId id : List.of(aes, p256, ed)) enclave.destroy(id);
             }
@@ -118,6 +81,85 @@ final class Baselines {
             bench.add(Row.unsupported(op, "p11-kit", why + "AES-GCM"), null);
         }
         bench.add(Row.unsupported("sign_ed25519", "p11-kit", why + "EdDSA"), null);
+    }
+
+    /** The direct baseline's keys and inputs, shared by both bindings. */
+    private final class Keys {
+        final ObjectId aes;
+        final ObjectId p256;
+        final ObjectId ed;
+        final byte[] aad;
+        final List<Sealed> sealed;
+        final byte[] plain1k = bytes(1024);
+        final byte[] digest = Workload.sha256(bytes(64));
+        final byte[] message = bytes(32);
+
+        Keys(ObjectId aes, ObjectId p256, ObjectId ed, byte[] aad, List<Sealed> sealed) {
+            this.aes = aes;
+            this.p256 = p256;
+            this.ed = ed;
+            this.aad = aad;
+            this.sealed = sealed;
+        }
+    }
+
+    /**
+     * Every operation in-process on 1 and 2 threads, then the batch, as rows of {@code system};
+     * returns the single operations (for the pinned run).
+     */
+    private Map<String, Direct.Op> direct(Pkcs11Enclave enclave, Keys k, String system, String binding)
+            throws Exception {
+        Map<String, Direct.Op> ops = new LinkedHashMap<>();
+        ops.put("unwrap", (t, i) -> {
+            enclave.decrypt(k.aes, k.aad, k.sealed.get((int) (i % 64))).close();
+            return 1;
+        });
+        ops.put("generate_data_key", (t, i) -> {
+            try (var key = enclave.random(32)) {
+                enclave.encrypt(k.aes, k.aad, key.reveal());
+            }
+            return 1;
+        });
+        ops.put("encrypt_1k", (t, i) -> {
+            enclave.encrypt(k.aes, k.aad, k.plain1k);
+            return 1;
+        });
+        ops.put("sign_p256", (t, i) -> {
+            enclave.sign(k.p256, KeyAlgorithm.EC_P256_SHA256, k.digest);
+            return 1;
+        });
+        ops.put("sign_ed25519", (t, i) -> {
+            enclave.sign(k.ed, KeyAlgorithm.ED25519, k.message);
+            return 1;
+        });
+        Map<String, Direct.Op> byName = new LinkedHashMap<>(ops);
+        ops.put("mix", (t, i) -> byName.get(Workload.MIX.get((int) (i % Workload.MIX.size()))).run(t, i));
+        for (var e : ops.entrySet()) {
+            for (int threads : new int[] {1, 2}) {
+                Measure m = timed(threads, e.getValue());
+                m.note = e.getKey().equals("mix") ? "the same 70/15/10/5 mix in-process through " + binding
+                        : "in-process through " + binding;
+                bench.add(m.row(e.getKey(), system, threads, 1), m.latencyNs);
+            }
+        }
+        for (int threads : new int[] {1, 2}) {
+            final int n = threads;
+            Direct.Op batch = (t, i) -> {
+                for (int j = t; j < Workload.BATCH; j += n) enclave.decrypt(k.aes, k.aad, k.sealed.get(j)).close();
+                return (Workload.BATCH - t + n - 1) / n;
+            };
+            Measure m = new Measure();
+            if (!mode.smoke()) Direct.run(threads, batch, 600, 1, new Histogram(3_600_000_000_000L, 3));
+            for (int r = 0; r < batchReps(); r++) {
+                Histogram h = new Histogram(3_600_000_000_000L, 3);
+                ProcCpu.Mark cpu = ProcCpu.mark(0);
+                m.add(Direct.run(threads, batch, 600, 1, h), h);
+                m.cpu(cpu, Workload.BATCH);
+            }
+            m.note = "ops = data keys; latency = one thread's share of " + Workload.BATCH + "; through " + binding;
+            bench.add(m.row("decrypt_batch_10k", system, threads, 1), m.latencyNs);
+        }
+        return ops;
     }
 
     /** One thread on CPU 0 — the core the pinned daemon had — for {@link PinnedCapacity#OPS}. */

@@ -43,6 +43,7 @@ class BenchSmokeIT {
             for (String op : OPS) {
                 measured(rows, op, "daemon");
                 measured(rows, op, "direct");
+                measured(rows, op, "direct-ffm");
             }
             measured(rows, "status", "floor");
             measured(rows, "sign_p256", "process");
@@ -127,6 +128,7 @@ class BenchSmokeIT {
             String md = Files.readString(out.resolve("latest.md"));
             assertTrue(md.contains("## Targets (issue 9), judged on this run"), md);
             assertTrue(md.contains("## CPU per operation"), md);
+            assertTrue(md.contains("unwrap: best daemon throughput vs best direct through the FFM binding"), md);
             assertTrue(md.contains("- idle connections on a fresh daemon: "), md);
             for (Map<String, Object> r : rows) {
                 assertTrue(md.contains("| " + r.get("operation") + " | " + r.get("system") + " | "), r.toString());
