@@ -58,7 +58,7 @@ final class Baselines {
                 enclave.generate(ed, KeyAlgorithm.ED25519, "bench-direct-ed25519");
                 List<Sealed> sealed = new ArrayList<>();
                 for (int i = 0; i < Workload.BATCH; i++) sealed.add(enclave.encrypt(aes, aad, bytes(32)));
-                Keys keys = new Keys(aes, p256, ed, aad, sealed);
+                Keys keys = new Keys(aes, p256, ed, aad, sealed, Workload.sha256(bytes(64)));
                 Map<String, Direct.Op> ops = direct(enclave, keys, "direct", "the IAIK wrapper (JNI)");
                 directPinned(ops);
                 try (Pkcs11Enclave ffm = Pkcs11Enclave.open(cfg.withBinding(Pkcs11Binding.FFM))) {
@@ -91,10 +91,11 @@ final class Baselines {
         final byte[] aad;
         final List<Sealed> sealed;
         final byte[] plain1k = bytes(1024);
-        final byte[] digest = Workload.sha256(bytes(64));
+        final byte[] digest;
         final byte[] message = bytes(32);
 
-        Keys(ObjectId aes, ObjectId p256, ObjectId ed, byte[] aad, List<Sealed> sealed) {
+        Keys(ObjectId aes, ObjectId p256, ObjectId ed, byte[] aad, List<Sealed> sealed, byte[] digest) {
+            this.digest = digest;
             this.aes = aes;
             this.p256 = p256;
             this.ed = ed;
