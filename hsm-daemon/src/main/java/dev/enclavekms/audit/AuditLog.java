@@ -692,11 +692,13 @@ public final class AuditLog implements AutoCloseable {
         final Path file;
         final Object fileKey;
         final FileChannel channel;
+        /** The requests of the write it came from, for the watchdog while it waits to be settled. */
+        final Request[] requests;
         /** Set by the lane that made it durable or failed it (under {@link #order}). */
         boolean synced;
         IOException error;
 
-        Batch(Staging st, long end, Path file, Object fileKey, FileChannel channel) {
+        Batch(Staging st, long end, Path file, Object fileKey, FileChannel channel, Request[] requests) {
             this.onDurable = List.copyOf(st.onDurable);
             this.onFailed = List.copyOf(st.onFailed);
             this.bytes = st.bytes;
@@ -709,6 +711,7 @@ public final class AuditLog implements AutoCloseable {
             this.file = file;
             this.fileKey = fileKey;
             this.channel = channel;
+            this.requests = requests == null ? new Request[0] : requests;
         }
     }
 
@@ -892,6 +895,17 @@ public final class AuditLog implements AutoCloseable {
             }
             for (Request r : queue) {
                 expire(r, now);
+            }
+            // Flushed, but behind a commit whose flush has not ended: held as long as it is.
+            List<Request[]> behind = new ArrayList<>();
+            order.lock();
+            try {
+                for (Batch b : unsettled) behind.add(b.requests);
+            } finally {
+                order.unlock();
+            }
+            for (Request[] requests : behind) {
+                for (Request r : requests) expire(r, now);
             }
         }
     }
@@ -1199,7 +1213,7 @@ public final class AuditLog implements AutoCloseable {
                     channel.write(out);
                 }
             } catch (IOException e) {
-                Batch failed = new Batch(st, writtenSize, file, fileKey, channel);
+                Batch failed = new Batch(st, writtenSize, file, fileKey, channel, lane.inFlight);
                 failed.error = e;
                 enlist(failed);
                 settle(failed);
@@ -1209,7 +1223,7 @@ public final class AuditLog implements AutoCloseable {
             zeroedEnd = Math.max(zeroedEnd, writtenSize);
             fileHasRecords = true;
         }
-        b = new Batch(st, writtenSize, file, fileKey, channel);
+        b = new Batch(st, writtenSize, file, fileKey, channel, lane.inFlight);
         writtenSeq = st.seq;
         writtenHash = st.hash;
         writtenTime = st.time;
