@@ -791,8 +791,15 @@ public final class AuditLog implements AutoCloseable {
             wakeAppender();
             return;
         }
+        // A virtual thread's native fdatasync pins its carrier (DataSync): with a commit already
+        // in flight, perhaps on the other carrier, the daemon's two carriers would both be
+        // pinned and every virtual thread would stall. Such a caller leaves the second lane to
+        // an appender (a platform thread).
+        boolean pinsACarrier = !appenderThread && Thread.currentThread().isVirtual()
+                && options.durability() == Durability.FSYNC;
         List<Request> batch = new ArrayList<>();
         boolean led = false;
+        boolean handOff = false;
         while (!stopped) {
             Lane lane = freeLanes.poll();
             if (lane == null) {
@@ -800,6 +807,10 @@ public final class AuditLog implements AutoCloseable {
             }
             Batch written = null;
             try {
+                if (pinsACarrier && freeLanes.size() < LANES - 1) {
+                    handOff = true; // once this lane is back
+                    break;
+                }
                 if (!writing.compareAndSet(false, true)) {
                     break;
                 }
@@ -832,8 +843,8 @@ public final class AuditLog implements AutoCloseable {
                 break;
             }
         }
-        if (led && !appenderThread && !stopped && !queue.isEmpty()) {
-            wakeAppender(); // what was queued while this caller committed
+        if ((handOff || led && !appenderThread) && !stopped && !queue.isEmpty()) {
+            wakeAppender(); // what was queued while this caller committed, or what it leaves to an appender
         }
     }
 

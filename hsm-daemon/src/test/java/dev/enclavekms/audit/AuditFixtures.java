@@ -117,6 +117,8 @@ final class AuditFixtures {
         volatile IOException heldForceFailure;
         /** Every fsync that completed without error, in order (the held one when it ends). */
         final java.util.concurrent.atomic.AtomicInteger forcesDone = new java.util.concurrent.atomic.AtomicInteger();
+        /** The thread of every fsync that completed, in order ("virtual" for a virtual thread). */
+        final java.util.Queue<String> forcedBy = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
         @Override
         public FileChannel open(Path file, OpenOption... options) throws IOException {
@@ -186,6 +188,7 @@ final class AuditFixtures {
                 }
                 check();
                 d.force(metaData);
+                forcedBy.add(Thread.currentThread().isVirtual() ? "virtual" : Thread.currentThread().getName());
                 forcesDone.incrementAndGet();
             }
 

@@ -693,6 +693,34 @@ class AuditLogTest {
     }
 
     @Test
+    void overlap_aCallerOnAVirtualThread_leavesTheSecondLaneToAnAppender() throws Exception {
+        // Its fdatasync would pin its carrier while the first commit's may pin the other one.
+        FaultyDisk disk = new FaultyDisk();
+        AuditLog log = open(options(), disk);
+        List<Told> told = new ArrayList<>();
+        var gate = new java.util.concurrent.CountDownLatch(1);
+        disk.forceGate.set(gate);
+        var first = appendThenTelling(log, "first", told);
+        assertTrue(disk.forceHeld.await(20, java.util.concurrent.TimeUnit.SECONDS));
+        int forcesBefore = disk.forcesDone.get();
+        var seq = new java.util.concurrent.CompletableFuture<Long>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                seq.complete(log.append(call("second")));
+            } catch (AuditUnavailableException e) {
+                seq.completeExceptionally(e);
+            }
+        });
+        assertTrue(AuditFixtures.eventually(Duration.ofSeconds(20), () -> disk.forcesDone.get() > forcesBefore),
+                "the lone call's record was not flushed while the first commit flushed");
+        assertTrue(List.copyOf(disk.forcedBy).getLast().startsWith("audit-appender"), String.valueOf(disk.forcedBy));
+        assertFalse(seq.isDone(), "append returned before the commit before it was durable");
+        gate.countDown();
+        assertEquals(3L, seq.get(20, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(null, first.get(20, java.util.concurrent.TimeUnit.SECONDS));
+    }
+
+    @Test
     void overlap_aFailedFlush_failsItsCommitAndEveryCommitWrittenAfterIt_evenOnesWhoseOwnFlushSucceeded()
             throws Exception {
         FaultyDisk disk = new FaultyDisk();
