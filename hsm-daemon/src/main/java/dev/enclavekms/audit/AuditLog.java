@@ -43,6 +43,17 @@ import java.util.concurrent.atomic.AtomicLong;
  * caller waits at most {@link Options#maxWait()}. {@link #appendThen} is the same without
  * the wait: the writer that makes the record durable runs the caller's confirmation.
  *
+ * <h2>Overlapping commits</h2>
+ * A commit holds one of {@link #LANES} lanes from its write until it is settled, and lets go
+ * of the write before its {@code fdatasync}: so a record that arrives while one commit
+ * flushes is written at once and flushed on the other lane (on a descriptor of its own)
+ * instead of waiting for that flush to end before its own begins. Commits are settled in
+ * write order whichever flush ends first ({@link #settle}): a record is confirmed only once
+ * a {@code fdatasync} that began after its write succeeded and every commit before it is
+ * durable; a failed commit fails every commit written after it. A caller on a virtual thread
+ * takes a lane only when no other commit is in flight (its native {@code fdatasync} pins its
+ * carrier); otherwise an appender takes its record.
+ *
  * <h2>Failing closed</h2>
  * When a write, an fsync or the check that the file is still the one being written (not
  * removed or replaced) fails, every record of that write fails, the durable head stays where
