@@ -43,6 +43,17 @@ import java.util.concurrent.atomic.AtomicLong;
  * caller waits at most {@link Options#maxWait()}. {@link #appendThen} is the same without
  * the wait: the writer that makes the record durable runs the caller's confirmation.
  *
+ * <h2>Overlapping commits</h2>
+ * A commit holds one of {@link #LANES} lanes from its write until it is settled, and lets go
+ * of the write before its {@code fdatasync}: so a record that arrives while one commit
+ * flushes is written at once and flushed on the other lane (on a descriptor of its own)
+ * instead of waiting for that flush to end before its own begins. Commits are settled in
+ * write order whichever flush ends first ({@link #settle}): a record is confirmed only once
+ * a {@code fdatasync} that began after its write succeeded and every commit before it is
+ * durable; a failed commit fails every commit written after it. A caller on a virtual thread
+ * takes a lane only when no other commit is in flight (its native {@code fdatasync} pins its
+ * carrier); otherwise an appender takes its record.
+ *
  * <h2>Failing closed</h2>
  * When a write, an fsync or the check that the file is still the one being written (not
  * removed or replaced) fails, every record of that write fails, the durable head stays where
@@ -83,6 +94,12 @@ public final class AuditLog implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(AuditLog.class.getName());
     /** Most records one write carries. */
     private static final int MAX_BATCH = 4096;
+    /**
+     * How many commits may be in flight at once: while one lane's {@code fdatasync} runs, the
+     * next batch is written and its own {@code fdatasync} starts on the other lane
+     * (docs/performance.md "Overlapping group commits (session 6)").
+     */
+    static final int LANES = 2;
     /** How much zero padding the log keeps ahead of its last record (see Preallocation above). */
     static final int PREALLOCATION_BYTES = 1 << 20;
     /** Below this much padding left, the appender thread grows it. */
@@ -274,18 +291,31 @@ public final class AuditLog implements AutoCloseable {
     /** Queue length beyond which a deferred append waits for its commit (see appendDeferred). */
     private final int deferredHighWater;
     private static final int DEFERRED_HIGH_WATER = 1024;
-    private final Thread appender;
+    /** One appender thread per lane, so that each lane's commit can be made while the other's flushes. */
+    private final Thread[] appenders;
+    /** Whether each appender is at work (not parked): {@link #wakeAppender} prefers one that is not. */
+    private final boolean[] appenderBusy;
     /** Refuses {@link #appendThen} records not confirmed within maxWait (see {@link #watch}). */
     private final Thread watchdog;
-    /** The requests of the write in progress, for the watchdog; null between writes. */
-    private volatile Request[] inFlight;
+    /** Every lane; a commit holds one from its write until it is settled (see Overlapping commits). */
+    private final Lane[] lanes;
+    private final java.util.concurrent.ArrayBlockingQueue<Lane> freeLanes;
     private final AtomicLong forces = new AtomicLong();
-    /** Held by the one thread writing a batch (a waiting caller or the appender): see {@link #lead}. */
+    /** Held by the one thread staging and writing a batch (a waiting caller or an appender): see {@link #lead}. */
     private final java.util.concurrent.atomic.AtomicBoolean writing = new java.util.concurrent.atomic.AtomicBoolean();
+    /** Commits written and not yet settled, in write (= chain) order; guarded by {@link #order}. */
+    private final java.util.ArrayDeque<Batch> unsettled = new java.util.ArrayDeque<>();
+    private final java.util.concurrent.locks.ReentrantLock order = new java.util.concurrent.locks.ReentrantLock();
+    private final java.util.concurrent.locks.Condition settledOne = order.newCondition();
+    /**
+     * A commit failed, so every commit written after it fails too (guarded by {@link #order});
+     * cleared by {@link #recover} once nothing written before the failure is still unsettled.
+     */
+    private boolean broken;
     private volatile boolean stopped;
     private final AtomicLong refused = new AtomicLong();
 
-    // ---- state owned by the thread that holds "writing" (and by open() before the appender starts)
+    // ---- state owned by the thread that holds "writing" (and by open() before the appenders start)
     private FileChannel channel;
     /**
      * The lines of one write, copied into one direct buffer kept for the next write (only the
@@ -294,30 +324,38 @@ public final class AuditLog implements AutoCloseable {
      * per-thread cache: measured at 5.6 % of the daemon's CPU at 16 × 8.
      */
     private ByteBuffer writeBuffer = ByteBuffer.allocateDirect(64 * 1024);
-    /** How commits are made durable when the files are real; null until the first, or where unavailable. */
-    private DataSync sync;
-    private boolean nativeSync;
+    /** Whether commits sync natively ({@link DataSync}, one descriptor per lane): real files, and FFM available. */
+    private volatile boolean nativeSync;
     private Path file;
     private Object fileKey;
-    /** Bytes of the current file that are durable; anything past it was never confirmed. */
-    private long fileSize;
+    /** Bytes of the current file written (not necessarily durable yet): the next write goes here. */
+    private long writtenSize;
     /**
-     * The file holds zeros, written and durable, from {@code fileSize} up to here (never less
-     * than {@code fileSize}): a write that ends below it changes no metadata.
+     * The file holds zeros, written and durable, from {@code writtenSize} up to here (never less
+     * than {@code writtenSize}): a write that ends below it changes no metadata.
      */
     private long zeroedEnd;
     /** After padding could not be written: not tried again before this (a full disk must not make every commit try). */
     private long preallocateRetryNanos;
     private boolean preallocationFailing;
     private boolean fileHasRecords;
-    private long seq;
-    private String hash = AuditRecords.GENESIS;
-    private String time = "";
-    /** Durable records not yet covered by a checkpoint, and since when the first of them waits. */
-    private long sinceCheckpoint;
-    private long uncoveredSinceNanos = System.nanoTime();
+    /** The end of the chain as written (the next record continues it); durable once its commit settles. */
+    private long writtenSeq;
+    private String writtenHash = AuditRecords.GENESIS;
+    private String writtenTime = "";
+    private long writtenSinceCheckpoint;
     private long signRetryNanos;
-    private long nextRetryNanos;
+    private volatile long nextRetryNanos;
+
+    // ---- the durable end: changed only by settle (under "order"), read by the writer
+    /** Bytes of the current file that are durable; anything past it was never confirmed. */
+    private volatile long fileSize;
+    private volatile long seq;
+    private volatile String hash = AuditRecords.GENESIS;
+    private volatile String time = "";
+    /** Durable records not yet covered by a checkpoint, and since when the first of them waits. */
+    private volatile long sinceCheckpoint;
+    private volatile long uncoveredSinceNanos = System.nanoTime();
 
     // ---- shared
     private volatile Head head;
@@ -334,7 +372,17 @@ public final class AuditLog implements AutoCloseable {
         this.nativeSync = opener == FILES;
         this.queue = new LinkedBlockingQueue<>(options.maxQueue());
         this.deferredHighWater = Math.max(1, Math.min(DEFERRED_HIGH_WATER, options.maxQueue() / 2));
-        this.appender = Thread.ofPlatform().daemon().name("audit-appender").unstarted(this::run);
+        this.lanes = new Lane[LANES];
+        this.freeLanes = new java.util.concurrent.ArrayBlockingQueue<>(LANES);
+        this.appenders = new Thread[LANES];
+        this.appenderBusy = new boolean[LANES];
+        for (int i = 0; i < LANES; i++) {
+            lanes[i] = new Lane();
+            freeLanes.add(lanes[i]);
+            int me = i;
+            appenders[i] = Thread.ofPlatform().daemon().name(i == 0 ? "audit-appender" : "audit-appender-" + (i + 1))
+                    .unstarted(() -> run(me));
+        }
         this.watchdog = Thread.ofVirtual().name("audit-watchdog").unstarted(this::watch);
     }
 
@@ -364,7 +412,7 @@ public final class AuditLog implements AutoCloseable {
             log.closeChannel();
             throw e;
         }
-        log.appender.start();
+        for (Thread t : log.appenders) t.start();
         log.watchdog.start();
         try {
             log.append(start);
@@ -428,7 +476,7 @@ public final class AuditLog implements AutoCloseable {
             await(done);
             return;
         }
-        java.util.concurrent.locks.LockSupport.unpark(appender); // written by the appender: the caller does not wait
+        wakeAppender(); // written by an appender: the caller does not wait
     }
 
     /**
@@ -483,12 +531,13 @@ public final class AuditLog implements AutoCloseable {
             // No flush to wait for: a write to the page cache costs this thread less than
             // waking the appender (one wake-up per commit measured 9 µs per call at 16 × 8).
             lead();
-        } else if (!writing.get()) {
-            java.util.concurrent.locks.LockSupport.unpark(appender);
+        } else if (!writing.get() && !freeLanes.isEmpty()) {
+            wakeAppender();
         }
-        // Else a writer is at work and takes this record after its write: every writer looks
-        // at the queue after it lets go (see lead), and the appender after it wrote. Waking the
-        // appender anyway would cost this thread a system call and the appender an empty round.
+        // Else a writer is at work, or every lane is committing: the writer looks at the queue
+        // once it lets go of the write, and each lane's holder once its commit is settled (see
+        // lead). Waking an appender anyway would cost this thread a system call and the
+        // appender an empty round.
     }
 
     /**
@@ -554,9 +603,9 @@ public final class AuditLog implements AutoCloseable {
         // put, not offer: the stop must reach the appender even when the queue is full.
         try {
             queue.put(new Stop(done));
-            java.util.concurrent.locks.LockSupport.unpark(appender);
+            wakeAppender();
             done.get(options.maxWait().toMillis() + 5000, TimeUnit.MILLISECONDS);
-            appender.join(Duration.ofSeconds(5));
+            for (Thread t : appenders) t.join(Duration.ofSeconds(5));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (ExecutionException | TimeoutException e) {
@@ -620,11 +669,13 @@ public final class AuditLog implements AutoCloseable {
     private final class Staging {
         final List<ByteBuffer> lines = new ArrayList<>();
         final List<Runnable> onDurable = new ArrayList<>();
+        /** Told when the write that carries them fails, or one before it. */
+        final List<java.util.function.Consumer<AuditUnavailableException>> onFailed = new ArrayList<>();
         long bytes;
-        long seq = AuditLog.this.seq;
-        String hash = AuditLog.this.hash;
-        String time = AuditLog.this.time;
-        long sinceCheckpoint = AuditLog.this.sinceCheckpoint;
+        long seq = AuditLog.this.writtenSeq;
+        String hash = AuditLog.this.writtenHash;
+        String time = AuditLog.this.writtenTime;
+        long sinceCheckpoint = AuditLog.this.writtenSinceCheckpoint;
         boolean checkpointed;
 
         boolean isEmpty() {
@@ -633,65 +684,189 @@ public final class AuditLog implements AutoCloseable {
     }
 
     /**
-     * The background appender: writes what deferred appends queued, timed checkpoints and
-     * retries of an unwritable log. Callers that wait for their record write it themselves
-     * ({@link #lead}), so a call does not wake another thread to have its record written.
+     * One commit, written (in the page cache) and waiting to be settled: made durable by a
+     * {@code fdatasync} that started after its write, then confirmed — or failed — strictly in
+     * write order, by {@link #settle}.
      */
-    private void run() {
-        while (!stopped) {
-            // At most a second: the timers are set by whichever thread wrote last.
-            java.util.concurrent.locks.LockSupport.parkNanos(this, Math.min(waitNanos(), TimeUnit.SECONDS.toNanos(1)));
-            lead();
+    private static final class Batch {
+        final List<Runnable> onDurable;
+        final List<java.util.function.Consumer<AuditUnavailableException>> onFailed;
+        /** Bytes written; 0 for a commit that only confirms (a probe, a refused checkpoint). */
+        final long bytes;
+        /** Where the file's records end once this commit is durable. */
+        final long end;
+        final long seq;
+        final String hash;
+        final String time;
+        final long sinceCheckpoint;
+        final boolean checkpointed;
+        final Path file;
+        final Object fileKey;
+        final FileChannel channel;
+        /** The requests of the write it came from, for the watchdog while it waits to be settled. */
+        final Request[] requests;
+        /** Set by the lane that made it durable or failed it (under {@link #order}). */
+        boolean synced;
+        IOException error;
+
+        Batch(Staging st, long end, Path file, Object fileKey, FileChannel channel, Request[] requests) {
+            this.onDurable = List.copyOf(st.onDurable);
+            this.onFailed = List.copyOf(st.onFailed);
+            this.bytes = st.bytes;
+            this.end = end;
+            this.seq = st.seq;
+            this.hash = st.hash;
+            this.time = st.time;
+            this.sinceCheckpoint = st.sinceCheckpoint;
+            this.checkpointed = st.checkpointed;
+            this.file = file;
+            this.fileKey = fileKey;
+            this.channel = channel;
+            this.requests = requests == null ? new Request[0] : requests;
         }
     }
 
     /**
-     * Group commit without a hand-off: the first caller to find no write in progress becomes
-     * the writer ("leader") and writes everything queued — its own record and those of
-     * every caller that queued meanwhile — with one write and one fsync. Callers that find
-     * a write in progress wait for their future; the leader, once it lets go, hands what
-     * was queued during its write to the appender thread, so nothing waits for a caller
-     * that has gone. (A caller queues before it tries to lead, and a leader lets go before
-     * it looks at the queue: a request is always either taken by a leader or seen by one.)
+     * A commit slot: the descriptor its {@code fdatasync} runs on and the requests it carries
+     * (for the watchdog). Each lane syncs on a descriptor of its own: a write-back error is
+     * reported once per open file description, so two {@code fdatasync}s in flight on one
+     * descriptor could leave the error to the later commit and report success to the earlier
+     * one, whose pages failed.
+     */
+    private static final class Lane {
+        /** Only the lane's holder uses it; null until the first commit, or where unavailable. */
+        volatile DataSync sync;
+        /** The requests of the commit this lane carries, for the watchdog; null between commits. */
+        volatile Request[] inFlight;
+    }
+
+    /**
+     * An appender: writes what {@link #appendThen} and deferred appends queued, timed
+     * checkpoints and retries of an unwritable log. Callers that wait for their record write it
+     * themselves ({@link #lead}), so such a call does not wake another thread to have its
+     * record written.
+     */
+    private void run(int me) {
+        while (!stopped) {
+            // At most a second: the timers are set by whichever thread wrote last.
+            java.util.concurrent.locks.LockSupport.parkNanos(this, Math.min(waitNanos(), TimeUnit.SECONDS.toNanos(1)));
+            appenderBusy[me] = true;
+            try {
+                lead();
+            } finally {
+                appenderBusy[me] = false;
+            }
+        }
+    }
+
+    private boolean onAppender() {
+        Thread t = Thread.currentThread();
+        for (Thread a : appenders) {
+            if (a == t) return true;
+        }
+        return false;
+    }
+
+    /**
+     * Wakes an appender that is not at work, else the first one (its next park returns at once
+     * and it looks at the queue again): a wake-up is never lost, at worst one is spent.
+     */
+    private void wakeAppender() {
+        for (int i = 0; i < appenders.length; i++) {
+            if (!appenderBusy[i]) {
+                java.util.concurrent.locks.LockSupport.unpark(appenders[i]);
+                return;
+            }
+        }
+        java.util.concurrent.locks.LockSupport.unpark(appenders[0]);
+    }
+
+    /**
+     * Group commit without a hand-off, in two stages: the first caller to find a free lane and
+     * no write in progress becomes the writer ("leader"), takes everything queued — its own
+     * record and those of every caller that queued meanwhile — chains and writes it with one
+     * write, lets go of the write and only then makes it durable with one {@code fdatasync}
+     * on its lane. So while one commit flushes, the next is written and its flush starts on
+     * the other lane; commits are settled (confirmed or failed) in write order whichever flush
+     * ends first ({@link #settle}). Callers that find a write in progress, or every lane
+     * committing, wait for their future; the writer, once it lets go of the write, and each
+     * lane, once its commit is settled, look at the queue and hand what waits there to an
+     * appender (or take it, on an appender), so nothing waits for a caller that has gone. (A
+     * caller queues before it tries to lead, and a leader lets go before it looks at the
+     * queue: a request is always either taken by a leader or seen by one.)
      */
     private void lead() {
-        boolean appenderThread = Thread.currentThread() == appender;
+        boolean appenderThread = onAppender();
         if (!appenderThread && Thread.currentThread().isInterrupted()) {
-            // An interrupt would close the file channel mid-write; the appender writes instead.
-            java.util.concurrent.locks.LockSupport.unpark(appender);
+            // An interrupt would close the file channel mid-write; an appender writes instead.
+            wakeAppender();
             return;
         }
+        // A virtual thread's native fdatasync pins its carrier (DataSync): with a commit already
+        // in flight, perhaps on the other carrier, the daemon's two carriers would both be
+        // pinned and every virtual thread would stall. Such a caller leaves the second lane to
+        // an appender (a platform thread).
+        boolean pinsACarrier = !appenderThread && Thread.currentThread().isVirtual()
+                && options.durability() == Durability.FSYNC;
         List<Request> batch = new ArrayList<>();
         boolean led = false;
-        while (!stopped && writing.compareAndSet(false, true)) {
-            led = true;
+        boolean handOff = false;
+        while (!stopped) {
+            Lane lane = freeLanes.poll();
+            if (lane == null) {
+                break; // every lane is committing; each looks at the queue once settled
+            }
+            Batch written = null;
             try {
-                if (stopped) return;
-                queue.drainTo(batch, MAX_BATCH);
-                inFlight = batch.toArray(Request[]::new);
-                Stop stop = processSafely(batch);
-                if (stop != null) {
-                    stop(stop);
-                    return;
+                if (pinsACarrier && freeLanes.size() < LANES - 1) {
+                    handOff = true; // once this lane is back
+                    break;
                 }
+                if (!writing.compareAndSet(false, true)) {
+                    break;
+                }
+                led = true;
+                try {
+                    if (stopped) return;
+                    queue.drainTo(batch, MAX_BATCH);
+                    lane.inFlight = batch.toArray(Request[]::new);
+                    Outcome out = processSafely(batch, lane);
+                    if (out.stop() != null) {
+                        commit(out.written(), lane);
+                        drain();
+                        stop(out.stop());
+                        return;
+                    }
+                    written = out.written();
+                } finally {
+                    batch.clear();
+                    writing.set(false);
+                }
+                if (!stopped && !queue.isEmpty() && !freeLanes.isEmpty()) {
+                    wakeAppender(); // queued during this write: its commit need not wait for this flush
+                }
+                commit(written, lane);
             } finally {
-                inFlight = null;
-                batch.clear();
-                writing.set(false);
+                lane.inFlight = null;
+                freeLanes.offer(lane);
             }
             if (queue.isEmpty() || !appenderThread) {
                 break;
             }
         }
-        if (led && !appenderThread && !stopped && !queue.isEmpty()) {
-            java.util.concurrent.locks.LockSupport.unpark(appender); // what was queued while this caller wrote
+        if ((handOff || led && !appenderThread) && !stopped && !queue.isEmpty()) {
+            wakeAppender(); // what was queued while this caller committed, or what it leaves to an appender
         }
     }
 
+    /** What {@link #process} leaves to do: the last commit it wrote (to be made durable), and a stop. */
+    private record Outcome(Batch written, Stop stop) {
+    }
+
     /** Processes a batch; a bug makes the log unwritable rather than leave callers waiting. */
-    private Stop processSafely(List<Request> batch) {
+    private Outcome processSafely(List<Request> batch, Lane lane) {
         try {
-            return process(batch);
+            return process(batch, lane);
         } catch (RuntimeException e) {
             // A bug here must not leave callers waiting for confirmations that never come:
             // the log is unwritable from now on, and says so.
@@ -705,25 +880,25 @@ public final class AuditLog implements AutoCloseable {
                 if (r instanceof Stop s) stop = s;
                 else failRequest(r, refusal);
             }
-            return stop;
+            return new Outcome(null, stop);
         }
     }
 
-    /** After the closing checkpoint: closes the file, refuses what is still queued, ends the appender. */
+    /** After the closing checkpoint: closes the file, refuses what is still queued, ends the appenders. */
     private void stop(Stop stop) {
         stopped = true;
         trimPadding();
         closeChannel();
         refuseQueued();
         stop.done().complete(null);
-        java.util.concurrent.locks.LockSupport.unpark(appender);
+        for (Thread t : appenders) java.util.concurrent.locks.LockSupport.unpark(t);
     }
 
     /**
      * The watchdog: nobody waits on an {@link #appendThen} record, so nobody would notice one
      * held past {@link Options#maxWait()} by a write that does not return (a hung disk holds
-     * the writer, often the appender itself). Once a second it refuses such records, queued
-     * or in the write in progress, as a waiting caller would give up.
+     * the writer, often an appender). Once a second it refuses such records, queued or in a
+     * commit in progress, as a waiting caller would give up.
      */
     private void watch() {
         long period = Math.max(10, Math.min(1000, options.maxWait().toMillis() / 2));
@@ -734,12 +909,25 @@ public final class AuditLog implements AutoCloseable {
                 return;
             }
             long now = System.nanoTime();
-            Request[] writingNow = inFlight;
-            if (writingNow != null) {
-                for (Request r : writingNow) expire(r, now);
+            for (Lane lane : lanes) {
+                Request[] inLane = lane.inFlight;
+                if (inLane != null) {
+                    for (Request r : inLane) expire(r, now);
+                }
             }
             for (Request r : queue) {
                 expire(r, now);
+            }
+            // Flushed, but behind a commit whose flush has not ended: held as long as it is.
+            List<Request[]> behind = new ArrayList<>();
+            order.lock();
+            try {
+                for (Batch b : unsettled) behind.add(b.requests);
+            } finally {
+                order.unlock();
+            }
+            for (Request[] requests : behind) {
+                for (Request r : requests) expire(r, now);
             }
         }
     }
@@ -772,31 +960,38 @@ public final class AuditLog implements AutoCloseable {
         return TimeUnit.HOURS.toNanos(1);
     }
 
-    /** Writes one batch; returns the Stop request when the batch held one. */
-    private Stop process(List<Request> batch) {
+    /**
+     * Stages and writes one batch; returns its last commit, written but not yet durable (the
+     * caller commits it once it has let go of the write), and the Stop request when the batch
+     * held one. Commits split off a large batch, and those of a rotation, are made durable here.
+     */
+    private Outcome process(List<Request> batch, Lane lane) {
         Stop stop = null;
         boolean tryNow = !batch.isEmpty() || System.nanoTime() >= nextRetryNanos;
-        if (failure != null && (!tryNow || !recover())) {
+        if (failure != null && (!tryNow || !recover(lane))) {
             AuditUnavailableException e = unwritable();
             for (Request r : batch) {
                 if (r instanceof Stop s) stop = s;
                 else failRequest(r, e);
             }
-            return stop;
+            return new Outcome(null, stop);
         }
         Staging st = new Staging();
         int next = 0;
         try {
             for (; next < batch.size(); next++) {
                 switch (batch.get(next)) {
-                    case Append a -> stageRecord(st, a.fields(), a.done());
+                    case Append a -> stageRecord(st, a.fields(), a.done(), lane);
                     case Checkpoint c -> stageCheckpoint(st, c.reason(), c.done());
-                    case Probe p -> st.onDurable.add(() -> p.done().complete(null));
+                    case Probe p -> {
+                        st.onDurable.add(() -> p.done().complete(null));
+                        st.onFailed.add(p.done()::completeExceptionally);
+                    }
                     case Stop s -> stop = s;
                 }
                 if (st.bytes >= AuditPadding.MAX_WRITE_BYTES) {
                     // Bounded writes bound what a crash can leave torn in the padding (AuditPadding).
-                    flush(st);
+                    flush(st, lane);
                 }
             }
             if (stop != null) {
@@ -805,15 +1000,29 @@ public final class AuditLog implements AutoCloseable {
                     && System.nanoTime() - uncoveredSinceNanos >= options.checkpointInterval().toNanos()) {
                 stageCheckpoint(st, "interval", null);
             }
-            flush(st);
-            if (stop == null && Thread.currentThread() == appender && zeroedEnd - fileSize < PREALLOCATION_LOW_WATER) {
-                preallocate(0);
+            if (stop == null && onAppender() && zeroedEnd - writtenSize - st.bytes < PREALLOCATION_LOW_WATER) {
+                // Before this commit's write, not after: the padding's own fdatasync must not
+                // be the one that flushes (and could swallow a write-back error of) this
+                // commit's pages, which its lane's fdatasync confirms.
+                preallocate(st.bytes, lane);
             }
+            return new Outcome(write(st, lane), stop);
         } catch (IOException e) {
-            fail(e);
+            // Whatever this batch already wrote is settled first (a failed write settled as
+            // failed): the failure then takes its place in the commit order, and every commit
+            // written after it fails with it.
+            drain();
+            order.lock();
+            try {
+                if (!broken) {
+                    broken = true;
+                    fail(e, file);
+                }
+            } finally {
+                order.unlock();
+            }
             AuditUnavailableException refusal = unwritable();
             // Nothing staged became durable: everyone waiting on it, and the rest of the batch, is refused.
-            st.onDurable.clear();
             for (int i = 0; i < batch.size(); i++) {
                 Request r = batch.get(i);
                 // Requests already released by a flush during rotation stay released: a
@@ -821,8 +1030,8 @@ public final class AuditLog implements AutoCloseable {
                 if (r instanceof Stop s) stop = s;
                 else failRequest(r, refusal);
             }
+            return new Outcome(null, stop);
         }
-        return stop;
     }
 
     private static void failRequest(Request r, AuditUnavailableException e) {
@@ -834,21 +1043,22 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
-    private void stageRecord(Staging st, CanonicalFields fields, Settlement done) throws IOException {
+    private void stageRecord(Staging st, CanonicalFields fields, Settlement done, Lane lane) throws IOException {
         CanonicalFields.Line sealed = chained(st, fields);
         if (sealed.bytes().length > AuditRecords.MAX_LINE_BYTES) {
             done.refused(new AuditUnavailableException("the audit record would be " + sealed.bytes().length
                     + " bytes, more than " + AuditRecords.MAX_LINE_BYTES));
             return;
         }
-        if ((fileHasRecords || !st.isEmpty()) && fileSize + st.bytes + sealed.bytes().length > options.maxFileBytes()) {
-            rotate(st);
+        if ((fileHasRecords || !st.isEmpty()) && writtenSize + st.bytes + sealed.bytes().length > options.maxFileBytes()) {
+            rotate(st, lane);
             sealed = chained(st, fields);
         }
         stage(st, sealed.seq(), sealed.hash(), sealed.time(), sealed.bytes());
         long mySeq = st.seq;
         st.sinceCheckpoint++;
         st.onDurable.add(() -> done.durable(mySeq));
+        st.onFailed.add(done::refused);
         if (st.sinceCheckpoint >= options.checkpointRecords()) {
             stageCheckpoint(st, "count", null);
         }
@@ -944,6 +1154,7 @@ public final class AuditLog implements AutoCloseable {
         if (done != null) {
             Head h = new Head(st.seq, st.hash, st.time, file);
             st.onDurable.add(() -> done.complete(h));
+            st.onFailed.add(done::completeExceptionally);
         }
     }
 
@@ -951,11 +1162,15 @@ public final class AuditLog implements AutoCloseable {
      * Closes the current file with a checkpoint and opens the next, named by the seq of the
      * record that will come first in it. Everything staged so far is made durable first.
      */
-    private void rotate(Staging st) throws IOException {
+    private void rotate(Staging st, Lane lane) throws IOException {
         stageCheckpoint(st, "rotate", null);
-        flush(st);
+        flush(st, lane);
+        drain(); // the other lanes' commits settle on the file being closed
+        if (broken) {
+            throw new IOException(failure == null ? "an earlier audit commit failed" : failure);
+        }
         trimPadding();
-        Path next = options.dir().resolve(AuditRecords.fileName(seq + 1));
+        Path next = options.dir().resolve(AuditRecords.fileName(writtenSeq + 1));
         FileChannel ch = opener.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         Object key;
         try {
@@ -970,6 +1185,7 @@ public final class AuditLog implements AutoCloseable {
         file = next;
         fileKey = key;
         fileSize = 0;
+        writtenSize = 0;
         zeroedEnd = 0;
         fileHasRecords = false;
         LOG.log(System.Logger.Level.INFO, "audit log continues in " + next);
@@ -987,45 +1203,162 @@ public final class AuditLog implements AutoCloseable {
         return out.flip();
     }
 
-    /** Writes and fsyncs what is staged, then makes it the durable head and releases its callers. */
-    private void flush(Staging st) throws IOException {
+    /** Writes what is staged and makes it durable now (a split batch, a rotation, recovery); throws when it fails. */
+    private void flush(Staging st, Lane lane) throws IOException {
+        Batch b = write(st, lane);
+        IOException failed = commit(b, lane);
+        if (failed != null) {
+            throw failed;
+        }
+    }
+
+    /**
+     * The first stage of a commit, by the writer: writes what is staged after what was written
+     * before (durable or not yet), continues the written chain from it, and puts the commit in
+     * line to be settled. Returns null when there is nothing to write or tell. A write that
+     * fails is put in line as failed (it fails every commit after it) and the error thrown.
+     */
+    private Batch write(Staging st, Lane lane) throws IOException {
+        if (st.isEmpty() && st.onDurable.isEmpty() && st.onFailed.isEmpty()) {
+            return null;
+        }
+        Batch b;
         if (!st.isEmpty()) {
-            if (fileSize + st.bytes > zeroedEnd) {
-                preallocate(st.bytes); // the appender did not keep up (or the log just opened)
+            try {
+                if (writtenSize + st.bytes > zeroedEnd) {
+                    preallocate(st.bytes, lane); // the appenders did not keep up (or the log just opened)
+                }
+                ByteBuffer out = joined(st);
+                while (out.hasRemaining()) {
+                    // A partial write (e.g. the file size limit reached) returns short; the next
+                    // write then reports the error.
+                    channel.write(out);
+                }
+            } catch (IOException e) {
+                Batch failed = new Batch(st, writtenSize, file, fileKey, channel, lane.inFlight);
+                failed.error = e;
+                enlist(failed);
+                settle(failed);
+                throw e;
             }
-            ByteBuffer out = joined(st);
-            while (out.hasRemaining()) {
-                // A partial write (e.g. the file size limit reached) returns short; the next
-                // write then reports the error.
-                channel.write(out);
-            }
-            if (options.durability() == Durability.FSYNC) {
-                dataSync();
-                forces.incrementAndGet();
-            }
-            requireInPlace();
-            fileSize += st.bytes;
-            zeroedEnd = Math.max(zeroedEnd, fileSize);
+            writtenSize += st.bytes;
+            zeroedEnd = Math.max(zeroedEnd, writtenSize);
             fileHasRecords = true;
-            seq = st.seq;
-            hash = st.hash;
-            time = st.time;
-            if (st.sinceCheckpoint > 0 && (sinceCheckpoint == 0 || st.checkpointed)) {
-                uncoveredSinceNanos = System.nanoTime(); // the interval runs from the first uncovered record
-            }
-            sinceCheckpoint = st.sinceCheckpoint;
-            head = new Head(seq, hash, time, file);
-            st.lines.clear();
-            st.bytes = 0;
-            st.checkpointed = false;
         }
-        for (Runnable r : st.onDurable) {
-            r.run();
-        }
+        b = new Batch(st, writtenSize, file, fileKey, channel, lane.inFlight);
+        writtenSeq = st.seq;
+        writtenHash = st.hash;
+        writtenTime = st.time;
+        writtenSinceCheckpoint = st.sinceCheckpoint;
+        enlist(b);
+        st.lines.clear();
         st.onDurable.clear();
-        if (zeroedEnd - fileSize < PREALLOCATION_LOW_WATER && Thread.currentThread() != appender
-                && !preallocationFailing) {
-            java.util.concurrent.locks.LockSupport.unpark(appender); // grows the padding, off the callers' path
+        st.onFailed.clear();
+        st.bytes = 0;
+        st.checkpointed = false;
+        return b;
+    }
+
+    private void enlist(Batch b) {
+        order.lock();
+        try {
+            unsettled.addLast(b);
+        } finally {
+            order.unlock();
+        }
+    }
+
+    /**
+     * The second stage, by the lane's holder (no longer the writer): a {@code fdatasync} that
+     * starts after the commit's write completed, the check that the file is still in place,
+     * then {@link #settle}. Returns the commit's own failure, if any.
+     */
+    private IOException commit(Batch b, Lane lane) {
+        if (b == null) {
+            return null;
+        }
+        IOException error = null;
+        if (b.bytes > 0) {
+            try {
+                if (options.durability() == Durability.FSYNC) {
+                    dataSync(lane, b.file, b.fileKey, b.channel);
+                    forces.incrementAndGet();
+                }
+                requireInPlace(lane, b.file, b.fileKey);
+            } catch (IOException e) {
+                error = e;
+            } catch (RuntimeException e) {
+                // A bug must not leave the commit unsettled: everything behind it would wait forever.
+                LOG.log(System.Logger.Level.ERROR, "the audit log's commit failed", e);
+                error = new IOException("internal error in the audit log (" + e + "); see the daemon log", e);
+            }
+        }
+        order.lock();
+        try {
+            b.error = error;
+        } finally {
+            order.unlock();
+        }
+        settle(b);
+        return error;
+    }
+
+    /**
+     * Settles, in write order, every commit at the head of the line whose flush has ended —
+     * whichever lane's flush ended first: a commit is confirmed only when it and every commit
+     * before it are durable. The first failure makes the log unwritable and fails every commit
+     * after it too (they were written after the failed one; after a failed {@code fdatasync}
+     * what the file holds is unknown), until {@link #recover} starts again from the durable
+     * end. Confirmations run here, in chain order, under the lock: they are quick by contract.
+     */
+    private void settle(Batch b) {
+        order.lock();
+        try {
+            b.synced = true;
+            for (Batch h = unsettled.peekFirst(); h != null && h.synced; h = unsettled.peekFirst()) {
+                unsettled.pollFirst();
+                if (h.error != null && !broken) {
+                    broken = true;
+                    fail(h.error, h.file);
+                }
+                if (broken) {
+                    AuditUnavailableException refusal = unwritable();
+                    for (var r : h.onFailed) r.accept(refusal);
+                    continue;
+                }
+                if (h.bytes > 0) {
+                    fileSize = h.end;
+                    seq = h.seq;
+                    hash = h.hash;
+                    time = h.time;
+                    if (h.sinceCheckpoint > 0 && (sinceCheckpoint == 0 || h.checkpointed)) {
+                        uncoveredSinceNanos = System.nanoTime(); // the interval runs from the first uncovered record
+                    }
+                    sinceCheckpoint = h.sinceCheckpoint;
+                    head = new Head(h.seq, h.hash, h.time, h.file);
+                }
+                for (Runnable r : h.onDurable) {
+                    r.run();
+                }
+            }
+            settledOne.signalAll();
+        } finally {
+            order.unlock();
+        }
+        if (zeroedEnd - fileSize < PREALLOCATION_LOW_WATER && !onAppender() && !preallocationFailing) {
+            wakeAppender(); // grows the padding, off the callers' path
+        }
+    }
+
+    /** Waits until every commit written so far is settled (rotation, recovery, stop: the file changes under them). */
+    private void drain() {
+        order.lock();
+        try {
+            while (!unsettled.isEmpty()) {
+                settledOne.awaitUninterruptibly();
+            }
+        } finally {
+            order.unlock();
         }
     }
 
@@ -1035,10 +1368,10 @@ public final class AuditLog implements AutoCloseable {
      * makes it durable. Padding is an optimisation: when it cannot be written (a full disk),
      * what was added is cut off again and records are appended as they would be without it.
      */
-    private void preallocate(long bytes) {
-        long want = Math.max(fileSize + bytes, Math.min(fileSize + bytes + PREALLOCATION_BYTES,
+    private void preallocate(long bytes, Lane lane) {
+        long want = Math.max(writtenSize + bytes, Math.min(writtenSize + bytes + PREALLOCATION_BYTES,
                 options.maxFileBytes() + 2L * AuditRecords.MAX_LINE_BYTES));
-        long from = Math.max(zeroedEnd, fileSize);
+        long from = Math.max(zeroedEnd, writtenSize);
         if (want <= from || preallocationFailing && System.nanoTime() < preallocateRetryNanos) {
             return;
         }
@@ -1049,7 +1382,7 @@ public final class AuditLog implements AutoCloseable {
                 pos += channel.write(zeros, pos);
             }
             if (options.durability() == Durability.FSYNC) {
-                dataSync(); // the new size and blocks: later overwrites need no metadata
+                dataSync(lane, file, fileKey, channel); // the new size and blocks: later overwrites need no metadata
             }
             zeroedEnd = want;
             preallocationFailing = false;
@@ -1071,12 +1404,14 @@ public final class AuditLog implements AutoCloseable {
      * {@code fdatasync} of the current file: natively ({@link DataSync}: no carrier wake-up
      * when the writer is a virtual thread) for real files, else the channel's force.
      */
-    private void dataSync() throws IOException {
+    private void dataSync(Lane lane, Path file, Object fileKey, FileChannel channel) throws IOException {
+        DataSync sync = lane.sync;
         if (nativeSync && (sync == null || !sync.isOf(fileKey))) {
             if (sync != null) {
                 sync.close();
             }
             sync = DataSync.open(file, fileKey);
+            lane.sync = sync;
             nativeSync = sync != null;
         }
         if (nativeSync) {
@@ -1106,7 +1441,8 @@ public final class AuditLog implements AutoCloseable {
      * replaced (the directory moved away, the file unlinked), they went nowhere anyone will
      * read, and must not be confirmed.
      */
-    private void requireInPlace() throws IOException {
+    private void requireInPlace(Lane lane, Path file, Object fileKey) throws IOException {
+        DataSync sync = lane.sync;
         if (nativeSync && sync != null && sync.isOf(fileKey)) {
             sync.requireInPlace(); // asks for the inode only: a full stat would slow the next commit (DataSync)
             return;
@@ -1122,7 +1458,7 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
-    private void fail(IOException e) {
+    private void fail(IOException e, Path file) {
         String reason = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
         if (!reason.contains(file.toString())) {
             reason = "writing " + file + " failed: " + reason;
@@ -1139,13 +1475,29 @@ public final class AuditLog implements AutoCloseable {
      * when it is gone), cut back to its last durable record, and a durable {@code resumed}
      * record. Returns false, with the log still unwritable, when any of it fails.
      */
-    private boolean recover() {
+    private boolean recover(Lane lane) {
+        // Every commit written before the failure settles (failed) first; then the written end
+        // goes back to the durable one, and the descriptors are opened anew: a lane's old one
+        // would report the write-back error it has not seen yet to the next commit.
+        drain();
         nextRetryNanos = System.nanoTime() + RETRY.toNanos();
         String was = failure;
+        writtenSize = fileSize;
+        writtenSeq = seq;
+        writtenHash = hash;
+        writtenTime = time;
+        writtenSinceCheckpoint = sinceCheckpoint;
+        closeSyncs();
+        order.lock();
+        try {
+            broken = false;
+        } finally {
+            order.unlock();
+        }
         try {
             boolean inPlace;
             try {
-                requireInPlace();
+                requireInPlace(lane, file, fileKey);
                 inPlace = true;
             } catch (IOException gone) {
                 inPlace = false;
@@ -1160,6 +1512,7 @@ public final class AuditLog implements AutoCloseable {
                 file = next;
                 fileKey = Files.readAttributes(next, BasicFileAttributes.class).fileKey();
                 fileSize = 0;
+                writtenSize = 0;
                 fileHasRecords = false;
             } else if (channel == null || !channel.isOpen()) {
                 channel = opener.open(file, StandardOpenOption.WRITE);
@@ -1177,7 +1530,7 @@ public final class AuditLog implements AutoCloseable {
             CanonicalFields.Line record = chained(st, CanonicalFields.of(resumed));
             stage(st, record.seq(), record.hash(), record.time(), record.bytes());
             st.sinceCheckpoint++;
-            flush(st);
+            flush(st, lane);
         } catch (IOException | RuntimeException e) {
             String now = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
             LOG.log(System.Logger.Level.DEBUG, "audit log still unwritable: " + now);
@@ -1190,6 +1543,17 @@ public final class AuditLog implements AutoCloseable {
         return true;
     }
 
+    /** Closes every lane's descriptor (only while no commit is in flight: the writer, after {@link #drain}). */
+    private void closeSyncs() {
+        for (Lane lane : lanes) {
+            DataSync sync = lane.sync;
+            if (sync != null) {
+                sync.close();
+                lane.sync = null;
+            }
+        }
+    }
+
     private void syncDirectory() throws IOException {
         try (FileChannel d = FileChannel.open(options.dir(), StandardOpenOption.READ)) {
             d.force(true);
@@ -1197,9 +1561,7 @@ public final class AuditLog implements AutoCloseable {
     }
 
     private void closeChannel() {
-        if (sync != null) {
-            sync.close();
-        }
+        closeSyncs();
         if (channel != null) {
             try {
                 channel.close();
@@ -1266,6 +1628,10 @@ public final class AuditLog implements AutoCloseable {
         fileHasRecords = fileSize > 0;
         fileKey = Files.readAttributes(file, BasicFileAttributes.class).fileKey();
         head = new Head(seq, hash, time, file);
+        writtenSize = fileSize;
+        writtenSeq = seq;
+        writtenHash = hash;
+        writtenTime = time;
     }
 
     /** The log files ({@code audit-<20 digits>.jsonl}) in {@code dir}, in the order the chain runs through them. */

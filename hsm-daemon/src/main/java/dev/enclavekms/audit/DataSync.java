@@ -24,7 +24,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * every commit, measured with strace; docs/performance.md "Audit write path (session 3)").
  * Nothing needs that carrier: the other callers wait for this commit. A native call pins the
  * carrier instead; under load, when no carrier is idle, the JDK would not compensate either.
- * At most one thread commits at a time, so at most one carrier is pinned.
+ * Two commits may flush at once (AuditLog's lanes, one descriptor each), but a virtual thread
+ * takes a lane only when no other commit is in flight, so at most one carrier is pinned.
  *
  * <p>{@code fdatasync} flushes the file (its inode), not a descriptor: records written
  * through the log's channel are made durable through this descriptor, and a write-back error
@@ -89,7 +90,7 @@ final class DataSync implements AutoCloseable {
     private final Path file;
     private final Object fileKey;
     private final int fd;
-    /** errno of the last call; used by whichever thread writes the log (one at a time). */
+    /** errno of the last call; used by the thread that holds this descriptor's lane (one at a time). */
     private final MemorySegment state;
     private final MemorySegment path;
     private final MemorySegment stat;
@@ -191,7 +192,9 @@ final class DataSync implements AutoCloseable {
 
     /**
      * {@code fdatasync}: the file's data, and the metadata needed to read it back, are on disk.
-     * Called by the one thread that writes the log.
+     * Called by the thread that holds this descriptor's lane. Each lane has a descriptor of its
+     * own: a write-back error is reported once per open file description, so two calls in
+     * flight on one descriptor could report it to only one of them.
      */
     void sync() throws IOException {
         int rc;

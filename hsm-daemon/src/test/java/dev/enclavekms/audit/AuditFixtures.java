@@ -95,11 +95,30 @@ final class AuditFixtures {
      */
     static final class FaultyDisk implements AuditLog.ChannelOpener {
         final AtomicReference<IOException> failure = new AtomicReference<>();
+        /** Like {@link #failure}, for record writes only (fsync, truncate and padding still work). */
+        final AtomicReference<IOException> writeFailure = new AtomicReference<>();
         volatile int partialBytes;
-        /** When set, a record write waits for it first: holds the writer mid-commit while others queue. */
+        /**
+         * When set, a record write waits for it first: holds the writer mid-commit while others
+         * queue. The write that was held completes as it began, failures set meanwhile apply
+         * to the writes after it.
+         */
         volatile java.util.concurrent.CountDownLatch writeGate;
         /** Counted down as a record write starts waiting for {@link #writeGate}. */
         final java.util.concurrent.CountDownLatch writeHeld = new java.util.concurrent.CountDownLatch(1);
+        /**
+         * When set, the next fsync takes it (once) and waits for it: one commit's flush in
+         * progress, for as long as a test needs, while later commits are written and flushed.
+         */
+        final AtomicReference<java.util.concurrent.CountDownLatch> forceGate = new AtomicReference<>();
+        /** Counted down as an fsync starts waiting for {@link #forceGate}. */
+        final java.util.concurrent.CountDownLatch forceHeld = new java.util.concurrent.CountDownLatch(1);
+        /** What the held fsync throws once its gate opens (null: it succeeds). */
+        volatile IOException heldForceFailure;
+        /** Every fsync that completed without error, in order (the held one when it ends). */
+        final java.util.concurrent.atomic.AtomicInteger forcesDone = new java.util.concurrent.atomic.AtomicInteger();
+        /** The thread of every fsync that completed, in order ("virtual" for a virtual thread). */
+        final java.util.Queue<String> forcedBy = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
         @Override
         public FileChannel open(Path file, OpenOption... options) throws IOException {
@@ -128,15 +147,18 @@ final class AuditFixtures {
             @Override
             public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
                 java.util.concurrent.CountDownLatch gate = writeGate;
-                if (gate != null) {
+                if (gate != null && gate.getCount() > 0) { // once open, the gate holds no further write
                     writeHeld.countDown();
                     try {
                         gate.await();
                     } catch (InterruptedException e) {
                         throw new java.io.InterruptedIOException();
                     }
+                    if (failure.get() == null) {
+                        return d.write(srcs, offset, length); // the held write completes as it began
+                    }
                 }
-                IOException f = failure.get();
+                IOException f = failure.get() != null ? failure.get() : writeFailure.get();
                 if (f != null) {
                     int n = partialBytes;
                     if (n > 0 && length > 0 && srcs[offset].remaining() > n) {
@@ -153,8 +175,21 @@ final class AuditFixtures {
 
             @Override
             public void force(boolean metaData) throws IOException {
+                java.util.concurrent.CountDownLatch gate = forceGate.getAndSet(null);
+                if (gate != null) {
+                    forceHeld.countDown();
+                    try {
+                        gate.await();
+                    } catch (InterruptedException e) {
+                        throw new java.io.InterruptedIOException();
+                    }
+                    IOException held = heldForceFailure;
+                    if (held != null) throw held;
+                }
                 check();
                 d.force(metaData);
+                forcedBy.add(Thread.currentThread().isVirtual() ? "virtual" : Thread.currentThread().getName());
+                forcesDone.incrementAndGet();
             }
 
             @Override

@@ -26,7 +26,10 @@ import java.util.stream.Stream;
  * java -cp target/classes:target/test-classes dev.enclavekms.audit.AuditWriteProbe DIR [records] [mode...]
  * </pre>
  * modes: {@code raw-append}, {@code raw-overwrite}, {@code log}, {@code log-N} (N threads); with a
- * {@code v} in front ({@code vraw-append}, {@code vlog}), on one virtual thread, as the daemon's calls run.
+ * {@code v} in front ({@code vraw-append}, {@code vlog}), on one virtual thread, as the daemon's calls run;
+ * {@code open-R} / {@code then-R}: records arriving at random at R per second (an open loop), each
+ * {@link AuditLog#append}ed on a virtual thread of its own (as a lone call) / handed to
+ * {@link AuditLog#appendThen} (as a pipelined call), latency from the arrival to the confirmation.
  */
 public final class AuditWriteProbe {
     private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
@@ -65,6 +68,10 @@ public final class AuditWriteProbe {
                     case "log" -> log(d, n, "log");
                     case "vlog" -> onVirtualThread(() -> log(d, n, "vlog"));
                     default -> {
+                        if (mode.startsWith("open-") || mode.startsWith("then-")) {
+                            open(d, n, Double.parseDouble(mode.substring(5)), mode.startsWith("then-"), mode);
+                            continue;
+                        }
                         if (!mode.startsWith("log-")) throw new IllegalArgumentException(mode);
                         concurrent(d, n, Integer.parseInt(mode.substring(4)));
                     }
@@ -129,6 +136,47 @@ public final class AuditWriteProbe {
     private static AuditLog open(Path d) throws IOException {
         return AuditLog.open(AuditLog.Options.defaults(d), new AuditFixtures.JcaSigner(), Clock.systemUTC(),
                 Map.of("daemon_version", "probe"));
+    }
+
+    /** Open loop: n records arriving at random (exponential gaps) at {@code rate} per second. */
+    private static void open(Path d, int n, double rate, boolean then, String name) throws Exception {
+        try (AuditLog log = open(d)) {
+            for (int i = 0; i < 2000; i++) log.append(record(i)); // warm-up
+            long[] wall = new long[n];
+            CountDownLatch all = new CountDownLatch(n);
+            java.util.Random random = new java.util.Random(42);
+            processCpu0 = OS.getProcessCpuTime();
+            disk0 = disk();
+            long appender0 = appenderCpu();
+            long due = System.nanoTime();
+            for (int i = 0; i < n; i++) {
+                due += (long) (-Math.log(1 - random.nextDouble()) / rate * 1e9);
+                while (System.nanoTime() < due) {
+                    long left = due - System.nanoTime();
+                    if (left > 100_000) java.util.concurrent.locks.LockSupport.parkNanos(left - 50_000);
+                }
+                int me = i;
+                long arrived = due;
+                if (then) {
+                    log.appendThen(record(i), refusal -> {
+                        wall[me] = refusal == null ? System.nanoTime() - arrived : Long.MAX_VALUE;
+                        all.countDown();
+                    });
+                } else {
+                    Thread.ofVirtual().start(() -> {
+                        try {
+                            log.append(record(me));
+                            wall[me] = System.nanoTime() - arrived;
+                        } catch (AuditUnavailableException e) {
+                            wall[me] = Long.MAX_VALUE;
+                        }
+                        all.countDown();
+                    });
+                }
+            }
+            all.await();
+            print(name, wall, 0, appenderCpu() - appender0);
+        }
     }
 
     /** A call-sized record; the daemon's are 250–400 bytes. */
@@ -197,11 +245,13 @@ public final class AuditWriteProbe {
         }
     }
 
+    /** Every appender's CPU time (one per lane: audit-appender, audit-appender-2, ...). */
     private static long appenderCpu() {
+        long sum = 0;
         for (Thread t : Thread.getAllStackTraces().keySet()) {
-            if (t.getName().equals("audit-appender")) return THREADS.getThreadCpuTime(t.threadId());
+            if (t.getName().startsWith("audit-appender")) sum += THREADS.getThreadCpuTime(t.threadId());
         }
-        return 0;
+        return sum;
     }
 
     private static void print(String what, long[] wall, long callerCpu, long appenderCpu) {
