@@ -61,6 +61,25 @@ public final class VarlinkServer implements AutoCloseable {
      */
     private static final int MAX_CONCURRENT_MESSAGE_CHARS = 64 * 1024;
     private static final int READ_CHUNK_BYTES = 4 * 1024;
+    /** The JDK property that chooses how virtual threads wait for socket I/O (read once, at the first such wait). */
+    static final String POLLER_MODE = "jdk.pollerMode";
+
+    /*
+     * A connection's reader waits for its client's next call in the JDK's poller. JDK 25's
+     * default on Linux ("VTHREAD_POLLERS") runs the pollers as virtual threads behind a
+     * master poller thread, so a call arriving on an idle connection wakes the master, which
+     * schedules a poller virtual thread, which schedules the reader: per call two epoll_wait
+     * and one epoll_ctl more, and a carrier woken once more, than with a platform poller
+     * thread ("SYSTEM_THREADS", mode 1) that schedules the reader directly. Calls arriving
+     * one by one pay that on every call (docs/performance.md, "Calls arriving one by one
+     * (session 6)"). Set before the first connection is read; an explicit -Djdk.pollerMode
+     * (ENCLAVE_KMS_JAVA_OPTS) wins, and a JDK without the property ignores it.
+     */
+    static {
+        if (System.getProperty(POLLER_MODE) == null) {
+            System.setProperty(POLLER_MODE, "1");
+        }
+    }
 
     /** Where a call's reply frames go: straight to the socket, or into its place in the reply order. */
     @FunctionalInterface
