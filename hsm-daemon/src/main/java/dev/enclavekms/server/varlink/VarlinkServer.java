@@ -510,10 +510,11 @@ public final class VarlinkServer implements AutoCloseable {
 
     /**
      * Runs the daemon's lone device call whole on this thread — dispatch, the device call, the
-     * audit record, the reply — and writes the reply here. This thread is the connection's
-     * reader when nothing is pipelined behind the call and no other call runs on a reader
-     * (no hand-off at all: a lone unwrap with audit off measured p50 164 → 42 µs), else a
-     * device worker (one hand-off instead of three). The call timeout is kept by
+     * audit record, the reply. This thread is the connection's reader when nothing is
+     * pipelined behind the call and no other call runs on a reader (no hand-off at all: a lone
+     * unwrap with audit off measured p50 164 → 42 µs), and then writes the reply too; else a
+     * device worker, which leaves the write to the connection's writer (a worker never writes
+     * to a client). The call timeout is kept by
      * {@link #answerOverdue}: a call still queued or running at its deadline is answered with
      * an error by the reaper, and this thread then drops whatever it produces.
      */
@@ -532,11 +533,19 @@ public final class VarlinkServer implements AutoCloseable {
                 c.close();
             }
         } finally {
-            // A lone call's reply is first in line: written here. A client that stops reading
-            // blocks this thread until the idle timeout closes it (one: see concurrentCalls).
             if (w.settle()) {
                 leaving();
-                c.complete(w.slot(), reply[0], w.answered());
+                if (Thread.currentThread().isVirtual()) {
+                    // On the connection's own reader: written here. A client that stops
+                    // reading blocks only its own reader, until the idle timeout closes it.
+                    c.complete(w.slot(), reply[0], w.answered());
+                } else {
+                    // On a device worker: never a socket write. A client that stops reading
+                    // would hold the worker — and the device calls queued behind it — until
+                    // the idle timeout (five minutes by default), and a few such clients
+                    // every worker.
+                    c.completeOffThread(w.slot(), reply[0], w.answered());
+                }
             }
         }
     }
@@ -980,11 +989,6 @@ public final class VarlinkServer implements AutoCloseable {
         }
     }
 
-    /**
-     * Closes connections that sent no complete message within the idle timeout, and those
-     * whose reply has been blocked for as long: a client that stops reading would otherwise
-     * hold its connection (and its slot under the connection limit) forever.
-     */
     /** Runs a handler on a platform worker, waiting at most the call timeout for it. */
     private Map<String, Object> handleOnWorker(VarlinkInterface iface, MethodHandler handler, Call call) throws Exception {
         java.util.concurrent.Future<Map<String, Object>> f;
@@ -1009,6 +1013,11 @@ public final class VarlinkServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Closes connections that sent no complete message within the idle timeout, and those
+     * whose reply has been blocked for as long: a client that stops reading would otherwise
+     * hold its connection (and its slot under the connection limit) forever.
+     */
     private void closeIdle() {
         answerOverdue();
         long limit = limits.idleTimeout().toNanos();

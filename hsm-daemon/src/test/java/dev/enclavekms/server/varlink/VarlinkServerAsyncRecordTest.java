@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the records in batches, and the server answers each call from that thread without writing
  * to a socket there. Replies leave in order and only after their record is confirmed; a
  * refused record turns the reply into the refusal; and a client that never reads its replies
- * stalls neither the appender nor another connection's calls.
+ * stalls neither the appender nor another connection's calls, nor a device worker.
  */
 @Timeout(60)
 class VarlinkServerAsyncRecordTest {
@@ -37,11 +37,14 @@ class VarlinkServerAsyncRecordTest {
             interface dev.enclavekms.test.Device
             method Where(id: int) -> (id: int)
             method Big(id: int) -> (id: int, padding: string)
+            method Huge(id: int) -> (id: int, padding: string)
             error InvalidParameter (parameter: string, message: string)
             error InternalError (message: string)
             error Refused (message: string)
             """;
     private static final String PADDING = "x".repeat(64 * 1024);
+    /** More than a Unix socket's send buffer (≈ 208 KiB): its write blocks until the client reads. */
+    private static final String HUGE_PADDING = "x".repeat(1024 * 1024);
 
     @TempDir
     Path dir;
@@ -64,7 +67,9 @@ class VarlinkServerAsyncRecordTest {
         VarlinkInterface i = VarlinkInterface.builder(T, IDL)
                 .method("Where", call -> Map.of("id", call.parameters().integer("id", 0, 100_000)))
                 .method("Big", call -> Map.of("id", call.parameters().integer("id", 0, 100_000), "padding", PADDING))
-                .concurrent("Where", "Big")
+                .method("Huge", call -> Map.of("id", call.parameters().integer("id", 0, 100_000), "padding",
+                        HUGE_PADDING))
+                .concurrent("Where", "Big", "Huge")
                 .errors(T + ".InvalidParameter", T + ".InternalError")
                 .strictParameters()
                 .offloaded()
@@ -211,5 +216,29 @@ class VarlinkServerAsyncRecordTest {
         PipelinedCalls.send(other, T, calls("Where", 20_000, 4));
         for (int k = 0; k < 4; k++) other.receiveRaw();
         assertTrue(batches > before, "the appender confirmed more records");
+    }
+
+    @Test
+    void loneCallsOfClientsThatNeverRead_holdNoDeviceWorker() throws Exception {
+        // Each of these clients sends a call with a 1 MiB reply and a second call behind it in
+        // one write, and never reads. The first is then the daemon's only call with another
+        // buffered behind it, so it runs whole on a device worker; its reply does not fit in
+        // the socket's buffer. Were it written there, the worker would block until the idle
+        // timeout (5 minutes), and as many clients as workers would stall every device call.
+        int workers = Math.max(4, Runtime.getRuntime().availableProcessors() * 2);
+        for (int b = 0; b < workers + 1; b++) {
+            long first = 30_000 + 10L * b;
+            PipelinedCalls.send(another(), T, "Huge", Long.toString(first), "Where", Long.toString(first + 1));
+            Await.until("the stalled client's calls to be recorded", Duration.ofSeconds(20),
+                    () -> confirmed.contains(first) && confirmed.contains(first + 1));
+        }
+        // A client that reads: its pipelined calls need a device worker each.
+        VarlinkClient good = another();
+        int n = 2 * workers;
+        PipelinedCalls.send(good, T, calls("Where", 40_000, n));
+        for (long k = 0; k < n; k++) {
+            Map<String, Object> reply = good.receiveRaw();
+            assertEquals(40_000L + k, ((Map<?, ?>) reply.get("parameters")).get("id"), reply.toString());
+        }
     }
 }
