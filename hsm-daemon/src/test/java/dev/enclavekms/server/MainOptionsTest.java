@@ -44,4 +44,17 @@ class MainOptionsTest {
         assertNull(usage("--config", "/etc/enclave-kms/enclave-kms.conf", "--pkcs11-binding=ffm"));
         assertEquals("--pkcs11-binding must be ffm or wrapper", usage("--dev", "--pkcs11-binding", "jni"));
     }
+
+    @Test
+    void jdkPoller_theServersChoiceWhenDurable_theJdksDefaultWithAuditDurabilityNone() {
+        Main durable = new Main();
+        new CommandLine(durable).parseArgs("--dev");
+        assertNull(durable.jdkPollerMode(), "VarlinkServer's platform poller");
+        Main configured = new Main();
+        new CommandLine(configured).parseArgs("--config", "/etc/enclave-kms/enclave-kms.conf");
+        assertNull(configured.jdkPollerMode());
+        Main none = new Main();
+        new CommandLine(none).parseArgs("--dev", "--audit-durability", "none");
+        assertEquals("2", none.jdkPollerMode(), "the JDK's virtual-thread pollers");
+    }
 }

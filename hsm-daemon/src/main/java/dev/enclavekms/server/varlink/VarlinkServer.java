@@ -62,7 +62,7 @@ public final class VarlinkServer implements AutoCloseable {
     private static final int MAX_CONCURRENT_MESSAGE_CHARS = 64 * 1024;
     private static final int READ_CHUNK_BYTES = 4 * 1024;
     /** The JDK property that chooses how virtual threads wait for socket I/O (read once, at the first such wait). */
-    static final String POLLER_MODE = "jdk.pollerMode";
+    public static final String POLLER_MODE = "jdk.pollerMode";
 
     /*
      * A connection's reader waits for its client's next call in the JDK's poller. JDK 25's
@@ -73,7 +73,9 @@ public final class VarlinkServer implements AutoCloseable {
      * thread ("SYSTEM_THREADS", mode 1) that schedules the reader directly. Calls arriving
      * one by one pay that on every call (docs/performance.md, "Calls arriving one by one
      * (session 6)"). Set before the first connection is read; an explicit -Djdk.pollerMode
-     * (ENCLAVE_KMS_JAVA_OPTS) wins, and a JDK without the property ignores it.
+     * (ENCLAVE_KMS_JAVA_OPTS) wins, and a JDK without the property ignores it. The daemon
+     * with --audit-durability=none keeps the JDK's default (Main.jdkPollerMode): without a
+     * flush per lone call, the virtual-thread pollers answer one sooner.
      */
     static {
         if (System.getProperty(POLLER_MODE) == null) {
