@@ -56,6 +56,13 @@ class AuditLogTest {
         return log;
     }
 
+    /** On {@code disk}, with a watchdog that refuses records not confirmed within a second. */
+    private AuditLog openWithMaxWaitOneSecond(AuditLog.ChannelOpener disk) throws IOException {
+        AuditLog.Options o = options();
+        return open(new AuditLog.Options(o.dir(), o.maxFileBytes(), o.checkpointRecords(),
+                o.checkpointInterval(), Duration.ofSeconds(1), o.maxQueue()), disk);
+    }
+
     private AuditLog.Options options() {
         return AuditLog.Options.defaults(dir.resolve("audit"));
     }
@@ -570,9 +577,7 @@ class AuditLogTest {
     @Test
     void appendThen_aWriteThatHangsPastMaxWait_refusedByTheWatchdog_onceOnly() throws Exception {
         FaultyDisk disk = new FaultyDisk();
-        AuditLog.Options o = options();
-        AuditLog log = open(new AuditLog.Options(o.dir(), o.maxFileBytes(), o.checkpointRecords(),
-                o.checkpointInterval(), Duration.ofSeconds(1), o.maxQueue()), disk);
+        AuditLog log = openWithMaxWaitOneSecond(disk);
         disk.writeGate = new java.util.concurrent.CountDownLatch(1); // a disk that does not return
         java.util.concurrent.atomic.AtomicInteger told = new java.util.concurrent.atomic.AtomicInteger();
         var outcome = new java.util.concurrent.CompletableFuture<AuditUnavailableException>();
@@ -763,9 +768,7 @@ class AuditLogTest {
     @Test
     void overlap_aFlushThatHangs_holdsTheCommitsAfterIt_watchdogRefusesThemPastMaxWait() throws Exception {
         FaultyDisk disk = new FaultyDisk();
-        AuditLog.Options o = options();
-        AuditLog log = open(new AuditLog.Options(o.dir(), o.maxFileBytes(), o.checkpointRecords(),
-                o.checkpointInterval(), Duration.ofSeconds(1), o.maxQueue()), disk);
+        AuditLog log = openWithMaxWaitOneSecond(disk);
         List<Told> told = new ArrayList<>();
         var gate = new java.util.concurrent.CountDownLatch(1);
         disk.forceGate.set(gate); // a fdatasync that does not return
