@@ -190,7 +190,10 @@ class VarlinkServerAsyncRecordTest {
                 assertTrue(recordedInline.contains(1000L + k), "a reply left although its record was refused: " + reply);
             }
         }
-        assertTrue(refused >= n / 2, refused + " refused");
+        // How many of the 50 run as the daemon's lone call (recorded inline) depends on how fast
+        // the earlier ones finish: a fraction flaked (17 of 50 refused once). What must hold is
+        // above; here only that the pipelined path was taken at all.
+        assertTrue(refused > 0, refused + " refused");
         refuse = false;
         assertEquals(7L, client.call(T + ".Where", Map.of("id", 7L)).get("id"), "the connection serves on");
     }
