@@ -84,7 +84,7 @@ public final class Bench {
             for (Load.Calls op : w.ops()) closedLoop(d, op, op.name().equals("status") ? "floor" : "daemon");
             closedLoop(d, w.mix(), "daemon");
             batch(d, w);
-            for (String op : OPEN_LOOP_OPS) openLoop(d, w.op(op));
+            for (String op : OPEN_LOOP_OPS) openLoop(d, w.op(op), w.op("status"));
             for (String op : OPEN_LOOP_OPS) withinMillisecond(d, w.op(op));
             PinnedCapacity.daemon(this, d, w); // last: it leaves the daemon pinned
         }
@@ -166,8 +166,11 @@ public final class Bench {
     /**
      * A fixed arrival rate of half the best closed-loop throughput of {@code op}, on as many
      * connections as that best setting used: the p99 a service sees at a comfortable load.
+     * Then the empty call ({@code Status}, the transport floor) at the same rate on as many
+     * connections (system {@code floor-open-loop}, operation {@code op}): what the socket, the
+     * wake-ups and the generator alone cost at that rate, before any device work or audit.
      */
-    private void openLoop(KmsDaemon d, Load.Calls op) throws Exception {
+    private void openLoop(KmsDaemon d, Load.Calls op, Load.Calls floor) throws Exception {
         Row peak = Report.best(rows, op.name(), "daemon");
         if (peak == null) {
             add(Row.noNumbers(op.name(), "daemon-open-loop", "no closed-loop peak to take half of"), null);
@@ -175,15 +178,29 @@ public final class Bench {
         }
         double rate = peak.opsPerS() / 2;
         int conns = Math.max(2, peak.connections());
+        String at = String.format(java.util.Locale.ROOT, "fixed arrival rate %.0f/s = 50 %% of the peak %.0f/s (%d×%d)",
+                rate, peak.opsPerS(), peak.connections(), peak.depth());
+        openLoopRow(d, op, op.name(), rate, conns, "daemon-open-loop", "open loop: " + at + "; latency from due time");
+        openLoopRow(d, floor, op.name(), rate, conns, "floor-open-loop", "the empty call (Status) at " + op.name()
+                + "'s open-loop rate: " + at + "; latency from due time");
+    }
+
+    /**
+     * One warmed open-loop run of {@code calls} at {@code rate} on {@code conns} connections,
+     * added as a row of {@code operation} and {@code system}; the note gets the generator's
+     * own lateness. @return the p99 in µs
+     */
+    double openLoopRow(KmsDaemon d, Load.Calls calls, String operation, double rate, int conns, String system,
+                       String note) throws Exception {
         Measure m = new Measure();
-        OpenLoop.run(d.socket, conns, rate, Math.min(1.0, mode.openLoopS() / 3), op, histogram()); // warm-up
+        OpenLoop.run(d.socket, conns, rate, Math.min(1.0, mode.openLoopS() / 3), calls, histogram()); // warm-up
         Histogram h = histogram();
         ProcCpu.Mark cpu = ProcCpu.mark(d.process.pid());
-        m.add(OpenLoop.run(d.socket, conns, rate, mode.openLoopS(), op, h), h, cpu, 1);
-        m.note = String.format(java.util.Locale.ROOT,
-                "open loop: fixed arrival rate %.0f/s = 50 %% of the peak %.0f/s (%d×%d); latency from due time",
-                rate, peak.opsPerS(), peak.connections(), peak.depth());
-        add(m.row(op.name(), "daemon-open-loop", conns, 0), m.latencyNs);
+        OpenLoop.Result r = OpenLoop.run(d.socket, conns, rate, mode.openLoopS(), calls, h);
+        m.add(r.callsPerS(), h, cpu, 1);
+        m.note = note + "; " + r.lateness();
+        add(m.row(operation, system, conns, 0), m.latencyNs);
+        return h.getValueAtPercentile(99) / 1000.0;
     }
 
     /** Shares of the closed-loop peak tried, highest first, for the highest rate with p99 ≤ 1 ms. */
@@ -211,7 +228,8 @@ public final class Bench {
             OpenLoop.run(d.socket, conns, rate, Math.min(1.0, mode.openLoopS() / 3), op, histogram()); // warm-up
             Histogram h = histogram();
             ProcCpu.Mark cpu = ProcCpu.mark(d.process.pid());
-            m.add(OpenLoop.run(d.socket, conns, rate, mode.openLoopS(), op, h), h, cpu, 1);
+            OpenLoop.Result r = OpenLoop.run(d.socket, conns, rate, mode.openLoopS(), op, h);
+            m.add(r.callsPerS(), h, cpu, 1);
             double p99Us = h.getValueAtPercentile(99) / 1000.0;
             boolean holds = p99Us <= 1000;
             if (holds || i == shares.length - 1) {
@@ -219,7 +237,8 @@ public final class Bench {
                                 + "%.0f/s (%d×%d); %s", holds ? "highest rate tried with p99 ≤ 1 ms"
                                 : "p99 > 1 ms at every rate tried, lowest shown", rate, shares[i] * 100,
                         peak.opsPerS(), peak.connections(), peak.depth(),
-                        tried.isEmpty() ? "the first rate tried" : "p99 above 1 ms at " + String.join(", ", tried));
+                        tried.isEmpty() ? "the first rate tried" : "p99 above 1 ms at " + String.join(", ", tried))
+                        + "; " + r.lateness();
                 add(m.row(op.name(), "daemon-open-loop-1ms", conns, 0), m.latencyNs);
                 return;
             }

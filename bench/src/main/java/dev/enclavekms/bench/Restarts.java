@@ -108,7 +108,23 @@ final class Restarts {
                     bench.add(m, "daemon-audit-off", op.name());
                 }
             }
+            for (Load.Calls op : auditOps()) openLoopAuditOff(d, op, option);
         }
+    }
+
+    /**
+     * The open loop of the first daemon, at the same rate on as many connections, without the
+     * audit flush (system {@code daemon-audit-off-open-loop}): how much of its tail is the
+     * audit device's.
+     */
+    private void openLoopAuditOff(KmsDaemon d, Load.Calls op, String option) throws Exception {
+        Row peak = Report.best(bench.rows, op.name(), "daemon");
+        if (peak == null || !Bench.OPEN_LOOP_OPS.contains(op.name())) return;
+        double rate = peak.opsPerS() / 2;
+        bench.openLoopRow(d, op, op.name(), rate, Math.max(2, peak.connections()), "daemon-audit-off-open-loop",
+                String.format(java.util.Locale.ROOT, "daemon started with %s; fixed arrival rate %.0f/s = 50 %% of "
+                        + "the (durable) peak %.0f/s, as daemon-open-loop; latency from due time", option, rate,
+                        peak.opsPerS()));
     }
 
     /**

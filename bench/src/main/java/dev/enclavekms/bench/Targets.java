@@ -68,6 +68,17 @@ final class Targets {
             line(sb, op + ": p99 ≤ 1 ms at 50 % of peak throughput (open loop)",
                     o == null ? "–" : fmt("p99 %s µs at %s/s achieved", Report.f(o.p99Us()), Report.f(o.opsPerS())),
                     o == null ? null : o.p99Us() <= 1000);
+            // The same rate without the device and the audit (the empty call), and without the
+            // audit flush: how much of the tail is the transport's and the audit device's.
+            for (String[] base : new String[][] {{"floor-open-loop", "the empty call (Status)"},
+                    {"daemon-audit-off-open-loop", "the daemon with audit off"}}) {
+                Row b = find(rows, op, base[0]);
+                if (o != null && b != null && b.supported()) {
+                    line(sb, op + ": p99 of " + base[1] + " at the same open-loop rate (information, not a target)",
+                            fmt("p99 %s µs at %s/s (the daemon's: %s µs)", Report.f(b.p99Us()),
+                                    Report.f(b.opsPerS()), Report.f(o.p99Us())), null);
+                }
+            }
             Row slo = find(rows, op, "daemon-open-loop-1ms");
             Row peak = Report.best(rows, op, "daemon");
             if (slo != null && slo.supported() && peak != null) {

@@ -55,6 +55,19 @@ class BenchSmokeIT {
             }
             for (String op : Bench.OPEN_LOOP_OPS) {
                 measured(rows, op, "daemon-open-loop");
+                // the open loop's baselines at the same rate: the empty call, and audit off
+                Map<String, Object> floor = only(rows, op, "floor-open-loop");
+                assertEquals(only(rows, op, "daemon-open-loop").get("connections"), floor.get("connections"),
+                        floor.toString());
+                measured(rows, op, "floor-open-loop");
+                if (select(rows, op, "daemon-audit-off").stream().anyMatch(r -> r.get("ops_per_s") != null)) {
+                    measured(rows, op, "daemon-audit-off-open-loop");
+                }
+                for (String system : List.of("daemon-open-loop", "floor-open-loop", "daemon-open-loop-1ms")) {
+                    String note = (String) only(rows, op, system).get("note");
+                    assertTrue(note.matches(".*the generator wrote calls p50 \\d+ µs, p99 \\d+ µs after they were due.*"),
+                            note);
+                }
                 // the rate-for-1-ms row is present with numbers whether or not the rate held it
                 Map<String, Object> slo = only(rows, op, "daemon-open-loop-1ms");
                 assertTrue(((String) slo.get("note")).contains("p99"), slo.toString());
@@ -83,6 +96,7 @@ class BenchSmokeIT {
                 }
             }
             for (String system : List.of("daemon", "floor", "daemon-open-loop", "daemon-open-loop-1ms",
+                    "floor-open-loop", "daemon-audit-off-open-loop",
                     "daemon-audit-on", "daemon-audit-off", "daemon-idle", "daemon-pinned", "p11-kit")) {
                 for (Map<String, Object> r : rows) {
                     if (!system.equals(r.get("system")) || r.get("ops_per_s") == null) continue;
