@@ -86,6 +86,7 @@ public final class Bench {
             batch(d, w);
             for (String op : OPEN_LOOP_OPS) openLoop(d, w.op(op), w.op("status"));
             for (String op : OPEN_LOOP_OPS) withinMillisecond(d, w.op(op));
+            diskFlush();
             PinnedCapacity.daemon(this, d, w); // last: it leaves the daemon pinned
         }
         new Restarts(this, w).run();
@@ -244,6 +245,19 @@ public final class Bench {
             }
             tried.add(String.format(java.util.Locale.ROOT, "%.0f %% (%.1f ms)", shares[i] * 100, p99Us / 1000));
         }
+    }
+
+    /**
+     * The audit device alone, at the lowest open-loop rate tried for unwrap (where calls arrive
+     * alone and each leads its own flush), on the daemon's file system: the floor under a
+     * durable call's latency.
+     */
+    private void diskFlush() throws Exception {
+        Row peak = Report.best(rows, "unwrap", "daemon");
+        if (peak == null) return;
+        double rate = peak.opsPerS() * SLO_SHARES[SLO_SHARES.length - 1];
+        Measure m = DiskFlush.measure(state.resolve("disk-flush"), rate, mode.openLoopS());
+        add(m.row("audit_flush", "disk", 1, 0), m.latencyNs);
     }
 
     void add(Row r, Histogram h) {

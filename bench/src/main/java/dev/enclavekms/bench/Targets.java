@@ -79,6 +79,12 @@ final class Targets {
                                     Report.f(b.opsPerS()), Report.f(o.p99Us())), null);
                 }
             }
+            Row flush = find(rows, "audit_flush", "disk");
+            if (o != null && flush != null && op.equals("unwrap")) {
+                line(sb, "the audit device alone: append + fdatasync (information, not a target)",
+                        fmt("p50 %s µs, p99 %s µs at %s/s: under every durable call", Report.f(flush.p50Us()),
+                                Report.f(flush.p99Us()), Report.f(flush.opsPerS())), null);
+            }
             Row slo = find(rows, op, "daemon-open-loop-1ms");
             Row peak = Report.best(rows, op, "daemon");
             if (slo != null && slo.supported() && peak != null) {

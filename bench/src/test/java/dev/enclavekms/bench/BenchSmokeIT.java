@@ -73,6 +73,8 @@ class BenchSmokeIT {
                 assertTrue(((String) slo.get("note")).contains("p99"), slo.toString());
                 measured(rows, op, "daemon-open-loop-1ms");
             }
+            Map<String, Object> flush = measured(rows, "audit_flush", "disk").getFirst();
+            assertTrue(((String) flush.get("note")).contains("fdatasync"), flush.toString());
             for (String op : Bench.AUDIT_OPS) {
                 measured(rows, op, "daemon-audit-on");
                 // With the daemon's audit-off setting: numbers; without it: the reason, never silence.
