@@ -15,7 +15,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
- * Downcall handles for the seven hot Cryptoki functions of one loaded module, taken from the
+ * Downcall handles for the six hot Cryptoki functions of one loaded module, taken from the
  * module's own function list ({@code C_GetFunctionList}) — some modules, p11-kit's client
  * among them, export nothing else. Made once per library ({@link Pkcs11Library#ffm()}).
  *
@@ -33,13 +33,9 @@ final class CryptokiFunctions {
     static final int C_DECRYPT = 34;
     static final int C_SIGN_INIT = 42;
     static final int C_SIGN = 43;
-    static final int C_GENERATE_RANDOM = 64;
-    private static final int LAST_USED = C_GENERATE_RANDOM;
+    private static final int LAST_USED = C_SIGN;
 
-    /**
-     * {@code CK_RV C_xxxInit(hSession, pMechanism, hKey)}; also
-     * {@code CK_RV C_GenerateRandom(hSession, pRandomData, ulRandomLen)}, which has the same shape.
-     */
+    /** {@code CK_RV C_xxxInit(hSession, pMechanism, hKey)}. */
     private static final FunctionDescriptor INIT = FunctionDescriptor.of(CK_ULONG, CK_ULONG, ADDRESS, CK_ULONG);
     /** {@code CK_RV C_xxx(hSession, pIn, ulInLen, pOut, pulOutLen)}. */
     private static final FunctionDescriptor SINGLE =
@@ -51,7 +47,6 @@ final class CryptokiFunctions {
     final MethodHandle decrypt;
     final MethodHandle signInit;
     final MethodHandle sign;
-    final MethodHandle generateRandom;
 
     private CryptokiFunctions(MemorySegment list, SymbolLookup exported) {
         Linker linker = Linker.nativeLinker();
@@ -61,7 +56,6 @@ final class CryptokiFunctions {
         decrypt = linker.downcallHandle(entry(list, C_DECRYPT, "C_Decrypt", exported), SINGLE);
         signInit = linker.downcallHandle(entry(list, C_SIGN_INIT, "C_SignInit", exported), INIT);
         sign = linker.downcallHandle(entry(list, C_SIGN, "C_Sign", exported), SINGLE);
-        generateRandom = linker.downcallHandle(entry(list, C_GENERATE_RANDOM, "C_GenerateRandom", exported), INIT);
     }
 
     /**

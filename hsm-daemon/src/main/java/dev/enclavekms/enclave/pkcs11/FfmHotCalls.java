@@ -114,23 +114,6 @@ final class FfmHotCalls implements HotCalls {
         }
     }
 
-    /**
-     * Into the scratch's output buffer, which is wiped when the scratch goes back: the bytes
-     * may become a data key. An encryption takes its IV here: through the wrapper it was the
-     * one JNI call left on that path (docs/performance.md, session 7).
-     */
-    @Override
-    public byte[] random(Session session, int length) throws PKCS11Exception {
-        long hs = session.getSessionHandle();
-        NativeScratch b = take();
-        try {
-            check(init(fn.generateRandom, hs, b.output(length), length));
-            return b.outputBytes(length);
-        } finally {
-            giveBack(b);
-        }
-    }
-
     /** For tests: a scratch that waits in the pool, or null. */
     NativeScratch idleScratch() {
         return idle.peekFirst();

@@ -10,8 +10,8 @@ import static org.xipki.pkcs11.wrapper.PKCS11Constants.CKM_SHA256_HMAC;
 
 /**
  * The device calls {@link Pkcs11Enclave} makes per request — AES-GCM encryption and
- * decryption, signatures and MACs, each an Init and a single-part call on a borrowed
- * session, and random bytes (an encryption's IV, a data key) — through the wrapper ({@link WrapperHotCalls}) or through FFM ({@link FfmHotCalls}).
+ * decryption, signatures and MACs — each an Init and a single-part call on a borrowed
+ * session, through the wrapper ({@link WrapperHotCalls}) or through FFM ({@link FfmHotCalls}).
  * Both report a device error as the wrapper's {@link PKCS11Exception} with the module's CKR,
  * so the enclave's recovery and error mapping do not depend on the binding.
  *
@@ -37,9 +37,6 @@ interface HotCalls {
 
     /** The signature or MAC of {@code data} as the module returns it (ECDSA: r ‖ s). */
     byte[] sign(Session session, SignMechanism mechanism, long key, byte[] data) throws PKCS11Exception;
-
-    /** {@code length} (&gt; 0) bytes from the token's generator ({@code C_GenerateRandom}). */
-    byte[] random(Session session, int length) throws PKCS11Exception;
 
     /** The signing mechanisms of the enclave's key algorithms. */
     enum SignMechanism {

@@ -97,7 +97,7 @@ import static org.xipki.pkcs11.wrapper.PKCS11Constants.CK_UNAVAILABLE_INFORMATIO
 
 /**
  * The {@link Enclave} on a PKCS#11 token, through the IAIK wrapper (org.xipki:ipkcs11wrapper);
- * the hot calls (encrypt, decrypt, sign, HMAC, random bytes) through FFM by default ({@link Pkcs11Binding}, {@link HotCalls}).
+ * the hot calls (encrypt, decrypt, sign, HMAC) through FFM by default ({@link Pkcs11Binding}, {@link HotCalls}).
  *
  * <h2>Sessions and login</h2>
  * A pool of at most {@link Pkcs11Config#sessionPoolSize()} read/write sessions, opened on
@@ -335,7 +335,7 @@ public final class Pkcs11Enclave implements Enclave {
             KeyHandle k = secretKey(s, key);
             // The IV comes from the token's generator, as the SPI promises; a fresh one per call
             // (also per retry), so an IV is never used twice with one key.
-            byte[] iv = hot.random(s, IV_BYTES);
+            byte[] iv = s.generateRandom(IV_BYTES);
             byte[] ct;
             try {
                 ct = hot.encrypt(s, k.handle(), iv, ad, plaintext);
@@ -478,7 +478,7 @@ public final class Pkcs11Enclave implements Enclave {
         if (length == 0) {
             return SecretBytes.adopt(new byte[0]);
         }
-        return withSession("C_GenerateRandom", s -> SecretBytes.adopt(hot.random(s, length)));
+        return withSession("C_GenerateRandom", s -> SecretBytes.adopt(s.generateRandom(length)));
     }
 
     @Override

@@ -59,9 +59,4 @@ final class WrapperHotCalls implements HotCalls {
         }
         return s.signSingle(m, key, data);
     }
-
-    @Override
-    public byte[] random(Session s, int length) throws PKCS11Exception {
-        return s.generateRandom(length);
-    }
 }

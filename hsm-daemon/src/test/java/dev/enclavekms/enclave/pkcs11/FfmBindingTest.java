@@ -272,47 +272,6 @@ class FfmBindingTest {
         // then crashes the process in C_Sign (BN_num_bits; measured through FFM, and the wrapper
         // makes the same two calls). The enclave never asks: it checks the key's algorithm first.
         sameFailure(false, h -> h.encrypt(fresh(), hmacKey, iv, AAD, new byte[1]));
-        // C_GenerateRandom on a closed session.
-        long randomClosed = sameFailure(false, h -> {
-            Session gone = fresh();
-            gone.closeSession();
-            return h.random(gone, Pkcs11Enclave.IV_BYTES);
-        });
-        assertEquals(CKR_SESSION_HANDLE_INVALID, randomClosed);
-    }
-
-    // ---------------------------------------------------------------- random bytes
-
-    @ParameterizedTest
-    @ValueSource(ints = {1, 12, 32, 511, 512, 513, 4096})
-    void random_ffm_freshBytesOfTheLengthAskedAndScratchWiped(int length) throws Exception {
-        FfmHotCalls viaFfm = new FfmHotCalls(inspector.library.ffm());
-        byte[] a = viaFfm.random(inspector.session, length);
-        byte[] b = viaFfm.random(inspector.session, length);
-        assertEquals(length, a.length);
-        assertEquals(length, b.length);
-        if (length >= Pkcs11Enclave.IV_BYTES) {
-            assertFalse(java.util.Arrays.equals(a, b), "two draws of " + length + " bytes are equal");
-            assertFalse(java.util.Arrays.equals(new byte[length], a), "all zero: nothing was written");
-        }
-        NativeScratch scratch = viaFfm.idleScratch();
-        assertNotNull(scratch);
-        assertAllZero(scratch.outputBuffer()); // the bytes may be a data key
-        try (SecretBytes r = ffm.random(length)) {
-            assertEquals(length, r.reveal().length);
-        }
-    }
-
-    @Test
-    void encrypt_ffm_ivFromTheTokenFreshPerCall_wrapperDecrypts() throws Exception {
-        ObjectId key = keys.get(KeyAlgorithm.AES_256_GCM);
-        Sealed first = ffm.encrypt(key, AAD, new byte[] {1, 2, 3});
-        Sealed second = ffm.encrypt(key, AAD, new byte[] {1, 2, 3});
-        assertEquals(Pkcs11Enclave.IV_BYTES, first.iv().length);
-        assertFalse(java.util.Arrays.equals(first.iv(), second.iv()), "an IV used twice with one key");
-        try (SecretBytes back = wrapper.decrypt(key, AAD, second)) {
-            assertArrayEquals(new byte[] {1, 2, 3}, back.reveal());
-        }
     }
 
     @Test
