@@ -52,7 +52,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * a {@code fdatasync} that began after its write succeeded and every commit before it is
  * durable; a failed commit fails every commit written after it. A caller on a virtual thread
  * takes a lane only when no other commit is in flight (its native {@code fdatasync} pins its
- * carrier); otherwise an appender takes its record.
+ * carrier); otherwise an appender takes its record. Under load — a commit of at least
+ * {@link #LARGE_COMMIT} records in flight — an appender does not start the second lane: the
+ * records queued behind that flush go with the next commit of the lane that flushes. Calls
+ * then arrive faster than flushes end, so the overlap would only halve every commit and
+ * double the {@code fdatasync}s (each ≈ 26 µs of CPU on the development VM;
+ * docs/performance.md "The daemon's own work per call (session 7)").
  *
  * <h2>Failing closed</h2>
  * When a write, an fsync or the check that the file is still the one being written (not
@@ -100,6 +105,11 @@ public final class AuditLog implements AutoCloseable {
      * (docs/performance.md "Overlapping group commits (session 6)").
      */
     static final int LANES = 2;
+    /**
+     * Records in a commit from which the log counts as under load: while such a commit is in
+     * flight, an appender leaves the queue to that commit's lane (see Overlapping commits).
+     */
+    static final int LARGE_COMMIT = 4;
     /** How much zero padding the log keeps ahead of its last record (see Preallocation above). */
     static final int PREALLOCATION_BYTES = 1 << 20;
     /** Below this much padding left, the appender thread grows it. */
@@ -531,13 +541,13 @@ public final class AuditLog implements AutoCloseable {
             // No flush to wait for: a write to the page cache costs this thread less than
             // waking the appender (one wake-up per commit measured 9 µs per call at 16 × 8).
             lead();
-        } else if (!writing.get() && !freeLanes.isEmpty()) {
+        } else if (!writing.get() && !freeLanes.isEmpty() && !largeCommitInFlight()) {
             wakeAppender();
         }
-        // Else a writer is at work, or every lane is committing: the writer looks at the queue
-        // once it lets go of the write, and each lane's holder once its commit is settled (see
-        // lead). Waking an appender anyway would cost this thread a system call and the
-        // appender an empty round.
+        // Else a writer is at work, or every lane is committing, or a large commit is (the
+        // second lane waits for it under load): the writer looks at the queue once it lets go
+        // of the write, and each lane's holder once its commit is settled (see lead). Waking an
+        // appender anyway would cost this thread a system call and the appender an empty round.
     }
 
     /**
@@ -759,6 +769,18 @@ public final class AuditLog implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether a commit of at least {@link #LARGE_COMMIT} records is being written or flushed:
+     * the log is under load, and the second lane waits for it (see Overlapping commits).
+     */
+    private boolean largeCommitInFlight() {
+        for (Lane lane : lanes) {
+            Request[] inFlight = lane.inFlight;
+            if (inFlight != null && inFlight.length >= LARGE_COMMIT) return true;
+        }
+        return false;
+    }
+
     private boolean onAppender() {
         Thread t = Thread.currentThread();
         for (Thread a : appenders) {
@@ -822,6 +844,11 @@ public final class AuditLog implements AutoCloseable {
                     handOff = true; // once this lane is back
                     break;
                 }
+                if (appenderThread && freeLanes.size() < LANES - 1 && largeCommitInFlight()) {
+                    // Under load: the queue goes with that lane's next commit, once it is settled
+                    // (its holder looks at the queue then), instead of as a second, smaller one.
+                    break;
+                }
                 if (!writing.compareAndSet(false, true)) {
                     break;
                 }
@@ -842,7 +869,7 @@ public final class AuditLog implements AutoCloseable {
                     batch.clear();
                     writing.set(false);
                 }
-                if (!stopped && !queue.isEmpty() && !freeLanes.isEmpty()) {
+                if (!stopped && !queue.isEmpty() && !freeLanes.isEmpty() && !largeCommitInFlight()) {
                     wakeAppender(); // queued during this write: its commit need not wait for this flush
                 }
                 commit(written, lane);

@@ -698,6 +698,56 @@ class AuditLogTest {
     }
 
     @Test
+    void overlap_underLoad_aRecordArrivingDuringALargeCommitsFlushWaitsForIt_noSecondFlush() throws Exception {
+        FaultyDisk disk = new FaultyDisk();
+        AuditLog log = open(options(), disk);
+        Path file = log.head().file();
+        List<Told> told = new ArrayList<>();
+        // A commit of more than LARGE_COMMIT records: they queue while "a" is held mid-write.
+        var aWrite = new java.util.concurrent.CountDownLatch(1);
+        disk.writeGate = aWrite;
+        var a = appendThenTelling(log, "a", told);
+        assertTrue(disk.writeHeld.await(20, java.util.concurrent.TimeUnit.SECONDS), "\"a\" is being written");
+        List<java.util.concurrent.CompletableFuture<AuditUnavailableException>> large = new ArrayList<>();
+        List<String> order = new ArrayList<>(List.of("a"));
+        for (int i = 0; i < AuditLog.LARGE_COMMIT + 6; i++) {
+            large.add(appendThenTelling(log, "b" + i, told));
+            order.add("b" + i);
+        }
+        var bWrite = new java.util.concurrent.CountDownLatch(1);
+        disk.writeGate = bWrite; // the write of the b-records waits too, until its flush is armed
+        aWrite.countDown();
+        assertEquals(null, a.get(20, java.util.concurrent.TimeUnit.SECONDS));
+        var bFlush = new java.util.concurrent.CountDownLatch(1);
+        disk.forceGate.set(bFlush);
+        bWrite.countDown();
+        assertTrue(disk.forceHeld.await(20, java.util.concurrent.TimeUnit.SECONDS), "the large commit is being flushed");
+        assertTrue(fileText(file).contains("\"method\":\"b" + (AuditLog.LARGE_COMMIT + 5) + "\""),
+                "the b-records went in one commit");
+        int forcesBefore = disk.forcesDone.get();
+
+        var c = appendThenTelling(log, "c", told);
+        order.add("c");
+        Thread.sleep(300);
+        assertFalse(fileText(file).contains("\"method\":\"c\""),
+                "\"c\" was written on the second lane while a large commit flushed");
+        assertEquals(forcesBefore, disk.forcesDone.get(), "a second flush ran while a large commit flushed");
+        assertFalse(c.isDone());
+
+        bFlush.countDown();
+        for (var b : large) {
+            assertEquals(null, b.get(20, java.util.concurrent.TimeUnit.SECONDS));
+        }
+        assertEquals(null, c.get(20, java.util.concurrent.TimeUnit.SECONDS), "\"c\" went with the lane's next commit");
+        assertEquals(order, told.stream().map(Told::method).toList(), "confirmed in chain order");
+        assertTrue(told.stream().allMatch(x -> x.refusal() == null), String.valueOf(told));
+        log.close();
+        assertEquals(order, records(dir.resolve("audit")).stream()
+                .filter(m -> "call".equals(m.get("type"))).map(m -> m.get("method")).toList());
+        assertEquals(AuditVerifier.Status.INTACT, verify().status(), String.valueOf(verify()));
+    }
+
+    @Test
     void overlap_aCallerOnAVirtualThread_leavesTheSecondLaneToAnAppender() throws Exception {
         // Its fdatasync would pin its carrier while the first commit's may pin the other one.
         FaultyDisk disk = new FaultyDisk();
