@@ -99,9 +99,10 @@ def latency(lat, out):
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 5.2))
     ticks = [50, 90, 99, 99.9, 99.99]
     colors = {"daemon": "tab:blue", "daemon-open-loop": "tab:orange", "daemon-open-loop-1ms": "tab:purple", "direct": "tab:green", "p11-kit": "tab:red",
-              "floor": "tab:gray"}
+              "floor": "tab:gray", "floor-open-loop": "tab:orange"}
     for ax, op in zip(axes, panels):
         wanted = [(op, "daemon", 1, 1, "daemon 1×1"), (op, "daemon-open-loop", None, None, "daemon open loop, 50 % of peak"),
+                  (op, "floor-open-loop", None, None, "empty call (Status), open loop at the same rate"),
                   (op, "daemon-open-loop-1ms", None, None, "daemon open loop, highest rate with p99 ≤ 1 ms"),
                   (op, "direct", 1, 1, "direct 1 thread"), (op, "p11-kit", 1, 1, "p11-kit 1 thread"),
                   ("status", "floor", 1, 1, "floor (Status) 1×1")]
@@ -115,7 +116,7 @@ def latency(lat, out):
                     continue
                 xs.append(1 / (1 - p / 100))
                 ys.append(us)
-            ax.plot(xs, ys, label=label, color=colors[s], linestyle="--" if s == "floor" else "-")
+            ax.plot(xs, ys, label=label, color=colors[s], linestyle="--" if s.startswith("floor") else "-")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks([1 / (1 - t / 100) for t in ticks])
