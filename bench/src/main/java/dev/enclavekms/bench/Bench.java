@@ -189,10 +189,10 @@ public final class Bench {
     /**
      * One warmed open-loop run of {@code calls} at {@code rate} on {@code conns} connections,
      * added as a row of {@code operation} and {@code system}; the note gets the generator's
-     * own lateness. @return the p99 in µs
+     * own lateness.
      */
-    double openLoopRow(KmsDaemon d, Load.Calls calls, String operation, double rate, int conns, String system,
-                       String note) throws Exception {
+    void openLoopRow(KmsDaemon d, Load.Calls calls, String operation, double rate, int conns, String system,
+                     String note) throws Exception {
         Measure m = new Measure();
         OpenLoop.run(d.socket, conns, rate, Math.min(1.0, mode.openLoopS() / 3), calls, histogram()); // warm-up
         Histogram h = histogram();
@@ -201,7 +201,6 @@ public final class Bench {
         m.add(r.callsPerS(), h, cpu, 1);
         m.note = note + "; " + r.lateness();
         add(m.row(operation, system, conns, 0), m.latencyNs);
-        return h.getValueAtPercentile(99) / 1000.0;
     }
 
     /** Shares of the closed-loop peak tried, highest first, for the highest rate with p99 ≤ 1 ms. */
