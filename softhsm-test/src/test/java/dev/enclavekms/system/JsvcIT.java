@@ -68,6 +68,7 @@ class JsvcIT {
                 "ENCLAVE_KMS_LOG_DIR", logDir.toString(),
                 "SOFTHSM2_CONF", host.softhsmConf.toString()));
         env.put("ENCLAVE_KMS_JAVA_HOME", System.getProperty("java.home"));
+        env.put("ENCLAVE_KMS_JAVA_OPTS", "-XX:+PrintFlagsFinal"); // to the -outfile: the JVM's options, read back below
         String script = Commands.repoFile("systemd/enclave-kms-jsvc").toString();
         Path log = logDir.resolve("enclave-kmsd.log");
 
@@ -75,6 +76,9 @@ class JsvcIT {
         assertEquals(0, start.exit(), start.stderr() + "\n" + read(log));
         long pid = Long.parseLong(Files.readString(host.socket.resolveSibling("jsvc.pid")).trim());
         startedPid = pid;
+        Path jvmOut = logDir.resolve("enclave-kmsd.out");
+        await("the JVM's options in " + jvmOut, () -> read(jvmOut).contains("MaxTenuringThreshold"));
+        LauncherJvmOptionsIT.assertTenuringThresholdFromLauncher(read(jvmOut));
         assertEquals(ProvisionedHost.NOBODY, Commands.run("ps", "-o", "uid=", "-p", Long.toString(pid)).stdout().trim());
         // The PIN reached the daemon as a credential the service user owns, never as its source file.
         Path creds = host.socket.resolveSibling("credentials");
